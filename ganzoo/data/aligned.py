@@ -1,0 +1,76 @@
+"""The pix2pix layout: ROOT/<split>/*.jpg, each file an A|B pair side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from ganzoo.data.images import decode, image_size, pil_mode, to_tensor
+from ganzoo.data.source import PairSource, images_in_split, split_folder
+from ganzoo.errors import DataError
+from ganzoo.registry import register
+
+Direction = Literal["AtoB", "BtoA"]
+
+
+@register(
+    "dataset",
+    "aligned",
+    paper="Isola et al., Image-to-Image Translation with Conditional Adversarial Networks, "
+    "CVPR 2017",
+)
+class AlignedPairs(PairSource):
+    """Side-by-side A|B image files in ROOT/<split>/ (the pix2pix 'aligned' layout).
+
+    The left half is A and the right half B; ``direction: BtoA`` makes the right half the
+    input. Widths must be even, so the halves have the same size.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        split: str,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        direction: Direction = "AtoB",
+    ) -> None:
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.direction = direction
+        self._input_mode = pil_mode(in_channels, "in_channels")
+        self._target_mode = pil_mode(out_channels, "out_channels")
+        self.files = images_in_split(
+            split_folder(Path(root), split),
+            hint=": for A/ and B/ folders use data.name: paired_folders",
+        )
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def path(self, index: int) -> str:
+        return str(self.files[index])
+
+    def size(self, index: int) -> tuple[int, int]:
+        h, w = image_size(self.files[index])
+        _check_width(self.files[index], w)
+        return h, w // 2
+
+    def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        path = self.files[index]
+        ab = decode(path)
+        w, h = ab.size
+        _check_width(path, w)
+        left = ab.crop((0, 0, w // 2, h))
+        right = ab.crop((w // 2, 0, w, h))
+        inp, target = (left, right) if self.direction == "AtoB" else (right, left)
+        return to_tensor(inp, self._input_mode), to_tensor(target, self._target_mode)
+
+
+def _check_width(path: Path, width: int) -> None:
+    if width % 2:
+        raise DataError(
+            f"{path}: width {width} is odd, so it does not split into equal A|B halves; "
+            "an aligned pair is A and B of the same size side by side"
+        )

@@ -1,0 +1,274 @@
+"""A registered pair source + the shared preprocessing = the dataset the trainer iterates."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import torch
+from torch.utils.data import Dataset
+
+from ganzoo import registry
+from ganzoo.data.embedded import resolve_root
+from ganzoo.data.seeding import item_rng
+from ganzoo.data.source import PairSource
+from ganzoo.data.store import PackedImages
+from ganzoo.data.transforms import PairTransform
+from ganzoo.errors import DataError
+
+if TYPE_CHECKING:
+    from ganzoo.recipe import DataSection
+
+T = TypeVar("T")
+
+
+class DataWarning(UserWarning):
+    """A skipped image (``data.skip_corrupt: true``)."""
+
+
+class PairedDataset(Dataset):
+    """Preprocessed pairs: ``ds[i]`` -> {"A": (in_channels, h, w), "B": (out_channels, h, w),
+    "path": str}, float32 in [-1, 1].
+
+    The crop and flip of item ``i`` are a pure function of (seed, epoch, i); ``ds[(epoch, i)]``
+    names the epoch explicitly (the loader does this, so persistent workers never see a stale
+    epoch), ``ds[i]`` uses the one set by :meth:`set_epoch`.
+    """
+
+    def __init__(
+        self,
+        source: PairSource,
+        transform: PairTransform,
+        indices: Sequence[int],
+        *,
+        seed: int = 0,
+        store: tuple[PackedImages, PackedImages] | None = None,
+        skip_corrupt: bool = False,
+    ) -> None:
+        self.source = source
+        self.transform = transform
+        self.indices = list(indices)  # positions in ``source`` of the readable pairs
+        self.seed = seed
+        self.epoch = 0
+        self.store = store
+        self.skip_corrupt = skip_corrupt
+        self._loaders: dict[tuple[Any, ...], Any] = {}  # see ganzoo.data.loader
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    @property
+    def cached(self) -> bool:
+        return self.store is not None
+
+    def path(self, i: int) -> str:
+        return self.source.path(self.indices[i])
+
+    def prepared(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``i`` decoded and resized (uint8, before the random crop and flip)."""
+        if self.store is not None:
+            return self.store[0][i], self.store[1][i]
+        for step in range(len(self)):
+            k = (i + step) % len(self)
+            try:
+                a, b = self.source.load(self.indices[k])
+            except DataError as exc:
+                if not self.skip_corrupt:
+                    raise
+                warnings.warn(
+                    f"data.skip_corrupt: {_what(exc)}; using the next pair instead",
+                    DataWarning,
+                    stacklevel=2,
+                )
+                continue
+            return self.transform.prepare(a), self.transform.prepare(b)
+        raise DataError(f"no readable image left in {self.source.path(self.indices[i])}'s split")
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for a dataset of {len(self)} pairs")
+        a, b = self.prepared(i)
+        a, b = self.transform.augment(a, b, item_rng(self.seed, epoch, i))
+        return {"A": a, "B": b, "path": self.path(i)}
+
+    def close(self) -> None:
+        """Stop the persistent loader workers of this dataset (they also stop with it)."""
+        for loader in self._loaders.values():
+            shutdown_workers(loader)
+        self._loaders.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_loaders"] = {}  # a worker gets the data, not the loaders
+        return state
+
+
+def shutdown_workers(loader: Any) -> None:
+    """Stop the persistent workers of a DataLoader now (the next iteration starts new ones)."""
+    iterator = getattr(loader, "_iterator", None)  # torch keeps persistent workers there
+    if iterator is not None:
+        loader._iterator = None
+        stop = getattr(iterator, "_shutdown_workers", None)
+        if stop is not None:
+            stop()
+
+
+def split_name(data: DataSection, split: str | None, train: bool) -> str:
+    """The folder of a split: None -> data.train_split / data.val_split by ``train``; a name
+    in (train_split, val_split) or any other folder name -> itself; otherwise the roles
+    'train' / 'val' -> data.train_split / data.val_split."""
+    if split is None:
+        return data.train_split if train else data.val_split
+    if split in (data.train_split, data.val_split):
+        return split
+    return {"train": data.train_split, "val": data.val_split}.get(split, split)
+
+
+def build_dataset(
+    data: DataSection, split: str | None = None, *, train: bool = True, seed: int = 0
+) -> PairedDataset:
+    """The dataset of one split, from a recipe's ``data`` section.
+
+    ``train`` picks random crops and flips (else the deterministic evaluation geometry, see
+    :mod:`ganzoo.data.transforms`). With ``data.cache`` every pair is decoded and resized once,
+    here, and kept as uint8 in memory.
+    """
+    crop = data.image_size
+    transform = PairTransform(
+        preprocess=data.preprocess,
+        load_size=data.load_size,
+        crop=(int(crop[0]), int(crop[1])),
+        flip=data.flip,
+        train=train,
+    )
+    source = registry.create(
+        "dataset",
+        data.name,
+        root=resolve_root(data.root),
+        split=split_name(data, split, train),
+        in_channels=data.in_channels,
+        out_channels=data.out_channels,
+        **data.params,
+    )
+    if len(source) == 0:
+        raise DataError(f"data.root {data.root}: split '{split_name(data, split, train)}' is empty")
+
+    def check(k: int) -> tuple[int, int]:
+        h, w = source.size(k)
+        transform.check_size(h, w, source.path(k))
+        return h, w
+
+    sizes = _keep_readable(source, range(len(source)), check, data.skip_corrupt)
+    store = None
+    if data.cache and sizes:
+        sizes, store = _decode_all(source, transform, sizes, data.skip_corrupt)
+    if not sizes:
+        raise DataError(
+            f"data.root {data.root}: no readable image in split '{split_name(data, split, train)}'"
+        )
+    return PairedDataset(
+        source, transform, list(sizes), seed=seed, store=store, skip_corrupt=data.skip_corrupt
+    )
+
+
+def _parallel(fn: Callable[[int], T], indices: Sequence[int]) -> list[T | DataError]:
+    """``fn`` over ``indices`` on a few threads (decoding releases the GIL); DataErrors returned."""
+
+    def guarded(k: int) -> T | DataError:
+        try:
+            return fn(k)
+        except DataError as exc:
+            return exc
+
+    workers = min(8, os.cpu_count() or 1)
+    if workers == 1 or len(indices) < 8:
+        return [guarded(k) for k in indices]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(guarded, indices))
+
+
+def _keep_readable(
+    source: PairSource, indices: Sequence[int], fn: Callable[[int], T], skip: bool
+) -> dict[int, T]:
+    """{index: fn(index)} for the pairs where ``fn`` succeeds; the first failure raises unless
+    ``skip``, which warns once per skipped file."""
+    kept: dict[int, T] = {}
+    for k, result in zip(indices, _parallel(fn, indices), strict=True):
+        if isinstance(result, DataError):
+            if not skip:
+                raise result
+            warnings.warn(f"data.skip_corrupt: skipping {_what(result)}", DataWarning, stacklevel=3)
+            continue
+        kept[k] = result
+    return kept
+
+
+def _decode_all(
+    source: PairSource,
+    transform: PairTransform,
+    sizes: dict[int, tuple[int, int]],
+    skip: bool,
+) -> tuple[dict[int, tuple[int, int]], tuple[PackedImages, PackedImages]]:
+    """Decode and resize every pair once into two packed uint8 stores (A and B)."""
+    prepared = {k: transform.prepared_size(*hw) for k, hw in sizes.items()}
+    order = list(sizes)
+    store_a = PackedImages([(source.in_channels, *prepared[k]) for k in order])
+    store_b = PackedImages([(source.out_channels, *prepared[k]) for k in order])
+    _check_memory(store_a.nbytes + store_b.nbytes, len(order))
+    slot = {k: j for j, k in enumerate(order)}
+
+    def fill(k: int) -> tuple[int, int]:
+        a, b = source.load(k)
+        a, b = transform.prepare(a), transform.prepare(b)
+        if a.shape[-2:] != b.shape[-2:]:
+            raise DataError(f"{source.path(k)}: A and B differ in size after decoding")
+        store_a[slot[k]], store_b[slot[k]] = a, b
+        return sizes[k]
+
+    kept = _keep_readable(source, order, fill, skip)
+    if len(kept) == len(order):
+        return kept, (store_a, store_b)
+    # rare: files that passed the header check but fail to decode; repack without them
+    keep = [k for k in order if k in kept]
+    packed = []
+    for store, channels in ((store_a, source.in_channels), (store_b, source.out_channels)):
+        new = PackedImages([(channels, *prepared[k]) for k in keep])
+        for j, k in enumerate(keep):
+            new[j] = store[slot[k]]
+        packed.append(new)
+    return kept, (packed[0], packed[1])
+
+
+def _what(exc: DataError) -> str:
+    """The part of a DataError that says what is wrong (before the advice)."""
+    return str(exc).split("; ")[0]
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(nbytes: int, count: int) -> None:
+    free = _available_memory()
+    if free is not None and nbytes > free // 2:
+        raise DataError(
+            f"caching {count} decoded pairs needs {nbytes / 2**30:.1f} GiB but only "
+            f"{free / 2**30:.1f} GiB of memory is available; set data.cache: false"
+        )

@@ -1,0 +1,96 @@
+"""The pix2pixHD multi-scale discriminator: ``num_d`` PatchGANs on an image pyramid.
+
+As pix2pixHD's ``MultiscaleDiscriminator`` with ``getIntermFeat``: scale ``s`` sees the input
+average-pooled ``s`` times by ``AvgPool2d(3, stride=2, padding=1, count_include_pad=False)``
+(``H -> ceil(H / 2)``), and each scale is pix2pixHD's own ``NLayerDiscriminator``, which differs
+from pix2pix's: 4x4 convs with padding 2, a bias on every conv, widths ``min(2^n * ndf, 512)``.
+So at 256x256 with ``n_layers=3`` the logits are 35x35, 19x19 and 11x11 (pix2pix's padding-1
+PatchGAN would give 30, 14 and 6).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ganzoo.discriminators.layers import sides, smallest_sides
+from ganzoo.discriminators.patchgan import patch_stack
+from ganzoo.errors import RegistryError
+from ganzoo.generators.common import finish_network
+from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName
+from ganzoo.nn.receptive_field import ConvGeometry
+from ganzoo.registry import register
+
+
+@register(
+    "discriminator",
+    "multiscale",
+    paper="Wang et al., High-Resolution Image Synthesis and Semantic Manipulation with "
+    "Conditional GANs (pix2pixHD), CVPR 2018",
+)
+class MultiscaleDiscriminator(nn.Module):
+    """pix2pixHD multi-scale PatchGANs: num_d branches with features, full resolution first.
+
+    ``forward(x)``: ``x`` is ``(N, in_channels, H, W)``; returns one list per scale,
+    ``[f_1, ..., f_{n_layers+1}, logits]``. Attention: a spec at resolution ``r`` goes into
+    every scale that has a stride-2 stage producing ``r``-high maps (nominal heights
+    ``ceil(H / 2^s) / 2^k``), and must fit at least one.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_d: int = 3,
+        n_layers: int = 3,
+        ndf: int = 64,
+        norm: NormName = "instance",
+        spectral_norm: bool = False,
+        init: InitName = "normal",
+        init_gain: float = 0.02,
+        attention: list[AttentionSpec] | None = None,
+        image_size: int | tuple[int, int] = 256,
+    ) -> None:
+        super().__init__()
+        if num_d < 1:
+            raise RegistryError(f"num_d must be at least 1, got {num_d}")
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        pool = ConvGeometry(3, 2, 1)
+        height, width = sides(image_size)
+        name = f"multiscale with num_d={num_d}, n_layers={n_layers}"
+        scales, used, offered = [], set(), []
+        for s in range(num_d):
+            slots = AttentionSlots(attention, (height, width), f"{name} (scale {s})")
+            scales.append(
+                patch_stack(
+                    in_channels,
+                    ndf=ndf,
+                    n_layers=n_layers,
+                    norm=norm,
+                    slots=slots,
+                    style="pix2pixhd",
+                )
+            )
+            used |= slots.used
+            offered += slots.offered
+            height, width = pool.output_side(height), pool.output_side(width)
+        self.scales = nn.ModuleList(scales)
+        whole = AttentionSlots(attention, image_size, name)  # one error for specs no scale took
+        whole.used, whole.offered = used, offered
+        whole.finish()
+        chains = [[self.downsample] * s + list(stack) for s, stack in enumerate(scales)]
+        finish_network(
+            self,
+            init=init,
+            init_gain=init_gain,
+            spectral_norm=spectral_norm,
+            size_divisor=1,
+            min_side=max(smallest_sides(chains)),
+        )
+
+    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        result = []
+        for s, scale in enumerate(self.scales):
+            if s:
+                x = self.downsample(x)
+            result.append(scale(x))
+        return result

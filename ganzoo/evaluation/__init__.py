@@ -1,0 +1,1 @@
+"""Metrics, translation, export."""

@@ -1,0 +1,157 @@
+"""Running a trained G on images: eval vs train mode, and images of any size.
+
+Two test-time behaviours exist because the pix2pix reference has both (see docs/inference.md):
+
+* ``mode="eval"``: BatchNorm uses its running statistics, dropout is off (deterministic).
+* ``mode="train"``: what the reference's ``test.py`` does unless ``--eval``: BatchNorm normalises
+  with the statistics of the batch and dropout stays on. It runs on a copy of G, so G's running
+  statistics (and spectral-norm vectors) are never updated; the dropout draws come from
+  ``seed``, so the outputs are reproducible.
+
+Sizes: a generator declares ``size_divisor`` and ``min_side``; an image is either padded
+(reflect) to the next size G accepts and the output cropped back, or resized.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Literal, TypeVar
+
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
+from torch import nn
+from torchvision.transforms import InterpolationMode
+
+from ganzoo.errors import GanzooError, SizeError
+from ganzoo.nn.sizes import check_image_size
+
+Mode = Literal["eval", "train"]
+T = TypeVar("T")
+MODES = ("eval", "train")
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise GanzooError(f"mode '{mode}' is unknown; use eval or train (see docs/inference.md)")
+
+
+def default_batch_size(mode: str) -> int:
+    """1 in train mode (batch statistics then depend on one image, as in the reference
+    test.py), 8 in eval mode (where the batch size does not change the outputs)."""
+    return 1 if mode == "train" else 8
+
+
+@contextmanager
+def generator_in_mode(net: nn.Module, mode: str, seed: int = 0) -> Iterator[nn.Module]:
+    """The module to call for ``mode``: ``net`` itself in eval mode, a train-mode copy (whose
+    buffers updates are thrown away) in train mode, with the torch RNG seeded and restored."""
+    check_mode(mode)
+    if mode == "eval":
+        was_training = net.training
+        net.eval()
+        try:
+            yield net
+        finally:
+            net.train(was_training)
+        return
+    working = copy.deepcopy(net).train()
+    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield working
+
+
+def parse_size(text: str | int | tuple[int, int] | None) -> tuple[int, int] | None:
+    """'256' -> (256, 256); '256x512' (height x width) -> (256, 512); None stays None."""
+    if text is None or isinstance(text, tuple):
+        return text
+    if isinstance(text, int):
+        return (text, text)
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(text))
+    if not m or int(m.group(1)) < 1 or (m.group(2) is not None and int(m.group(2)) < 1):
+        raise GanzooError(f"size '{text}': expected N or HxW with positive integers, e.g. 256x512")
+    h = int(m.group(1))
+    return (h, int(m.group(2)) if m.group(2) is not None else h)
+
+
+def valid_size(net: nn.Module, h: int, w: int) -> tuple[int, int]:
+    """The smallest (H, W) >= (h, w) that ``net`` accepts (its size_divisor, min_side)."""
+    divisor = int(getattr(net, "size_divisor", 1))
+    min_side = int(getattr(net, "min_side", 1))
+
+    def side(s: int) -> int:
+        return -(-max(s, min_side) // divisor) * divisor
+
+    return side(h), side(w)
+
+
+def pad_to(x: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad (N, C, h, w) to (N, C, H, W), centred, by reflection (replication where the image is
+    too small to reflect); returns the padded batch and the (top, left) offset of the image."""
+    h, w = x.shape[-2:]
+    ph, pw = size[0] - h, size[1] - w
+    if ph == 0 and pw == 0:
+        return x, (0, 0)
+    top, left = ph // 2, pw // 2
+    pads = (left, pw - left, top, ph - top)
+    reflectable = max(pads[0], pads[1]) < w and max(pads[2], pads[3]) < h
+    return F.pad(x, pads, mode="reflect" if reflectable else "replicate"), (top, left)
+
+
+def resize_uint8(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 (C, h, w) -> uint8 (C, H, W): bicubic with antialias, as the data pipeline."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return TF.resize(image, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
+
+
+def to_unit(image: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., C, H, W) in [0, 255] -> float32 in [-1, 1] (x / 127.5 - 1, as training)."""
+    return image.float() / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float (..., C, H, W) in [-1, 1] -> uint8 in [0, 255] (rounded, clamped)."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
+@torch.no_grad()
+def translate_batch(net: nn.Module, x: torch.Tensor, *, pad: bool = True) -> torch.Tensor:
+    """G on a batch of one size: (N, C, h, w) in [-1, 1] -> (N, C', h, w) in [-1, 1].
+
+    With ``pad`` the batch is reflect-padded to the next size G accepts and the output is
+    cropped back; without it the size must already be valid (else a one-line SizeError).
+    """
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if not pad:
+        check_image_size(net, "the generator", h, w)
+        return net(x)
+    padded, (top, left) = pad_to(x, valid_size(net, h, w))
+    return net(padded)[..., top : top + h, left : left + w]
+
+
+def check_resize_size(net: nn.Module, size: tuple[int, int]) -> None:
+    """A one-line SizeError when G cannot take images resized to ``size`` (h, w)."""
+    try:
+        check_image_size(net, "the generator", *size)
+    except SizeError as exc:
+        advice = "(pass --size accordingly, or --pad)"
+        raise SizeError(str(exc).replace("(set data.crop_size accordingly)", advice)) from None
+
+
+def same_size_batches(
+    items: Iterable[tuple[T, torch.Tensor]], batch_size: int
+) -> Iterator[list[tuple[T, torch.Tensor]]]:
+    """Group consecutive (key, image) items whose images have one shape, ``batch_size`` at most."""
+    batch: list[tuple[T, torch.Tensor]] = []
+    for item in items:
+        if batch and (len(batch) == batch_size or item[1].shape != batch[0][1].shape):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch

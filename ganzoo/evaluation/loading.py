@@ -1,0 +1,161 @@
+"""A trained generator back from a run directory, a checkpoint or an exported safetensors file.
+
+``load_generator(path)`` accepts
+
+* a run directory: its newest ``checkpoints/step_*.pt``;
+* a checkpoint ``.pt`` (read with ``weights_only=True``, never unpickling code);
+* a ``.safetensors`` file written by ``ganzoo export --format safetensors``, whose metadata
+  carries the resolved recipe as JSON (key ``recipe``), so the file alone rebuilds G.
+
+When the run kept an EMA of G (``optim.ema_decay``) its weights are used unless
+``use_ema=False``; :class:`GeneratorInfo` says which weights were loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganzoo.build import build_generator
+from ganzoo.errors import GanzooError, TrainingError
+from ganzoo.recipe import Recipe, from_dict
+from ganzoo.training.checkpoint import latest_checkpoint, load_checkpoint
+
+#: ``format`` value in the metadata of an exported safetensors generator.
+SAFETENSORS_FORMAT = "ganzoo-generator-1"
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """Where a loaded generator came from."""
+
+    path: Path  # the file the weights were read from
+    kind: str  # "checkpoint" or "safetensors"
+    step: int | None  # training step of the weights, when known
+    ema: bool  # True when these are the EMA weights
+
+    def describe(self) -> str:
+        """One line, e.g. 'step 3000 of runs/x/checkpoints/step_00003000.pt (EMA weights)'."""
+        step = f"step {self.step} of " if self.step is not None else ""
+        weights = "EMA weights" if self.ema else "raw generator weights"
+        return f"{step}{self.path} ({weights})"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' -> CUDA when visible, else CPU; 'cuda' without a GPU is a one-line error."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GanzooError(f"device '{name}' asked for but no CUDA device is visible; use cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise GanzooError(f"unknown device '{name}'; use auto, cpu or cuda") from None
+
+
+def find_checkpoint(path: Path) -> Path:
+    """The checkpoint file named by ``path``: itself, or a run directory's newest one."""
+    path = Path(path)
+    if not path.exists():
+        raise TrainingError(
+            f"{path}: no such run directory or checkpoint; give RUN_DIR, a step_*.pt file or an "
+            "exported .safetensors file"
+        )
+    if path.is_file():
+        return path
+    ckpt = latest_checkpoint(path / "checkpoints")
+    if ckpt is None:
+        what = "has no checkpoints yet" if (path / "recipe.yaml").is_file() else (
+            "is not a run directory (no checkpoints/ folder)"
+        )
+        raise TrainingError(f"{path} {what}; train it first (`ganzoo train`) or give a .pt file")
+    return ckpt
+
+
+def ema_weights(ema_state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """G's state dict out of a ``torch.optim.swa_utils.AveragedModel`` state dict
+    (keys ``module.<name>`` plus the ``n_averaged`` counter)."""
+    prefix = "module."
+    return {k[len(prefix) :]: v for k, v in ema_state.items() if k.startswith(prefix)}
+
+
+def _recipe(tree: Any, source: Path) -> Recipe:
+    if not isinstance(tree, dict):
+        raise TrainingError(f"{source}: carries no recipe; it was not written by ganzoo")
+    return from_dict(tree, source=f"{source} (recipe)")
+
+
+def _load_weights(net: nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise TrainingError(
+            f"{source}: its weights do not fit the generator its recipe builds ({first[:160]})"
+        ) from None
+
+
+def _from_checkpoint(path: Path, use_ema: bool) -> tuple[nn.Module, Recipe, GeneratorInfo]:
+    state = load_checkpoint(path)
+    recipe = _recipe(state.get("recipe"), path)
+    net = build_generator(recipe)
+    ema_state = state.get("ema")
+    use = use_ema and isinstance(ema_state, dict) and int(ema_state.get("n_averaged", 1)) > 0
+    _load_weights(net, ema_weights(ema_state) if use else state["generator"], path)
+    step = state.get("step")
+    return net, recipe, GeneratorInfo(path, "checkpoint", int(step) if step is not None else None,
+                                      bool(use))
+
+
+def _from_safetensors(path: Path) -> tuple[nn.Module, Recipe, GeneratorInfo]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            weights = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+    except (SafetensorError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainingError(f"{path}: not a readable safetensors file ({first[:160]})") from None
+    if meta.get("format") != SAFETENSORS_FORMAT or "recipe" not in meta:
+        raise TrainingError(
+            f"{path}: no ganzoo recipe in its metadata; export it with "
+            "`ganzoo export RUN_DIR --format safetensors`"
+        )
+    try:
+        tree = json.loads(meta["recipe"])
+    except json.JSONDecodeError:
+        raise TrainingError(f"{path}: the recipe in its metadata is not valid JSON") from None
+    recipe = _recipe(tree, path)
+    net = build_generator(recipe)
+    _load_weights(net, weights, path)
+    step = meta.get("step")
+    info = GeneratorInfo(path, "safetensors", int(step) if step and step.isdigit() else None,
+                         meta.get("ema") == "true")
+    return net, recipe, info
+
+
+def load_generator(
+    run_dir_or_checkpoint: str | Path,
+    *,
+    use_ema: bool = True,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module, Recipe, GeneratorInfo]:
+    """(G in eval mode on ``device``, its resolved recipe, where the weights came from).
+
+    G maps (N, in_channels, H, W) in [-1, 1] to (N, out_channels, H, W) in [-1, 1].
+    """
+    path = find_checkpoint(Path(run_dir_or_checkpoint))
+    if path.suffix == ".safetensors":
+        net, recipe, info = _from_safetensors(path)
+    else:
+        net, recipe, info = _from_checkpoint(path, use_ema)
+    net.to(resolve_device(device)).eval()
+    net.requires_grad_(False)
+    return net, recipe, info

@@ -1,0 +1,52 @@
+"""Loss and validation curves of a run, from its metrics.jsonl."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ganzoo.errors import GanzooError
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The records of ``RUN_DIR/metrics.jsonl`` (a torn last line is ignored)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise GanzooError(f"{run_dir}: no metrics.jsonl (is this a run directory?)")
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def plot_run(run_dir: Path, out: Path | None = None) -> Path:
+    """Write loss curves (one panel per loss) and val L1/PSNR to a PNG; returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(run_dir)
+    keys = sorted({k for r in records for k in r if k.startswith(("loss_", "val_"))})
+    if not keys:
+        raise GanzooError(f"{run_dir}: metrics.jsonl has no losses yet; train longer first")
+    cols = min(3, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        pts = [(r["step"], r[key]) for r in records if key in r]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if len(pts) < 30 else None)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(Path(run_dir).name)
+    fig.tight_layout()
+    out = Path(out) if out else Path(run_dir) / "losses.png"
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,310 @@
+"""Recipes: YAML files validated by pydantic models.
+
+A recipe names its components by registry name with their parameters::
+
+    name: pix2pix_unet256
+    data: {name: aligned, root: datasets/facades, direction: BtoA}
+    generator: {name: unet_256, norm: batch, dropout: true}
+    discriminator: {name: patchgan, n_layers: 3}
+
+``extends: base.yaml`` (a path relative to the file) deep-merges the file over its base;
+``--set a.b=c`` overrides any key (the value is parsed as YAML). Every error is one line that
+names the dotted path, e.g. ``discriminator.n_layers: expected an integer, got 'three'``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ganzoo import registry
+from ganzoo.errors import RecipeError, RegistryError
+
+
+class Section(BaseModel):
+    """A recipe section: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ComponentSection(BaseModel):
+    """``{name: <registered name>, <params>}``, the params validated against the builder."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: ClassVar[str]
+    section: ClassVar[str]
+
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The component's parameters (everything but ``name``)."""
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_params(self) -> ComponentSection:
+        checked = registry.validate_params(self.kind, self.name, self.params, where=self.section)
+        self.__pydantic_extra__ = checked
+        return self
+
+
+class GeneratorSection(ComponentSection):
+    kind = "generator"
+    section = "generator"
+
+
+class DiscriminatorSection(ComponentSection):
+    kind = "discriminator"
+    section = "discriminator"
+
+
+class ObjectiveSection(ComponentSection):
+    kind = "objective"
+    section = "loss.objective"
+
+
+Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+
+
+class DataSection(ComponentSection):
+    """Paired data: a registered dataset (``name``), its params, and the shared transforms."""
+
+    kind = "dataset"
+    section = "data"
+
+    name: str = "aligned"
+    root: str = Field(description="dataset folder; 'embedded:NAME' for data shipped with ganzoo")
+    in_channels: int = Field(3, ge=1, description="channels of the input (condition) image A")
+    out_channels: int = Field(3, ge=1, description="channels of the target image B")
+    preprocess: Preprocess = "resize_and_crop"
+    load_size: int = Field(286, ge=1, description="side images are resized to before cropping")
+    crop_size: int | tuple[int, int] = Field(256, description="side, or [height, width]")
+    flip: bool = True
+    batch_size: int = Field(1, ge=1)
+    num_workers: int = Field(2, ge=0)
+    cache: bool = Field(True, description="decode every image once and keep it in memory")
+    skip_corrupt: bool = Field(False, description="warn and skip unreadable images")
+    train_split: str = "train"
+    val_split: str = "val"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the images the networks see."""
+        c = self.crop_size
+        return (c, c) if isinstance(c, int) else (int(c[0]), int(c[1]))
+
+
+class LossSection(Section):
+    """Generator loss = GAN + l1*L1 + feature_matching*FM + perceptual*VGG."""
+
+    objective: ObjectiveSection = Field(default_factory=lambda: ObjectiveSection(name="vanilla"))
+    l1: float = Field(100.0, ge=0)
+    feature_matching: float = Field(0.0, ge=0)
+    perceptual: float = Field(0.0, ge=0)
+
+
+class OptimSection(Section):
+    """Adam for G and D (the reference: 2e-4, betas (0.5, 0.999))."""
+
+    lr_g: float = Field(2e-4, gt=0)
+    lr_d: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = Field(0.0, ge=0)
+    d_steps: int = Field(1, ge=1, description="discriminator updates per generator update")
+    pool_size: int = Field(0, ge=0, description="image pool of past fakes (0: none)")
+    ema_decay: float | None = Field(None, description="EMA of G for evaluation (e.g. 0.999)")
+
+    @field_validator("ema_decay")
+    @classmethod
+    def _decay(cls, v: float | None) -> float | None:
+        if v is not None and not 0.0 < v < 1.0:
+            raise ValueError("ema_decay must be between 0 and 1")
+        return v
+
+
+class ScheduleSection(Section):
+    """Learning-rate schedule. ``linear`` is the reference: constant for ``epochs``, then
+    linearly to 0 over ``decay_epochs``."""
+
+    name: Literal["linear", "step", "cosine", "plateau", "constant"] = "linear"
+    epochs: int = Field(100, ge=0)
+    decay_epochs: int = Field(100, ge=0)
+    step_size: int = Field(50, ge=1, description="step: epochs between decays")
+    gamma: float = Field(0.1, gt=0, description="step/plateau: decay factor")
+    patience: int = Field(5, ge=0, description="plateau: epochs without improvement")
+
+
+class TrainSection(Section):
+    """How the shared trainer runs."""
+
+    max_steps: int | None = Field(None, ge=1, description="stop after this many G steps")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    deterministic: bool = False
+    log_every: int = Field(50, ge=1)
+    sample_every: int = Field(500, ge=1)
+    checkpoint_every: int = Field(1000, ge=1)
+    keep_checkpoints: int = Field(3, ge=1)
+    val_batches: int = Field(8, ge=1, description="val batches scored at each sample step")
+
+
+class Recipe(Section):
+    """A complete, validated recipe."""
+
+    name: str
+    seed: int = 0
+    data: DataSection
+    generator: GeneratorSection
+    discriminator: DiscriminatorSection
+    loss: LossSection = Field(default_factory=LossSection)
+    optim: OptimSection = Field(default_factory=OptimSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (component params inlined), loadable again with :func:`from_dict`."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# -- loading ---------------------------------------------------------------------------------
+def read_yaml(path: Path) -> dict[str, Any]:
+    """One YAML mapping from ``path``, or a one-line error."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"{path}: malformed YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+#: Sections whose parameters belong to the named component: renaming it drops them.
+_REPLACED_ON_RENAME = {("generator",), ("discriminator",), ("loss", "objective")}
+
+
+def deep_merge(
+    base: dict[str, Any], override: dict[str, Any], _path: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``override`` over ``base``: mappings merge key by key, anything else is replaced.
+
+    A generator, discriminator or objective section that changes ``name`` replaces the base
+    section whole, since the base's parameters belong to another component.
+    """
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        old = out.get(key)
+        path = (*_path, key)
+        if isinstance(old, str) and isinstance(value, dict) and path in _REPLACED_ON_RENAME:
+            old = {"name": old}
+        if isinstance(old, dict) and isinstance(value, dict):
+            renamed = value.get("name", old.get("name")) != old.get("name")
+            if renamed and path in _REPLACED_ON_RENAME:
+                out[key] = copy.deepcopy(value)
+            else:
+                out[key] = deep_merge(old, value, path)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_tree(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The YAML of ``path`` with its ``extends:`` chain merged in."""
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, resolved))
+        raise RecipeError(f"{path}: `extends` forms a cycle: {cycle}")
+    data = read_yaml(path)
+    parents = data.pop("extends", None)
+    if parents is None:
+        return data
+    if isinstance(parents, str):
+        parents = [parents]
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise RecipeError(f"{path}: `extends` must be a path or a list of paths")
+    merged: dict[str, Any] = {}
+    for parent in parents:
+        base_path = path.parent / parent
+        if not base_path.exists():
+            raise RecipeError(f"{path}: `extends: {parent}` not found (looked at {base_path})")
+        merged = deep_merge(merged, load_tree(base_path, (*_chain, resolved)))
+    return deep_merge(merged, data)
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``dotted.key=value`` overrides (value parsed as YAML) to a recipe tree."""
+    out = copy.deepcopy(tree)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise RecipeError(f"--set {item!r}: expected dotted.key=value, e.g. train.max_steps=10")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        parts = key.strip().split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif isinstance(child, str) and tuple(parts[: i + 1]) in _REPLACED_ON_RENAME:
+                child = node[part] = {"name": child}
+            elif not isinstance(child, dict):
+                raise RecipeError(f"--set {item!r}: '{'.'.join(parts[: i + 1])}' is not a section")
+            node = child
+        last = parts[-1]
+        renamed = isinstance(node.get("name"), str) and node.get("name") != value
+        if last == "name" and renamed and tuple(parts[:-1]) in _REPLACED_ON_RENAME:
+            # a new component: drop the old one's parameters, they belong to it
+            node.clear()
+        node[last] = value
+    return out
+
+
+
+def from_dict(tree: dict[str, Any], source: str = "recipe") -> Recipe:
+    """Validate a recipe tree; one-line :class:`RecipeError` naming the dotted path."""
+    try:
+        return Recipe.model_validate(tree)
+    except pydantic.ValidationError as exc:
+        raise RecipeError(f"{source}: {registry.format_validation_error(exc, '')}") from None
+    except RegistryError as exc:
+        raise RecipeError(f"{source}: {exc}") from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read, merge (``extends``), override (``--set``) and validate a recipe file."""
+    path = Path(path)
+    tree = apply_overrides(load_tree(path), list(overrides or []))
+    return from_dict(tree, source=str(path))

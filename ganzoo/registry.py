@@ -1,0 +1,385 @@
+"""Names -> component builders, for built-ins and for plugins found through entry points.
+
+The whole public surface::
+
+    @register("generator", "unet_256")
+    class UnetGenerator(nn.Module): ...
+
+    create("generator", "unet_256", in_channels=3, out_channels=3, norm="batch")
+    list("generator", "unet*")          # names, without importing any plugin module
+
+Third-party packages announce components in their ``pyproject.toml``::
+
+    [project.entry-points."ganzoo.generators"]
+    my_gen = "my_pkg.gen:MyGenerator"
+
+A plugin module is imported the first time one of its components is used; one that fails to
+import is reported by name (a warning) and every other component keeps working.
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+import fnmatch
+import importlib
+import importlib.metadata
+import inspect
+import typing
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+
+from ganzoo.errors import RegistryError
+
+#: kind -> (entry-point group, the arguments the recipe builder supplies, never the user).
+KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "generator": ("ganzoo.generators", ("in_channels", "out_channels")),
+    "discriminator": ("ganzoo.discriminators", ("in_channels",)),
+    "attention": ("ganzoo.attention", ("channels",)),
+    "objective": ("ganzoo.objectives", ()),
+    "dataset": ("ganzoo.datasets", ("root", "split", "in_channels", "out_channels")),
+}
+
+#: Modules whose import registers the built-in components.
+_BUILTIN_MODULES = (
+    "ganzoo.generators",
+    "ganzoo.discriminators",
+    "ganzoo.attention",
+    "ganzoo.losses",
+    "ganzoo.data",
+)
+
+BUILTIN = "built-in"
+
+
+class PluginWarning(UserWarning):
+    """A plugin that could not be loaded or that clashes with another component."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter a builder accepts."""
+
+    name: str
+    annotation: Any
+    default: Any = inspect.Parameter.empty
+
+    @property
+    def required(self) -> bool:
+        return self.default is inspect.Parameter.empty
+
+    def describe(self) -> str:
+        text = f"{self.name}: {type_name(self.annotation)}"
+        return text if self.required else f"{text} = {self.default!r}"
+
+
+@dataclass
+class Entry:
+    """A registered component: a builder in memory, or an entry point not imported yet."""
+
+    kind: str
+    name: str
+    origin: str
+    builder: Callable[..., Any] | None = None
+    entry_point: importlib.metadata.EntryPoint | None = None
+    error: str | None = None
+    paper: str = ""
+    clashes: builtins.list[str] = field(default_factory=builtins.list)
+
+    @property
+    def is_plugin(self) -> bool:
+        return self.entry_point is not None
+
+    def load(self) -> Callable[..., Any]:
+        """The builder, importing its plugin module on first use."""
+        if self.clashes:
+            origins = " and ".join([self.origin, *self.clashes])
+            raise RegistryError(
+                f"{self.kind} '{self.name}' is provided twice: by {origins}; "
+                "uninstall one of them or rename its entry point"
+            )
+        if self.builder is None and self.error is None:
+            assert self.entry_point is not None
+            try:
+                self.builder = self.entry_point.load()
+            except Exception as exc:  # a broken plugin must not take ganzoo down
+                self.error = f"{type(exc).__name__}: {exc}"
+                warnings.warn(
+                    f"plugin {self.origin} failed to import '{self.entry_point.value}' "
+                    f"({self.error}); its {self.kind} '{self.name}' is unavailable",
+                    PluginWarning,
+                    stacklevel=2,
+                )
+        if self.builder is None:
+            raise RegistryError(
+                f"{self.kind} '{self.name}' from {self.origin} failed to import ({self.error}); "
+                "reinstall or fix that plugin"
+            )
+        return self.builder
+
+    def summary(self) -> str:
+        """First line of the builder's docstring (imports a plugin module)."""
+        doc = inspect.getdoc(self.load()) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    def parameters(self) -> builtins.list[Param]:
+        """The parameters a user may set (the ones the recipe builder supplies left out)."""
+        supplied = KINDS[self.kind][1]
+        return [p for p in signature_params(self.load()) if p.name not in supplied]
+
+
+class Registry:
+    """A table of components by kind and name; ``default_registry`` is the one ganzoo uses."""
+
+    def __init__(self, builtin_modules: Iterable[str] = _BUILTIN_MODULES) -> None:
+        self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self._builtin_modules = tuple(builtin_modules)
+        self._builtins_loaded = False
+        self._plugins_loaded = False
+
+    # -- registration ------------------------------------------------------------------------
+    def register(
+        self, kind: str, name: str, *, paper: str = ""
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: register a class or function as the builder of ``kind`` ``name``."""
+        _check_kind(kind)
+
+        def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
+            where = f"{BUILTIN} ({builder.__module__}.{builder.__qualname__})"
+            existing = self._entries[kind].get(name)
+            if existing is not None and existing.builder is not builder:
+                raise RegistryError(
+                    f"{kind} '{name}' is registered twice: by {existing.origin} and by {where}"
+                )
+            self._entries[kind][name] = Entry(kind, name, where, builder=builder, paper=paper)
+            return builder
+
+        return decorator
+
+    def _ensure_loaded(self) -> None:
+        if not self._builtins_loaded:
+            self._builtins_loaded = True
+            for module in self._builtin_modules:
+                importlib.import_module(module)
+        if not self._plugins_loaded:
+            self._plugins_loaded = True
+            self._discover_plugins()
+
+    def _discover_plugins(self) -> None:
+        for kind, (group, _) in KINDS.items():
+            for ep in importlib.metadata.entry_points(group=group):
+                dist = getattr(ep, "dist", None)
+                origin = (
+                    f"distribution {dist.name} {dist.version}"
+                    if dist is not None
+                    else f"entry point {ep.value}"
+                )
+                entry = Entry(kind, ep.name, origin, entry_point=ep)
+                existing = self._entries[kind].get(ep.name)
+                if existing is None:
+                    self._entries[kind][ep.name] = entry
+                    continue
+                if existing.entry_point is not None and existing.entry_point.value == ep.value:
+                    continue  # the same distribution seen twice on sys.path
+                existing.clashes.append(origin)
+                warnings.warn(
+                    f"{kind} '{ep.name}' is provided by {existing.origin} and by {origin}; "
+                    "using it will fail until one is removed",
+                    PluginWarning,
+                    stacklevel=2,
+                )
+
+    def refresh(self) -> None:
+        """Forget discovered plugins and look again (after installing a package at run time)."""
+        importlib.invalidate_caches()
+        for kind in KINDS:
+            self._entries[kind] = {
+                n: e for n, e in self._entries[kind].items() if not e.is_plugin
+            }
+            for e in self._entries[kind].values():
+                e.clashes.clear()
+        self._plugins_loaded = False
+
+    # -- lookup ------------------------------------------------------------------------------
+    def list(self, kind: str, pattern: str = "*") -> builtins.list[str]:
+        """Sorted names of ``kind`` matching a glob ``pattern``; imports no plugin module."""
+        _check_kind(kind)
+        self._ensure_loaded()
+        return sorted(n for n in self._entries[kind] if fnmatch.fnmatchcase(n, pattern))
+
+    def entries(self, kind: str | None = None) -> builtins.list[Entry]:
+        """Registered entries of one kind (or all), without importing plugins."""
+        self._ensure_loaded()
+        kinds = [kind] if kind else builtins.list(KINDS)
+        for k in kinds:
+            _check_kind(k)
+        return [self._entries[k][n] for k in kinds for n in sorted(self._entries[k])]
+
+    def get(self, kind: str, name: str) -> Entry:
+        """The entry for ``name``, or a one-line error suggesting the closest names."""
+        _check_kind(kind)
+        self._ensure_loaded()
+        entry = self._entries[kind].get(name)
+        if entry is None:
+            raise RegistryError(unknown_name_message(kind, name, self._entries[kind]))
+        return entry
+
+    def validate_params(
+        self, kind: str, name: str, params: dict[str, Any], *, where: str = ""
+    ) -> dict[str, Any]:
+        """Check ``params`` against the builder's signature; returns them coerced.
+
+        Parameters that the builder requires but that are missing are not an error here: the
+        recipe builder supplies ``KINDS[kind][1]`` and the caller decides about the rest.
+        """
+        entry = self.get(kind, name)
+        accepted = {p.name: p for p in entry.parameters()}
+        prefix = f"{where}." if where else ""
+        out: dict[str, Any] = {}
+        for key, value in params.items():
+            param = accepted.get(key)
+            if param is None:
+                close = difflib.get_close_matches(key, accepted, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                listing = ", ".join(p.describe() for p in accepted.values()) or "none"
+                raise RegistryError(
+                    f"{prefix}{key}: {kind} '{name}' takes no parameter '{key}'{hint}; "
+                    f"accepted: {listing}"
+                )
+            out[key] = validate_value(param.annotation, value, f"{prefix}{key}")
+        return out
+
+    def create(self, kind: str, name: str, /, *args: Any, **params: Any) -> Any:
+        """Build ``kind`` ``name``: supplied arguments positionally or by name, params by name."""
+        entry = self.get(kind, name)
+        supplied = KINDS[kind][1]
+        user = {k: v for k, v in params.items() if k not in supplied}
+        fixed = {k: v for k, v in params.items() if k in supplied}
+        checked = self.validate_params(kind, name, user, where=name)
+        return entry.load()(*args, **fixed, **checked)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise RegistryError(f"unknown kind '{kind}'; kinds are: {', '.join(KINDS)}")
+
+
+def unknown_name_message(kind: str, name: str, known: Iterable[str]) -> str:
+    """'unknown generator 'unet_265'; did you mean 'unet_256'? ...' in one line."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return (
+        f"unknown {kind} '{name}'{hint} "
+        f"(`ganzoo list {kind}` shows all {len(known)}: {', '.join(known)})"
+    )
+
+
+def signature_params(builder: Callable[..., Any]) -> builtins.list[Param]:
+    """Named parameters of a class or function, with resolved type hints."""
+    target = builder.__init__ if inspect.isclass(builder) else builder
+    try:
+        hints = typing.get_type_hints(target, include_extras=True)
+    except Exception:  # resolve one by one; an unresolvable annotation accepts anything
+        hints = {}
+        namespace = vars(inspect.getmodule(target) or typing)
+        for pname, ann in getattr(target, "__annotations__", {}).items():
+            try:
+                hints[pname] = eval(ann, namespace) if isinstance(ann, str) else ann
+            except Exception:
+                continue
+    out = []
+    for p in inspect.signature(builder).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name == "self":
+            continue
+        out.append(Param(p.name, hints.get(p.name, Any), p.default))
+    return out
+
+
+_EXPECTED = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "a boolean",
+    "string": "a string",
+    "list": "a list",
+    "tuple": "a list",
+    "dict": "a mapping",
+}
+
+
+def validate_value(annotation: Any, value: Any, path: str) -> Any:
+    """Validate one value against a type annotation; one-line error naming ``path``."""
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return value
+    try:
+        return _adapter(annotation).validate_python(value)
+    except pydantic.ValidationError as exc:
+        raise RegistryError(format_validation_error(exc, path)) from None
+    except RegistryError as exc:  # raised by nested validators (e.g. attention specs)
+        raise RegistryError(f"{path}: {exc}") from None
+
+
+def format_validation_error(exc: pydantic.ValidationError, path: str) -> str:
+    """The first error of ``exc`` as 'a.b.c: expected an integer, got 'three''."""
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"])
+    where = f"{path}.{loc}" if loc and path else (loc or path)
+    kind = err["type"]
+    if kind == "literal_error":
+        expected = "one of " + err["ctx"]["expected"]
+    elif kind == "missing":
+        return f"{where}: required, but missing"
+    elif kind == "extra_forbidden":
+        return f"{where}: unknown key"
+    else:
+        base = kind.split("_")[0]
+        expected = _EXPECTED.get(base, err["msg"][0].lower() + err["msg"][1:])
+    got = err.get("input")
+    return f"{where}: expected {expected}, got {got!r}"
+
+
+def type_name(annotation: Any) -> str:
+    """A short readable form of a type annotation, for messages and docs."""
+    if annotation is Any:
+        return "any"
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return type_name(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        return "|".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " | ".join(type_name(a) for a in typing.get_args(annotation))
+    if origin is not None:
+        args = ", ".join(type_name(a) for a in typing.get_args(annotation))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+_ADAPTERS: dict[Any, pydantic.TypeAdapter] = {}
+
+
+def _adapter(annotation: Any) -> pydantic.TypeAdapter:
+    try:
+        return _ADAPTERS.setdefault(annotation, pydantic.TypeAdapter(annotation))
+    except TypeError:  # unhashable annotation
+        return pydantic.TypeAdapter(annotation)
+
+
+default_registry = Registry()
+register = default_registry.register
+create = default_registry.create
+get = default_registry.get
+validate_params = default_registry.validate_params
+entries = default_registry.entries
+refresh = default_registry.refresh
+
+
+def list(kind: str, pattern: str = "*") -> builtins.list[str]:  # noqa: A001 - the public name
+    """Sorted names of ``kind`` matching ``pattern`` (see :meth:`Registry.list`)."""
+    return default_registry.list(kind, pattern)

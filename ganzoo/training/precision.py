@@ -1,0 +1,31 @@
+"""Which autocast dtype a run uses: ``train.precision`` resolved against the hardware."""
+
+from __future__ import annotations
+
+import torch
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """True where bf16 matrix work is faster than fp32: CUDA with bf16 support, or a CPU
+    with AMX tiles or AVX512-BF16."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        cpu = torch.cpu
+        amx = getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+        avx = getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+        return bool(amx or avx)
+    return False
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` where it runs fast, else ``fp32``; fp16 only on CUDA."""
+    if requested == "auto":
+        return "bf16" if fast_bf16(device) else "fp32"
+    if requested == "fp16" and device.type != "cuda":
+        return "bf16"
+    return requested
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)

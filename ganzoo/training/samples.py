@@ -1,0 +1,23 @@
+"""Sample sheets: one row per image, input | output | target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torchvision.utils import save_image
+
+
+def _rgb(x: torch.Tensor) -> torch.Tensor:
+    x = x.detach().float().cpu()
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3]
+
+
+def save_grid(path: Path, *columns: torch.Tensor) -> Path:
+    """Save columns of (N, C, H, W) images in [-1, 1] side by side, one row per image."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols = [_rgb(c) for c in columns]
+    rows = torch.stack(cols, 1).flatten(0, 1)  # (N * len(columns), 3, H, W)
+    save_image((rows + 1) / 2, path, nrow=len(cols), padding=2, pad_value=1.0)
+    return path

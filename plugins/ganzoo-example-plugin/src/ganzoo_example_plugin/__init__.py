@@ -1,0 +1,1 @@
+"""Example ganzoo plugin: components announced through entry points (see pyproject.toml)."""

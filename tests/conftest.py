@@ -1,0 +1,59 @@
+"""Shared fixtures: a tiny synthetic paired dataset and recipes sized for a 2-core CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganzoo.recipe import Recipe, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def make_pair(rng: np.random.Generator, side: int) -> Image.Image:
+    """An A|B pair where B is a fixed colour mapping of A's blocky label map."""
+    labels = rng.integers(0, 4, size=(side // 8, side // 8))
+    labels = np.kron(labels, np.ones((8, 8), dtype=np.int64))
+    palette_a = np.array([[0, 0, 255], [255, 0, 0], [0, 255, 0], [255, 255, 0]], np.uint8)
+    palette_b = np.array([[200, 200, 200], [90, 60, 40], [30, 30, 30], [240, 230, 200]], np.uint8)
+    a, b = palette_a[labels], palette_b[labels]
+    return Image.fromarray(np.concatenate([a, b], axis=1))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """ROOT/{train,val}/*.png: 12 train and 4 val 32x32 A|B pairs (B = colour map of A)."""
+    root = tmp_path_factory.mktemp("tiny_data")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("val", 4)):
+        (root / split).mkdir()
+        for i in range(n):
+            make_pair(rng, 32).save(root / split / f"{i}.png")
+    return root
+
+
+def tiny_recipe(root: Path, *overrides: str) -> Recipe:
+    """The quickstart recipe shrunk to 32x32, ngf/ndf 8, no workers, fp32."""
+    return load_recipe(
+        ROOT / "recipes" / "quickstart.yaml",
+        [
+            f"data.root={root}",
+            "data.direction=AtoB",
+            "data.load_size=36",
+            "data.crop_size=32",
+            "data.batch_size=2",
+            "data.num_workers=0",
+            "generator={name: unet, num_downs: 5, ngf: 8, norm: batch}",
+            "discriminator={name: patchgan, n_layers: 2, ndf: 8, norm: batch}",
+            "train.precision=fp32",
+            "train.log_every=2",
+            "train.sample_every=1000",
+            "train.checkpoint_every=1000",
+            "train.val_batches=2",
+            *overrides,
+        ],
+    )

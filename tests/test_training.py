@@ -1,0 +1,178 @@
+"""The shared trainer: it learns, resumes exactly, survives signals, stops on NaN."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, tiny_recipe
+
+from ganzoo.errors import TrainingError
+from ganzoo.recipe import load_recipe
+from ganzoo.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from ganzoo.training.trainer import Trainer, train
+
+
+def quiet_train(recipe, run_dir: Path, **kw):
+    return train(recipe, run_dir=run_dir, progress=False, **kw)
+
+
+def test_a_tiny_model_learns(tiny_data: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(tiny_data, "train.max_steps=120", "optim.lr_g=0.002", "train.val_batches=2")
+    trainer = Trainer(recipe, tmp_path / "run", progress=False)
+    before = trainer.validate()["val_l1"]
+    final = trainer.fit()
+    assert final["val_l1"] < 0.5 * before, (before, final["val_l1"])
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("loss_g_l1" in r for r in records) and records[-1]["val_l1"] == final["val_l1"]
+    assert (tmp_path / "run" / "recipe.yaml").is_file()
+    assert list((tmp_path / "run" / "samples").glob("step_*.png"))
+
+
+def _weights(run_dir: Path, index: int = -1) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[index])
+    return {**{f"G.{k}": v for k, v in state["generator"].items()},
+            **{f"D.{k}": v for k, v in state["discriminator"].items()},
+            **{f"EMA.{k}": v for k, v in state["ema"].items()}}
+
+
+def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path) -> None:
+    # 14 steps with batch 2 over 12 images = 6 batches/epoch: crosses two epoch ends, with
+    # dropout, an image pool, EMA and the linear schedule decaying every epoch.
+    common = ("train.deterministic=true", "optim.pool_size=3", "optim.ema_decay=0.9",
+              "schedule.epochs=1", "schedule.decay_epochs=3")
+    quiet_train(tiny_recipe(tiny_data, "train.max_steps=14", *common), tmp_path / "straight")
+    quiet_train(tiny_recipe(tiny_data, "train.max_steps=7", *common), tmp_path / "halves")
+    quiet_train(None, tmp_path / "halves", resume=True, overrides=["train.max_steps=14"])
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "halves")
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different[:5]
+    # and the second half really trained: the step-7 weights differ from the step-14 ones
+    half = _weights(tmp_path / "halves", 0)
+    assert not all(torch.equal(half[k], b[k]) for k in b)
+
+
+def test_resume_without_checkpoint_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "recipe.yaml").write_text((ROOT / "recipes" / "quickstart.yaml").read_text()
+                                                  .replace("extends: pix2pix_unet256.yaml", ""))
+    with pytest.raises(Exception) as info:
+        quiet_train(None, tmp_path / "run", resume=True)
+    assert "\n" not in str(info.value)
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(tiny_data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "ganzoo", "train", str(ROOT / "recipes" / "quickstart.yaml"),
+            "--out", str(run)]
+    sets = [f"data.root={tiny_data}", "data.direction=AtoB", "data.load_size=36",
+            "data.crop_size=32", "data.num_workers=0", "data.batch_size=2",
+            "generator={name: unet, num_downs: 5, ngf: 8}", "discriminator.ndf=8",
+            "train.max_steps=100000", "train.log_every=1", "train.precision=fp32"]
+    for s in sets:
+        args += ["--set", s]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if "step 3/" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopped by SIGTERM" in out
+    ckpts = list_checkpoints(run / "checkpoints")
+    assert ckpts
+    stopped_at = load_checkpoint(ckpts[-1])["step"]
+    assert stopped_at >= 3
+    _, final = quiet_train(None, run, resume=True, overrides=[f"train.max_steps={stopped_at + 2}"])
+    assert final["step"] == stopped_at + 2
+
+
+@pytest.mark.parametrize("objective", ["vanilla", "lsgan", "hinge", "wgan_gp"])
+def test_every_objective_trains(tiny_data: Path, tmp_path: Path, objective: str) -> None:
+    _, final = quiet_train(
+        tiny_recipe(tiny_data, f"loss.objective={objective}", "train.max_steps=3",
+                    "loss.feature_matching=1"),
+        tmp_path / "run",
+    )
+    assert final["step"] == 3 and final["val_l1"] == final["val_l1"]  # not NaN
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_recipe_runs_a_few_steps(tiny_data: Path, tmp_path: Path, path: Path) -> None:
+    recipe = load_recipe(path)
+    g = {"ngf": 4} if "ngf" in {p for p in _accepted("generator", recipe.generator.name)} else {}
+    sets = [f"data.root={tiny_data}", "data.direction=AtoB", "data.num_workers=0",
+            "data.batch_size=1", "train.max_steps=2", "train.log_every=1", "train.val_batches=1"]
+    sets += [f"generator.{k}={v}" for k, v in g.items()]
+    if "ndf" in _accepted("discriminator", recipe.discriminator.name):
+        sets.append("discriminator.ndf=4")
+    _, final = quiet_train(load_recipe(path, sets), tmp_path / "run")
+    assert final["step"] == 2
+
+
+def _accepted(kind: str, name: str) -> set[str]:
+    from ganzoo import registry
+
+    return {p.name for p in registry.get(kind, name).parameters()}
+
+
+def test_bf16_autocast_runs_on_cpu(tiny_data: Path, tmp_path: Path) -> None:
+    trainer, final = quiet_train(
+        tiny_recipe(tiny_data, "train.precision=bf16", "train.max_steps=2"), tmp_path / "run"
+    )
+    assert trainer.precision == "bf16" and trainer.amp_dtype == torch.bfloat16
+    assert final["val_l1"] == final["val_l1"]
+    # weights stay fp32 (autocast only changes the compute dtype)
+    assert all(p.dtype == torch.float32 for p in trainer.g_module.parameters())
+
+
+def test_nan_loss_stops_with_the_last_good_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(tiny_data, "train.max_steps=10", "train.checkpoint_every=2")
+    trainer = Trainer(recipe, tmp_path / "run", progress=False)
+    real_g_loss = trainer.objective.g_loss
+
+    def poisoned(fake_logits):
+        loss = real_g_loss(fake_logits)
+        return loss * float("nan") if trainer.step >= 5 else loss
+
+    trainer.objective.g_loss = poisoned
+    with pytest.raises(TrainingError) as info:
+        trainer.fit()
+    msg = str(info.value)
+    assert "NaN" in msg and "step_00000004.pt" in msg and "\n" not in msg
+    # nothing after the NaN was saved
+    assert load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])["step"] == 4
+
+
+def test_checkpoints_are_atomic_kept_and_loaded_safely(tmp_path: Path) -> None:
+    for step in range(1, 6):
+        save_checkpoint({"generator": {"w": torch.full((2,), float(step))}}, tmp_path, step, 3)
+    names = [p.name for p in list_checkpoints(tmp_path)]
+    assert names == ["step_00000003.pt", "step_00000004.pt", "step_00000005.pt"]
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    assert load_checkpoint(tmp_path / names[-1])["generator"]["w"][0] == 5.0
+    (tmp_path / "step_00000006.pt").write_bytes(b"garbage")
+    with pytest.raises(TrainingError, match="not a readable ganzoo checkpoint"):
+        load_checkpoint(tmp_path / "step_00000006.pt")
+
+
+def test_checkpoint_refuses_pickled_code(tmp_path: Path) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    torch.save({"generator": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(TrainingError):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
