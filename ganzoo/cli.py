@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Paired image-to-image translation GANs (the pix2pix family).",
 )
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
 RecipeArg = Annotated[Path, typer.Argument(help="recipe YAML file", show_default=False)]
@@ -117,7 +117,10 @@ def train(
         raise GanzooError("give either a recipe or --resume RUN_DIR, not both")
     r = None if resume is not None else load_recipe(recipe, set_ or [])
     trainer, final = run_training(
-        r, run_dir=resume or out, resume=resume is not None, overrides=set_ or [],
+        r,
+        run_dir=resume or out,
+        resume=resume is not None,
+        overrides=set_ or [],
         console=console,
     )
     if not trainer.dist.is_main:
@@ -149,20 +152,266 @@ def _exec_torchrun(nproc: int) -> None:
         if a.startswith("--nproc="):
             continue
         args.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", "-m", "ganzoo", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "ganzoo",
+        *args,
+    ]
     os.execv(sys.executable, cmd)
 
 
 @app.command()
 def plot(
     run_dir: Annotated[Path, typer.Argument(help="run directory")],
-    out: Annotated[Optional[Path], typer.Option(help="PNG path (default RUN_DIR/losses.png)")] = None,  # noqa: UP045
+    out: Annotated[
+        Optional[Path], typer.Option(help="PNG path (default RUN_DIR/losses.png)")
+    ] = None,  # noqa: UP045
 ) -> None:
     """Plot a run's loss and validation curves to a PNG."""
     from ganzoo.evaluation.plots import plot_run
 
     console.print(f"wrote {plot_run(run_dir, out)}", highlight=False)
+
+
+ModelArg = Annotated[
+    Path, typer.Argument(help="run directory, step_*.pt checkpoint or exported .safetensors")
+]
+EmaOpt = Annotated[bool, typer.Option("--ema/--no-ema", help="use the EMA weights if kept")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda")]
+ModeOpt = Annotated[
+    str, typer.Option(help="eval: BN running stats, no dropout; train: batch stats + dropout")
+]
+
+
+@app.command()
+def translate(
+    model: ModelArg,
+    input_: Annotated[Path, typer.Option("--input", "-i", help="an image or a folder of images")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder for <stem>.png outputs")],
+    direction: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="AtoB or BtoA: the input half of A|B files (default: as trained)"),
+    ] = None,
+    size: Annotated[
+        Optional[str], typer.Option(help="N or HxW: resize inputs to this first")  # noqa: UP045
+    ] = None,
+    resize: Annotated[
+        bool,
+        typer.Option("--resize/--pad", help="resize to --size (default crop size), or reflect-pad"),
+    ] = False,
+    paired: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option("--paired/--plain", help="inputs are A|B files / plain images (default auto)"),
+    ] = None,
+    mode: ModeOpt = "eval",
+    batch_size: Annotated[
+        Optional[int], typer.Option(help="default 8 in eval mode, 1 in train mode")  # noqa: UP045
+    ] = None,
+    seed: Annotated[int, typer.Option(help="dropout draws in train mode")] = 0,
+    ema: EmaOpt = True,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Translate images with a trained generator; writes OUTPUT/<stem>.png per input."""
+    from ganzoo.evaluation.translate import translate as run_translate
+
+    layout = "auto" if paired is None else ("paired" if paired else "plain")
+    result = run_translate(
+        model,
+        input_,
+        output,
+        direction=direction,
+        size=size,
+        fit="resize" if resize else "pad",
+        mode=mode,
+        batch_size=batch_size,
+        layout=layout,
+        use_ema=ema,
+        device=device,
+        seed=seed,
+    )
+    pairs = f", {result.paired} read as A|B ({result.direction})" if result.paired else ""
+    console.print(
+        f"translated {len(result.outputs)} image(s){pairs} in {result.mode} mode -> {output}",
+        highlight=False,
+    )
+    console.print(f"generator: {result.info.describe()}", highlight=False)
+
+
+@app.command("eval")
+def eval_cmd(
+    run_dir: ModelArg,
+    split: Annotated[str, typer.Option(help="val, test or any split folder")] = "val",
+    data: Annotated[
+        Optional[Path], typer.Option(help="dataset root instead of the recipe's data.root")  # noqa: UP045
+    ] = None,
+    num_samples: Annotated[int, typer.Option(help="rows in the eval/<split>.png sheet")] = 8,
+    fid: Annotated[bool, typer.Option(help="also FID and KID (Inception weights needed)")] = False,
+    inception_weights: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="weights-inception-2015-12-05-6726825d.pth, if not in the torch cache"),
+    ] = None,
+    mode: ModeOpt = "eval",
+    batch_size: Annotated[
+        Optional[int], typer.Option(help="default 8 in eval mode, 1 in train mode")  # noqa: UP045
+    ] = None,
+    ema: EmaOpt = True,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Score a trained generator on a split: L1, PSNR, SSIM (and FID/KID); writes RUN_DIR/eval/."""
+    from ganzoo.evaluation.evaluate import evaluate_run
+
+    r = evaluate_run(
+        run_dir,
+        split,
+        data_root=data,
+        mode=mode,
+        num_samples=num_samples,
+        fid=fid,
+        inception_weights=inception_weights,
+        use_ema=ema,
+        batch_size=batch_size,
+        device=device,
+    )
+    console.print(
+        f"{r['recipe']} step {r['step']} on {r['split']} ({r['n']} images, {mode} mode"
+        f"{', EMA weights' if r['ema'] else ''})",
+        highlight=False,
+    )
+    table = Table("metric", "value", header_style="bold")
+    rows = [
+        ("L1 [-1,1]", f"{r['l1']:.4f}"),
+        ("PSNR dB", f"{r['psnr']:.2f}"),
+        ("SSIM", f"{r['ssim']:.4f}"),
+    ]
+    if "fid" in r:
+        rows += [("FID", f"{r['fid']:.2f}"), ("KID", f"{r['kid']:.4f} ± {r['kid_std']:.4f}")]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(
+        f"wrote {r['json']}" + (f" and {r['sheet']}" if "sheet" in r else ""), highlight=False
+    )
+
+
+@app.command()
+def export(
+    run_dir: ModelArg,
+    format_: Annotated[
+        str, typer.Option("--format", help="safetensors, torchscript or onnx")
+    ] = "safetensors",
+    out: Annotated[
+        Optional[Path], typer.Option(help="file (default RUN_DIR/export/generator.*)")  # noqa: UP045
+    ] = None,
+    size: Annotated[
+        Optional[str], typer.Option(help="N or HxW example input (default crop size)")  # noqa: UP045
+    ] = None,
+    ema: EmaOpt = True,
+) -> None:
+    """Export a trained generator (EMA weights if kept) with its recipe for use outside ganzoo."""
+    from ganzoo.evaluation.export import export_generator
+
+    e = export_generator(run_dir, format_, out=out, size=size, use_ema=ema)
+    hw = f"{e.size[0]}x{e.size[1]}"
+    shape = {
+        "onnx": "dynamic batch, height, width" if e.dynamic else f"fixed size {hw}",
+        "torchscript": f"traced at {hw}",
+    }.get(e.format, "weights + recipe")
+    console.print(
+        f"wrote {e.path} ({e.format}, {e.nbytes / 2**20:.1f} MiB, {shape})", highlight=False
+    )
+    console.print(f"generator: {e.info.describe()}", highlight=False)
+
+
+@app.command()
+def show(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    receptive_fields: Annotated[bool, typer.Option(help="probe D's receptive fields")] = True,
+) -> None:
+    """Build a recipe's G and D at its crop size: params, output shapes, FLOPs, receptive
+    fields."""
+    from ganzoo.build import check_recipe
+    from ganzoo.recipe import load_recipe
+    from ganzoo.summary import summarize
+
+    r = load_recipe(recipe, set_ or [])
+    check_recipe(r)
+    h, w = r.data.image_size
+    table = Table("", "name", "params", "input", "output(s)", "GFLOPs/fwd", "receptive field",
+                  title=f"{r.name} at {h}x{w}, batch 1", header_style="bold")
+    for s in summarize(r, receptive_fields=receptive_fields):
+        shapes = ", ".join("x".join(str(d) for d in shape[1:]) for shape in s.output_shapes)
+        rf = ", ".join(
+            f"{a}x{b}" + (" (whole input)" if a >= h and b >= w else "")
+            for a, b in s.receptive_fields
+        ) or "-"
+        table.add_row(s.role, s.name, f"{s.params:,}", "x".join(str(d) for d in s.input_shape[1:]),
+                      shapes, f"{s.gflops:.2f}", rf)
+    console.print(table)
+
+
+docs_app = typer.Typer(no_args_is_help=True, help="Generated documentation.")
+app.add_typer(docs_app, name="docs")
+
+
+@docs_app.command("components")
+def docs_components(
+    out: Annotated[Optional[Path], typer.Option(help="write here instead of stdout")] = None,  # noqa: UP045
+) -> None:
+    """Write docs/components.md from the registry."""
+    from ganzoo.catalogue import components_markdown
+
+    text = components_markdown()
+    if out is None:
+        print(text, end="")
+    else:
+        out.write_text(text)
+        console.print(f"wrote {out}", highlight=False)
+
+
+@app.command()
+def ablate(
+    source: Annotated[
+        Optional[Path], typer.Argument(help="ablation spec, or a recipe with --vary")  # noqa: UP045
+    ] = None,
+    set_: SetOpt = None,
+    vary: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(help="with a recipe: an axis, dotted.key=v1,v2,... (repeatable)"),
+    ] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="seeds, e.g. 0,1,2")] = None,  # noqa: UP045
+    steps: Annotated[Optional[int], typer.Option(help="step budget of every run")] = None,  # noqa: UP045
+    out: Annotated[
+        Optional[Path], typer.Option(help="ablation directory (default runs/ablations/NAME)")  # noqa: UP045
+    ] = None,
+    report: Annotated[
+        Optional[Path], typer.Option(help="rebuild the report of this directory, no training")  # noqa: UP045
+    ] = None,
+) -> None:
+    """Train every variant of an ablation the same way (resumable) and compare them."""
+    from ganzoo.ablation import load_plan, run_ablation, write_report
+
+    if report is not None:
+        if source is not None or vary or seeds or steps or set_:
+            raise GanzooError("--report DIR rebuilds a finished ablation; give nothing else")
+        write_report(report, console)
+        return
+    if source is None:
+        raise GanzooError("give an ablation spec (or a recipe with --vary), or --report DIR")
+    plan = load_plan(source, set_ or [], vary=vary, seeds=seeds, steps=steps)
+    out = out or Path("runs") / "ablations" / plan.name
+    runs = len(plan.variants) * len(plan.seeds)
+    console.print(
+        f"ablation {plan.name}: {len(plan.variants)} variants x {len(plan.seeds)} seeds = "
+        f"{runs} runs of {plan.max_steps} steps into {out}", highlight=False,
+    )
+    run_ablation(plan, out, console=console)
+    write_report(out, console)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: fetch the pix2pix archives.")
@@ -204,7 +453,9 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("aborted")
         return 130
     except Exception as exc:  # usage errors of the click that typer carries
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+        if callable(getattr(exc, "show", None)) and isinstance(
+            getattr(exc, "exit_code", None), int
+        ):
             exc.show()
             return exc.exit_code
         raise

@@ -127,6 +127,7 @@ class OptimSection(Section):
     d_steps: int = Field(1, ge=1, description="discriminator updates per generator update")
     pool_size: int = Field(0, ge=0, description="image pool of past fakes (0: none)")
     ema_decay: float | None = Field(None, description="EMA of G for evaluation (e.g. 0.999)")
+    fused: bool = Field(True, description="fused Adam kernel where the device has one")
 
     @field_validator("ema_decay")
     @classmethod
@@ -204,7 +205,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a mapping of sections, got {type(data).__name__}")
+        raise RecipeError(
+            f"{path}: a recipe must be a mapping of sections, got {type(data).__name__}"
+        )
     return data
 
 
@@ -290,7 +293,6 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node.clear()
         node[last] = value
     return out
-
 
 
 def from_dict(tree: dict[str, Any], source: str = "recipe") -> Recipe:

@@ -197,9 +197,7 @@ class Registry:
         """Forget discovered plugins and look again (after installing a package at run time)."""
         importlib.invalidate_caches()
         for kind in KINDS:
-            self._entries[kind] = {
-                n: e for n, e in self._entries[kind].items() if not e.is_plugin
-            }
+            self._entries[kind] = {n: e for n, e in self._entries[kind].items() if not e.is_plugin}
             for e in self._entries[kind].values():
                 e.clashes.clear()
         self._plugins_loaded = False

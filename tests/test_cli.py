@@ -83,3 +83,16 @@ def test_schema_is_json(capsys) -> None:
 def test_unknown_command_is_a_usage_error(capsys) -> None:
     code, _, _ = run(capsys, "frobnicate")
     assert code == 2
+
+
+def test_show_prints_params_shapes_flops_and_receptive_fields(capsys) -> None:
+    code, out, _ = run(capsys, "show", str(RECIPES / "pix2pix_unet256.yaml"))
+    assert code == 0
+    assert "54,413,955" in out and "2,768,705" in out  # unet_256 and the 70x70 PatchGAN
+    assert "1x30x30" in out and "70x70" in out and "GFLOPs" in out
+
+
+def test_show_refuses_a_bad_size_in_one_line(capsys) -> None:
+    code, _, err = run(capsys, "show", str(RECIPES / "pix2pix_unet256.yaml"), "--set",
+                       "data.crop_size=200")
+    assert code == 2 and "nearest valid sizes: 256x256" in err

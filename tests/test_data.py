@@ -21,8 +21,10 @@ from ganzoo.data import (
     epoch_order,
     len_batches,
     resolve_root,
+    split_name,
 )
 from ganzoo.data.loader import _first_line
+from ganzoo.data.seeding import item_rng
 from ganzoo.errors import DataError, GanzooError
 from ganzoo.recipe import DataSection
 
@@ -143,14 +145,8 @@ def test_same_crop_and_flip_for_a_and_b(twins: Path) -> None:
             item = ds[(epoch, i)]
             assert item["A"].shape == (3, 16, 16)
             assert torch.equal(item["A"], item["B"])
-            flips.add(ds.transform.draw(24, 24, _rng(3, epoch, i))[2])
+            flips.add(ds.transform.draw(24, 24, item_rng(3, epoch, i))[2])
     assert flips == {True, False}  # the test covered flipped and unflipped items
-
-
-def _rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    from ganzoo.data.seeding import item_rng
-
-    return item_rng(seed, epoch, index)
 
 
 def test_train_crop_matches_reference_resize_then_crop(distinct) -> None:
@@ -158,7 +154,7 @@ def test_train_crop_matches_reference_resize_then_crop(distinct) -> None:
     root, pairs = distinct
     ds = build_dataset(section(root, load_size=20, crop_size=12, flip=True), "train", seed=7)
     for i in range(len(ds)):
-        top, left, flip = ds.transform.draw(20, 20, _rng(7, 0, i))
+        top, left, flip = ds.transform.draw(20, 20, item_rng(7, 0, i))
         for side, image in (("A", pairs[i][0]), ("B", pairs[i][1])):
             ref = np.asarray(Image.fromarray(image).resize((20, 20), Image.BICUBIC))
             ref = ref[top : top + 12, left : left + 12]
@@ -291,11 +287,13 @@ def test_rank_batches_cover_the_set(twins: Path) -> None:
 def test_workers_give_the_same_batches_in_every_epoch(twins: Path) -> None:
     """Persistent workers must not keep a stale epoch: items depend on the epoch key."""
     ds = build_dataset(section(twins, load_size=24, crop_size=16), "train", seed=1)
+    ds.set_epoch(0)  # a stale epoch in the dataset must not matter either
     for epoch in (0, 1):
-        with_workers = list(epoch_batches(ds, 2, seed=1, epoch=epoch, num_workers=2))
-        without = list(epoch_batches(ds, 2, seed=1, epoch=epoch, num_workers=0))
-        for w, n in zip(with_workers, without, strict=True):
-            assert w["path"] == n["path"] and torch.equal(w["A"], n["A"])
+        order = epoch_order(len(ds), seed=1, epoch=epoch)
+        expected = torch.stack([ds[(epoch, i)]["A"] for i in order])
+        for workers in (2, 0):
+            batches = list(epoch_batches(ds, 2, seed=1, epoch=epoch, num_workers=workers))
+            assert torch.equal(torch.cat([b["A"] for b in batches]), expected)
     ds.close()
 
 
@@ -320,6 +318,15 @@ def test_worker_errors_keep_their_one_line_message() -> None:
         'call last):\n  File "x.py", line 1, in f\nganzoo.errors.DataError: x.png: cannot read'
     )
     assert _first_line(wrapped) == "x.png: cannot read"
+
+
+def test_split_roles_map_to_the_configured_folders(twins: Path) -> None:
+    data = section(twins, train_split="val", val_split="train", load_size=24, crop_size=16)
+    assert split_name(data, None, True) == "val" and split_name(data, None, False) == "train"
+    assert split_name(data, "train", True) == "train"  # a configured name is taken literally
+    assert split_name(section(twins, val_split="holdout"), "val", False) == "holdout"
+    assert split_name(data, "test", False) == "test"
+    assert len(build_dataset(section(twins, val_split="train"), "val", train=False)) == 6
 
 
 # -- errors ----------------------------------------------------------------------------------

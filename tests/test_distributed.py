@@ -22,16 +22,24 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, data: str, out: str, overrides: list[str]) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
-    trainer, final = train(tiny_recipe(Path(data), *overrides), run_dir=Path(out) / "run",
-                           progress=False)
+    trainer, final = train(
+        tiny_recipe(Path(data), *overrides), run_dir=Path(out) / "run", progress=False
+    )
     # parameters, not buffers: DDP broadcasts BatchNorm running stats from rank 0 at each
     # forward, so after the last forward each rank holds its own batch's update
-    state = {"G": {k: v.detach() for k, v in trainer.g_module.named_parameters()},
-             "D": {k: v.detach() for k, v in trainer.d_module.named_parameters()},
-             "step": final["step"]}
+    state = {
+        "G": {k: v.detach() for k, v in trainer.g_module.named_parameters()},
+        "D": {k: v.detach() for k, v in trainer.d_module.named_parameters()},
+        "step": final["step"],
+    }
     torch.save(state, Path(out) / f"rank{rank}.pt")
     from ganzoo.training.distributed import shutdown_distributed
 
@@ -43,8 +51,13 @@ def test_two_gloo_ranks_stay_identical_and_resume_single_process(
     tiny_data: Path, tmp_path: Path
 ) -> None:
     overrides = ["train.max_steps=4", "generator.norm=syncbatch", "discriminator.norm=batch"]
-    mp.start_processes(_worker, args=(2, _free_port(), str(tiny_data), str(tmp_path), overrides),
-                       nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(
+        _worker,
+        args=(2, _free_port(), str(tiny_data), str(tmp_path), overrides),
+        nprocs=2,
+        join=True,
+        start_method="spawn",
+    )
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["step"] == r1["step"] == 4
@@ -54,8 +67,10 @@ def test_two_gloo_ranks_stay_identical_and_resume_single_process(
     # only rank 0 wrote the run directory; its checkpoint resumes in a single process
     run = tmp_path / "run"
     ckpt = load_checkpoint(list_checkpoints(run / "checkpoints")[-1])
-    assert ckpt["step"] == 4 and torch.equal(ckpt["generator"][k := next(iter(r0["G"]))],
-                                             r0["G"][k])
-    _, final = train(None, run_dir=run, resume=True, overrides=["train.max_steps=6"],
-                     progress=False)
+    assert ckpt["step"] == 4 and torch.equal(
+        ckpt["generator"][k := next(iter(r0["G"]))], r0["G"][k]
+    )
+    _, final = train(
+        None, run_dir=run, resume=True, overrides=["train.max_steps=6"], progress=False
+    )
     assert final["step"] == 6

@@ -18,8 +18,12 @@ PLUGIN = ROOT / "plugins" / "ganzoo-example-plugin"
 def ganzoo(*args: str, site: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "ganzoo", *args], capture_output=True, text=True, env=env,
-        cwd=cwd, timeout=300,
+        [sys.executable, "-m", "ganzoo", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -31,12 +35,14 @@ def installed_plugin(tmp_path_factory) -> Path:
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(
         [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(PLUGIN)],
-        check=True, timeout=300,
+        check=True,
+        timeout=300,
     )
     (wheel,) = wheels.glob("ganzoo_example_plugin-*.whl")
     subprocess.run(
         [*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
-        check=True, timeout=300,
+        check=True,
+        timeout=300,
     )
     return site
 
@@ -45,8 +51,11 @@ def installed_plugin(tmp_path_factory) -> Path:
 def test_example_plugin_is_listed_with_its_distribution(installed_plugin: Path) -> None:
     result = ganzoo("list", site=installed_plugin)
     assert result.returncode == 0, result.stderr
-    lines = {line.split("│")[1].strip(): line for line in result.stdout.splitlines()
-             if line.count("│") >= 4}
+    lines = {
+        line.split("│")[1].strip(): line
+        for line in result.stdout.splitlines()
+        if line.count("│") >= 4
+    }
     for name in ("example_resnet_small", "example_dilated"):
         assert "ganzoo-example-plugin 0.1.0" in lines[name]
     assert "Small residual generator" in lines["example_resnet_small"]
@@ -57,21 +66,24 @@ def test_recipe_naming_plugin_components_validates_and_trains(
     installed_plugin: Path, tmp_path: Path
 ) -> None:
     recipe = tmp_path / "plugin.yaml"
-    recipe.write_text(textwrap.dedent(f"""\
+    recipe.write_text(
+        textwrap.dedent(f"""\
         extends: {ROOT / "recipes" / "quickstart.yaml"}
         name: with_plugin
         generator: {{name: example_resnet_small, ngf: 8, n_blocks: 1}}
         discriminator: {{name: example_dilated, ndf: 8}}
         data: {{crop_size: 32, load_size: 36, num_workers: 0, batch_size: 2}}
         train: {{max_steps: 2, sample_every: 2, log_every: 1}}
-        """))
+        """)
+    )
     result = ganzoo("check", str(recipe), site=installed_plugin)
     assert result.returncode == 0, result.stderr
     assert "example_resnet_small" in result.stdout
     bad = ganzoo("check", str(recipe), "--set", "generator.n_block=2", site=installed_plugin)
     assert bad.returncode == 2 and "did you mean 'n_blocks'" in bad.stderr
-    run = ganzoo("train", str(recipe), "--out", str(tmp_path / "run"), site=installed_plugin,
-                 cwd=tmp_path)
+    run = ganzoo(
+        "train", str(recipe), "--out", str(tmp_path / "run"), site=installed_plugin, cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr
     assert list((tmp_path / "run" / "checkpoints").glob("step_*.pt"))
 
@@ -90,7 +102,12 @@ def test_broken_plugin_leaves_list_working_with_a_warning(tmp_path: Path) -> Non
     assert "warning" in result.stderr and "gz-broken-plugin 0.3" in result.stderr
     assert "missing dependency xyz" in result.stderr and "Traceback" not in result.stderr
     # using it is a one-line error, not a crash
-    check = ganzoo("check", str(ROOT / "recipes" / "quickstart.yaml"), "--set",
-                   "generator.name=broken_gen", site=tmp_path)
+    check = ganzoo(
+        "check",
+        str(ROOT / "recipes" / "quickstart.yaml"),
+        "--set",
+        "generator.name=broken_gen",
+        site=tmp_path,
+    )
     assert check.returncode == 2 and "failed to import" in check.stderr
     assert "Traceback" not in check.stderr

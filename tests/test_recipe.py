@@ -23,7 +23,10 @@ def test_reference_recipe_has_the_pix2pix_defaults() -> None:
     r = load_recipe(MAIN)
     assert r.data.name == "aligned" and r.data.params == {"direction": "BtoA"}
     assert (r.data.load_size, r.data.crop_size, r.data.flip, r.data.batch_size) == (
-        286, 256, True, 1
+        286,
+        256,
+        True,
+        1,
     )
     assert r.generator.name == "unet_256"
     assert r.generator.params == {"ngf": 64, "norm": "batch", "dropout": True}
@@ -110,7 +113,9 @@ def test_extends_missing_file(tmp_path: Path) -> None:
 
 
 def test_overrides_parse_yaml_values() -> None:
-    r = load_recipe(MAIN, ["optim.betas=[0.0, 0.9]", "train.max_steps=5", "data.crop_size=[128, 256]"])
+    r = load_recipe(
+        MAIN, ["optim.betas=[0.0, 0.9]", "train.max_steps=5", "data.crop_size=[128, 256]"]
+    )
     assert r.optim.betas == (0.0, 0.9) and r.train.max_steps == 5
     assert r.data.image_size == (128, 256)
 
@@ -144,8 +149,17 @@ def test_round_trip_through_yaml(tmp_path: Path) -> None:
 
 def test_schema_lists_sections() -> None:
     schema = Recipe.model_json_schema()
-    for section in ("name", "seed", "data", "generator", "discriminator", "loss", "optim",
-                    "schedule", "train"):
+    for section in (
+        "name",
+        "seed",
+        "data",
+        "generator",
+        "discriminator",
+        "loss",
+        "optim",
+        "schedule",
+        "train",
+    ):
         assert section in schema["properties"]
 
 

@@ -130,7 +130,11 @@ def plugin_path(tmp_path, monkeypatch):
 
 def test_plugin_is_listed_without_import_and_loaded_on_use(plugin_path) -> None:
     _fake_distribution(
-        plugin_path, "gz-test-good", "ganzoo.generators", "gz_test_gen", "gz_test_good:Gen",
+        plugin_path,
+        "gz-test-good",
+        "ganzoo.generators",
+        "gz_test_gen",
+        "gz_test_good:Gen",
         '''
         from torch import nn
         class Gen(nn.Module):
@@ -151,7 +155,11 @@ def test_plugin_is_listed_without_import_and_loaded_on_use(plugin_path) -> None:
 
 def test_broken_plugin_warns_and_others_keep_working(plugin_path) -> None:
     _fake_distribution(
-        plugin_path, "gz-test-broken", "ganzoo.discriminators", "gz_test_bad", "gz_test_bad:D",
+        plugin_path,
+        "gz-test-broken",
+        "ganzoo.discriminators",
+        "gz_test_bad",
+        "gz_test_bad:D",
         "raise RuntimeError('boom at import')\n",
     )
     registry.refresh()
@@ -162,8 +170,7 @@ def test_broken_plugin_warns_and_others_keep_working(plugin_path) -> None:
             registry.create("discriminator", "gz_test_bad", in_channels=6)
     assert "gz-test-broken" in str(info.value) and "boom at import" in str(info.value)
     assert any(
-        issubclass(w.category, PluginWarning) and "gz-test-broken" in str(w.message)
-        for w in caught
+        issubclass(w.category, PluginWarning) and "gz-test-broken" in str(w.message) for w in caught
     )
     # every other component still works
     assert registry.create("discriminator", "patchgan", in_channels=6, ndf=8) is not None
@@ -171,7 +178,11 @@ def test_broken_plugin_warns_and_others_keep_working(plugin_path) -> None:
 
 def test_plugin_clashing_with_builtin_names_both(plugin_path) -> None:
     _fake_distribution(
-        plugin_path, "gz-test-clash", "ganzoo.generators", "unet_256", "gz_test_clash:G",
+        plugin_path,
+        "gz-test-clash",
+        "ganzoo.generators",
+        "unet_256",
+        "gz_test_clash:G",
         "G = None\n",
     )
     with warnings.catch_warnings(record=True):

@@ -25,7 +25,9 @@ def quiet_train(recipe, run_dir: Path, **kw):
 
 
 def test_a_tiny_model_learns(tiny_data: Path, tmp_path: Path) -> None:
-    recipe = tiny_recipe(tiny_data, "train.max_steps=120", "optim.lr_g=0.002", "train.val_batches=2")
+    recipe = tiny_recipe(
+        tiny_data, "train.max_steps=120", "optim.lr_g=0.002", "train.val_batches=2"
+    )
     trainer = Trainer(recipe, tmp_path / "run", progress=False)
     before = trainer.validate()["val_l1"]
     final = trainer.fit()
@@ -38,16 +40,27 @@ def test_a_tiny_model_learns(tiny_data: Path, tmp_path: Path) -> None:
 
 def _weights(run_dir: Path, index: int = -1) -> dict[str, torch.Tensor]:
     state = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[index])
-    return {**{f"G.{k}": v for k, v in state["generator"].items()},
-            **{f"D.{k}": v for k, v in state["discriminator"].items()},
-            **{f"EMA.{k}": v for k, v in state["ema"].items()}}
+    return {
+        **{f"G.{k}": v for k, v in state["generator"].items()},
+        **{f"D.{k}": v for k, v in state["discriminator"].items()},
+        **{f"EMA.{k}": v for k, v in state["ema"].items()},
+    }
 
 
 def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path) -> None:
     # 14 steps with batch 2 over 12 images = 6 batches/epoch: crosses two epoch ends, with
     # dropout, an image pool, EMA and the linear schedule decaying every epoch.
-    common = ("train.deterministic=true", "optim.pool_size=3", "optim.ema_decay=0.9",
-              "schedule.epochs=1", "schedule.decay_epochs=3")
+    common = (
+        "train.deterministic=true",
+        "optim.pool_size=3",
+        "optim.ema_decay=0.9",
+        "schedule.epochs=1",
+        "schedule.decay_epochs=3",
+        # num_downs 6 puts dropout into the U-Net: the torch RNG must continue exactly too
+        "generator.num_downs=6",
+        "data.load_size=72",
+        "data.crop_size=64",
+    )
     quiet_train(tiny_recipe(tiny_data, "train.max_steps=14", *common), tmp_path / "straight")
     quiet_train(tiny_recipe(tiny_data, "train.max_steps=7", *common), tmp_path / "halves")
     quiet_train(None, tmp_path / "halves", resume=True, overrides=["train.max_steps=14"])
@@ -62,8 +75,11 @@ def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path) -> None:
 
 def test_resume_without_checkpoint_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "recipe.yaml").write_text((ROOT / "recipes" / "quickstart.yaml").read_text()
-                                                  .replace("extends: pix2pix_unet256.yaml", ""))
+    (tmp_path / "run" / "recipe.yaml").write_text(
+        (ROOT / "recipes" / "quickstart.yaml")
+        .read_text()
+        .replace("extends: pix2pix_unet256.yaml", "")
+    )
     with pytest.raises(Exception) as info:
         quiet_train(None, tmp_path / "run", resume=True)
     assert "\n" not in str(info.value)
@@ -71,16 +87,37 @@ def test_resume_without_checkpoint_is_one_line(tmp_path: Path) -> None:
 
 def test_sigterm_saves_a_checkpoint_and_resume_finishes(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "ganzoo", "train", str(ROOT / "recipes" / "quickstart.yaml"),
-            "--out", str(run)]
-    sets = [f"data.root={tiny_data}", "data.direction=AtoB", "data.load_size=36",
-            "data.crop_size=32", "data.num_workers=0", "data.batch_size=2",
-            "generator={name: unet, num_downs: 5, ngf: 8}", "discriminator.ndf=8",
-            "train.max_steps=100000", "train.log_every=1", "train.precision=fp32"]
+    args = [
+        sys.executable,
+        "-m",
+        "ganzoo",
+        "train",
+        str(ROOT / "recipes" / "quickstart.yaml"),
+        "--out",
+        str(run),
+    ]
+    sets = [
+        f"data.root={tiny_data}",
+        "data.direction=AtoB",
+        "data.load_size=36",
+        "data.crop_size=32",
+        "data.num_workers=0",
+        "data.batch_size=2",
+        "generator={name: unet, num_downs: 5, ngf: 8}",
+        "discriminator.ndf=8",
+        "train.max_steps=100000",
+        "train.log_every=1",
+        "train.precision=fp32",
+    ]
     for s in sets:
         args += ["--set", s]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     deadline = time.time() + 240
     while time.time() < deadline:
         line = proc.stdout.readline()
@@ -101,8 +138,9 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(tiny_data: Path, tmp_pat
 @pytest.mark.parametrize("objective", ["vanilla", "lsgan", "hinge", "wgan_gp"])
 def test_every_objective_trains(tiny_data: Path, tmp_path: Path, objective: str) -> None:
     _, final = quiet_train(
-        tiny_recipe(tiny_data, f"loss.objective={objective}", "train.max_steps=3",
-                    "loss.feature_matching=1"),
+        tiny_recipe(
+            tiny_data, f"loss.objective={objective}", "train.max_steps=3", "loss.feature_matching=1"
+        ),
         tmp_path / "run",
     )
     assert final["step"] == 3 and final["val_l1"] == final["val_l1"]  # not NaN
@@ -112,8 +150,15 @@ def test_every_objective_trains(tiny_data: Path, tmp_path: Path, objective: str)
 def test_every_recipe_runs_a_few_steps(tiny_data: Path, tmp_path: Path, path: Path) -> None:
     recipe = load_recipe(path)
     g = {"ngf": 4} if "ngf" in {p for p in _accepted("generator", recipe.generator.name)} else {}
-    sets = [f"data.root={tiny_data}", "data.direction=AtoB", "data.num_workers=0",
-            "data.batch_size=1", "train.max_steps=2", "train.log_every=1", "train.val_batches=1"]
+    sets = [
+        f"data.root={tiny_data}",
+        "data.direction=AtoB",
+        "data.num_workers=0",
+        "data.batch_size=1",
+        "train.max_steps=2",
+        "train.log_every=1",
+        "train.val_batches=1",
+    ]
     sets += [f"generator.{k}={v}" for k, v in g.items()]
     if "ndf" in _accepted("discriminator", recipe.discriminator.name):
         sets.append("discriminator.ndf=4")

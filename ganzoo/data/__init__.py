@@ -14,13 +14,14 @@ from ganzoo.data.embedded import embedded_names, resolve_root
 from ganzoo.data.folders import PairedFolders
 from ganzoo.data.images import IMAGE_EXTENSIONS
 from ganzoo.data.loader import epoch_batches, epoch_order, len_batches
-from ganzoo.data.source import PairSource
+from ganzoo.data.source import ImageFilePairs, PairSource
 from ganzoo.data.transforms import PairTransform
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "AlignedPairs",
     "DataWarning",
+    "ImageFilePairs",
     "PairSource",
     "PairTransform",
     "PairedDataset",

@@ -7,8 +7,8 @@ from typing import Literal
 
 import torch
 
-from ganzoo.data.images import decode, image_size, pil_mode, to_tensor
-from ganzoo.data.source import PairSource, images_in_split, split_folder
+from ganzoo.data.images import decode, image_size
+from ganzoo.data.source import ImageFilePairs, images_in_split, split_folder
 from ganzoo.errors import DataError
 from ganzoo.registry import register
 
@@ -21,7 +21,7 @@ Direction = Literal["AtoB", "BtoA"]
     paper="Isola et al., Image-to-Image Translation with Conditional Adversarial Networks, "
     "CVPR 2017",
 )
-class AlignedPairs(PairSource):
+class AlignedPairs(ImageFilePairs):
     """Side-by-side A|B image files in ROOT/<split>/ (the pix2pix 'aligned' layout).
 
     The left half is A and the right half B; ``direction: BtoA`` makes the right half the
@@ -36,11 +36,7 @@ class AlignedPairs(PairSource):
         out_channels: int = 3,
         direction: Direction = "AtoB",
     ) -> None:
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.direction = direction
-        self._input_mode = pil_mode(in_channels, "in_channels")
-        self._target_mode = pil_mode(out_channels, "out_channels")
+        super().__init__(in_channels, out_channels, direction)
         self.files = images_in_split(
             split_folder(Path(root), split),
             hint=": for A/ and B/ folders use data.name: paired_folders",
@@ -62,10 +58,7 @@ class AlignedPairs(PairSource):
         ab = decode(path)
         w, h = ab.size
         _check_width(path, w)
-        left = ab.crop((0, 0, w // 2, h))
-        right = ab.crop((w // 2, 0, w, h))
-        inp, target = (left, right) if self.direction == "AtoB" else (right, left)
-        return to_tensor(inp, self._input_mode), to_tensor(target, self._target_mode)
+        return self.orient(ab.crop((0, 0, w // 2, h)), ab.crop((w // 2, 0, w, h)))
 
 
 def _check_width(path: Path, width: int) -> None:

@@ -63,10 +63,6 @@ class PairedDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    @property
-    def cached(self) -> bool:
-        return self.store is not None
-
     def path(self, i: int) -> str:
         return self.source.path(self.indices[i])
 
@@ -88,7 +84,7 @@ class PairedDataset(Dataset):
                 )
                 continue
             return self.transform.prepare(a), self.transform.prepare(b)
-        raise DataError(f"no readable image left in {self.source.path(self.indices[i])}'s split")
+        raise DataError(f"no readable image left in the split of {self.path(i)}")
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
@@ -121,9 +117,9 @@ def shutdown_workers(loader: Any) -> None:
 
 
 def split_name(data: DataSection, split: str | None, train: bool) -> str:
-    """The folder of a split: None -> data.train_split / data.val_split by ``train``; a name
-    in (train_split, val_split) or any other folder name -> itself; otherwise the roles
-    'train' / 'val' -> data.train_split / data.val_split."""
+    """The folder of a split. None: data.train_split or data.val_split, by ``train``. The
+    roles 'train' and 'val' map to data.train_split and data.val_split (unless that name is
+    itself one of the two configured splits); any other name is a folder name."""
     if split is None:
         return data.train_split if train else data.val_split
     if split in (data.train_split, data.val_split):

@@ -7,14 +7,14 @@ from pathlib import Path
 import torch
 
 from ganzoo.data.aligned import Direction
-from ganzoo.data.images import decode, image_size, pil_mode, to_tensor
-from ganzoo.data.source import PairSource, images_in_split, split_folder
+from ganzoo.data.images import decode, image_size
+from ganzoo.data.source import ImageFilePairs, images_in_split, split_folder
 from ganzoo.errors import DataError
 from ganzoo.registry import register
 
 
 @register("dataset", "paired_folders")
-class PairedFolders(PairSource):
+class PairedFolders(ImageFilePairs):
     """Pairs from ROOT/<split>/A/ and ROOT/<split>/B/, matched by file name without extension.
 
     ``direction: BtoA`` makes the B folder the input. Each file in A needs exactly one partner
@@ -29,11 +29,7 @@ class PairedFolders(PairSource):
         out_channels: int = 3,
         direction: Direction = "AtoB",
     ) -> None:
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.direction = direction
-        self._input_mode = pil_mode(in_channels, "in_channels")
-        self._target_mode = pil_mode(out_channels, "out_channels")
+        super().__init__(in_channels, out_channels, direction)
         folder = split_folder(Path(root), split)
         for side in ("A", "B"):
             if not (folder / side).is_dir():
@@ -69,8 +65,7 @@ class PairedFolders(PairSource):
         a_path, b_path = self.pairs[index]
         a, b = decode(a_path), decode(b_path)
         _check_same_size(a_path, b_path, a.size[::-1], b.size[::-1])
-        inp, target = (a, b) if self.direction == "AtoB" else (b, a)
-        return to_tensor(inp, self._input_mode), to_tensor(target, self._target_mode)
+        return self.orient(a, b)
 
 
 def _by_stem(files: list[Path]) -> dict[str, Path]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Sampler, default_collate, get_worker_info
 
 from ganzoo.data.dataset import PairedDataset, shutdown_workers
 from ganzoo.data.seeding import order_generator
@@ -83,11 +83,17 @@ def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
             "'none' or 'scale_width' images keep their own size: use data.batch_size: 1 or a "
             "cropping preprocess"
         )
-    return {  # numpy stacks on one thread (see ganzoo.data.transforms)
-        "A": torch.from_numpy(np.stack([it["A"].numpy() for it in items])),
-        "B": torch.from_numpy(np.stack([it["B"].numpy() for it in items])),
-        "path": [it["path"] for it in items],
-    }
+    # in a worker, torch stacks straight into shared memory (no copy to send the batch); in
+    # the main process numpy stacks on one thread (see ganzoo.data.transforms)
+    in_worker = get_worker_info() is not None
+    out: dict[str, Any] = {"path": [it["path"] for it in items]}
+    for side in ("A", "B"):
+        tensors = [it[side] for it in items]
+        if in_worker:
+            out[side] = default_collate(tensors)
+        else:
+            out[side] = torch.from_numpy(np.stack([t.numpy() for t in tensors]))
+    return out
 
 
 def _loader(
@@ -111,6 +117,9 @@ def _loader(
             pin_memory=pin_memory and torch.cuda.is_available(),
             persistent_workers=num_workers > 0,
             drop_last=False,
+            # its own generator: creating an iterator must not draw from the global torch RNG,
+            # or a resumed run would see other dropout masks than an uninterrupted one
+            generator=torch.Generator(),
         )
         ds._loaders[key] = loader
     return loader

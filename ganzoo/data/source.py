@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from PIL import Image
 
-from ganzoo.data.images import IMAGE_EXTENSIONS, list_images
+from ganzoo.data.images import IMAGE_EXTENSIONS, list_images, pil_mode, to_tensor
 from ganzoo.errors import DataError
 
 
@@ -50,6 +51,21 @@ class PairSource:
                 f"{b.shape[-2]}x{b.shape[-1]}; the two images of a pair must have the same size"
             )
         return int(a.shape[-2]), int(a.shape[-1])
+
+
+class ImageFilePairs(PairSource):
+    """Base of sources that decode image files: channel modes and ``direction`` handled once."""
+
+    def __init__(self, in_channels: int, out_channels: int, direction: str) -> None:
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.direction = direction
+        self._modes = (pil_mode(in_channels, "in_channels"), pil_mode(out_channels, "out_channels"))
+
+    def orient(self, a: Image.Image, b: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoded A and B files -> (input, target) uint8 tensors, per ``direction``."""
+        inp, target = (a, b) if self.direction == "AtoB" else (b, a)
+        return to_tensor(inp, self._modes[0]), to_tensor(target, self._modes[1])
 
 
 def split_folder(root: Path, split: str) -> Path:

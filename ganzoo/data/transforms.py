@@ -146,10 +146,10 @@ class PairTransform:
         h, w = a.shape[-2:]
         top, left, flip = self.draw(int(h), int(w), rng)
         out = []
-        for k, x in enumerate((a.numpy(), b.numpy())):
+        for x in (a.numpy(), b.numpy()):
             if self.crops:
                 x = x[..., top : top + self.crop[0], left : left + self.crop[1]]
-            if flip and k == 0:
+            if flip:
                 x = x[..., ::-1]
             y = x.astype(np.float32, order="C")
             y /= np.float32(127.5)

@@ -41,8 +41,8 @@ from ganzoo.discriminators.layers import (
     stage,
 )
 from ganzoo.errors import RegistryError, SizeError
-from ganzoo.generators.common import finish_network
 from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName, conv_bias
+from ganzoo.nn.init import finish_network
 from ganzoo.nn.receptive_field import ConvGeometry, conv_chain, output_side
 from ganzoo.registry import register
 

@@ -16,8 +16,8 @@ from torch import nn
 from ganzoo.discriminators.layers import sides, smallest_sides
 from ganzoo.discriminators.patchgan import patch_stack
 from ganzoo.errors import RegistryError
-from ganzoo.generators.common import finish_network
 from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName
+from ganzoo.nn.init import finish_network
 from ganzoo.nn.receptive_field import ConvGeometry
 from ganzoo.registry import register
 

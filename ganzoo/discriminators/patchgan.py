@@ -21,8 +21,8 @@ from torch import nn
 
 from ganzoo.discriminators.layers import FeatureStack, conv4, smallest_sides, stage
 from ganzoo.errors import RegistryError
-from ganzoo.generators.common import finish_network
 from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName, conv_bias
+from ganzoo.nn.init import finish_network
 from ganzoo.registry import register
 
 PIX2PIX = (

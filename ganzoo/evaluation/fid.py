@@ -78,7 +78,7 @@ def inception_weights(explicit: str | Path | None = None, *, download: bool = Tr
     if path.is_file():
         return path
     if not download:
-        raise GanzooError(f"FID/KID need the Inception weights {INCEPTION_FILE}; {_how_to_provide()}")
+        raise GanzooError(f"FID/KID need the Inception weights; {_how_to_provide()}")
     try:
         _download(INCEPTION_URL, path)
     except (OSError, ValueError) as exc:  # URLError, timeouts and HTTP errors are OSErrors

@@ -134,13 +134,16 @@ def translate_batch(net: nn.Module, x: torch.Tensor, *, pad: bool = True) -> tor
     return net(padded)[..., top : top + h, left : left + w]
 
 
-def check_resize_size(net: nn.Module, size: tuple[int, int]) -> None:
-    """A one-line SizeError when G cannot take images resized to ``size`` (h, w)."""
+def check_resize_size(
+    net: nn.Module, size: tuple[int, int], advice: str = "pass --size accordingly, or --pad"
+) -> None:
+    """A one-line SizeError, ending with ``advice``, when G cannot take ``size`` (h, w)."""
     try:
         check_image_size(net, "the generator", *size)
     except SizeError as exc:
-        advice = "(pass --size accordingly, or --pad)"
-        raise SizeError(str(exc).replace("(set data.crop_size accordingly)", advice)) from None
+        raise SizeError(
+            str(exc).replace("(set data.crop_size accordingly)", f"({advice})")
+        ) from None
 
 
 def same_size_batches(

@@ -71,8 +71,10 @@ def find_checkpoint(path: Path) -> Path:
         return path
     ckpt = latest_checkpoint(path / "checkpoints")
     if ckpt is None:
-        what = "has no checkpoints yet" if (path / "recipe.yaml").is_file() else (
-            "is not a run directory (no checkpoints/ folder)"
+        what = (
+            "has no checkpoints yet"
+            if (path / "recipe.yaml").is_file()
+            else ("is not a run directory (no checkpoints/ folder)")
         )
         raise TrainingError(f"{path} {what}; train it first (`ganzoo train`) or give a .pt file")
     return ckpt
@@ -109,8 +111,11 @@ def _from_checkpoint(path: Path, use_ema: bool) -> tuple[nn.Module, Recipe, Gene
     use = use_ema and isinstance(ema_state, dict) and int(ema_state.get("n_averaged", 1)) > 0
     _load_weights(net, ema_weights(ema_state) if use else state["generator"], path)
     step = state.get("step")
-    return net, recipe, GeneratorInfo(path, "checkpoint", int(step) if step is not None else None,
-                                      bool(use))
+    return (
+        net,
+        recipe,
+        GeneratorInfo(path, "checkpoint", int(step) if step is not None else None, bool(use)),
+    )
 
 
 def _from_safetensors(path: Path) -> tuple[nn.Module, Recipe, GeneratorInfo]:
@@ -136,8 +141,12 @@ def _from_safetensors(path: Path) -> tuple[nn.Module, Recipe, GeneratorInfo]:
     net = build_generator(recipe)
     _load_weights(net, weights, path)
     step = meta.get("step")
-    info = GeneratorInfo(path, "safetensors", int(step) if step and step.isdigit() else None,
-                         meta.get("ema") == "true")
+    info = GeneratorInfo(
+        path,
+        "safetensors",
+        int(step) if step and step.isdigit() else None,
+        meta.get("ema") == "true",
+    )
     return net, recipe, info
 
 

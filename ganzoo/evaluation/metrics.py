@@ -40,7 +40,10 @@ def ssim(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     side = min(int(fake.shape[-2]), int(fake.shape[-1]))
     window = min(SSIM_WINDOW, side if side % 2 else side - 1)
     return structural_similarity_index_measure(
-        to_unit_range(fake), to_unit_range(real), data_range=1.0, kernel_size=window,
+        to_unit_range(fake),
+        to_unit_range(real),
+        data_range=1.0,
+        kernel_size=window,
         reduction="none",
     )
 

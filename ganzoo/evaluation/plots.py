@@ -42,7 +42,7 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path:
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.suptitle(Path(run_dir).name)
     fig.tight_layout()

@@ -196,8 +196,17 @@ def translate(
     files = input_files(inputs)
     net, recipe, info = load_generator(model, use_ema=use_ema, device=device)
     result = translate_files(
-        net, recipe, files, output, direction=direction, size=size, fit=fit, mode=mode,
-        batch_size=batch_size, layout=layout, seed=seed,
+        net,
+        recipe,
+        files,
+        output,
+        direction=direction,
+        size=size,
+        fit=fit,
+        mode=mode,
+        batch_size=batch_size,
+        layout=layout,
+        seed=seed,
     )
     result.info = info
     return result

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ganzoo.nn import AttentionSlots, InitName, apply_spectral_norm, init_weights
+from ganzoo.nn import AttentionSlots
 
 #: Which path of an encoder-decoder takes an attention block at a resolution both produce.
 AttentionPath = Literal["decoder", "encoder"]
@@ -78,23 +78,6 @@ def place_attention(
 def with_attention(layers: list[nn.Module], attention: Attend | None) -> list[nn.Module]:
     """``layers`` followed by ``attention`` when there is one."""
     return layers if attention is None else [*layers, attention]
-
-
-def finish_network(
-    net: nn.Module,
-    *,
-    init: InitName,
-    init_gain: float,
-    spectral_norm: bool,
-    size_divisor: int,
-    min_side: int,
-) -> None:
-    """Initialise weights, apply spectral norm if asked, and declare the input sizes taken."""
-    init_weights(net, init, init_gain)
-    if spectral_norm:
-        apply_spectral_norm(net)
-    net.size_divisor = size_divisor
-    net.min_side = min_side
 
 
 def variant(builder: type, name: str, summary: str, **fixed: Any) -> Callable[..., nn.Module]:

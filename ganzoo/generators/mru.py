@@ -34,8 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganzoo.errors import RegistryError
-from ganzoo.generators.common import Attend, AttentionPath, Site, finish_network, place_attention
+from ganzoo.generators.common import Attend, AttentionPath, Site, place_attention
 from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName, conv_bias, norm_layer
+from ganzoo.nn.init import finish_network
 from ganzoo.registry import register
 
 PAPER = (

@@ -30,12 +30,12 @@ from ganzoo.generators.common import (
     Conditioned,
     LayerSequence,
     Site,
-    finish_network,
     place_attention,
     variant,
     with_attention,
 )
 from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName, conv_bias, norm_layer
+from ganzoo.nn.init import finish_network
 from ganzoo.registry import register
 
 PAPER = (

@@ -49,7 +49,9 @@ class AttentionSlots:
         image_size: int | tuple[int, int] | list[int],
         network: str,
     ) -> None:
-        self.specs = [s if isinstance(s, AttentionSpec) else AttentionSpec(**s) for s in specs or []]
+        self.specs = [
+            s if isinstance(s, AttentionSpec) else AttentionSpec(**s) for s in specs or []
+        ]
         self.height = _side(image_size)
         self.network = network
         self.offered: list[int] = []

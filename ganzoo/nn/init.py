@@ -6,6 +6,8 @@ from typing import Literal
 
 from torch import nn
 
+from ganzoo.nn.spectral import apply_spectral_norm
+
 InitName = Literal["normal", "xavier", "kaiming", "orthogonal"]
 
 
@@ -31,3 +33,20 @@ def init_weights(module: nn.Module, init: InitName = "normal", gain: float = 0.0
         elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
+
+
+def finish_network(
+    net: nn.Module,
+    *,
+    init: InitName,
+    init_gain: float,
+    spectral_norm: bool,
+    size_divisor: int,
+    min_side: int,
+) -> None:
+    """Initialise weights, apply spectral norm if asked, and declare the input sizes taken."""
+    init_weights(net, init, init_gain)
+    if spectral_norm:
+        apply_spectral_norm(net)
+    net.size_divisor = size_divisor
+    net.min_side = min_side

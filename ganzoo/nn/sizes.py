@@ -33,7 +33,9 @@ def check_image_size(net: nn.Module, name: str, height: int, width: int) -> None
     if valid_side(height, divisor, min_side) and valid_side(width, divisor, min_side):
         return
     hs, ws = nearest_sides(height, divisor, min_side), nearest_sides(width, divisor, min_side)
-    options = sorted({(h, w) for h in hs for w in ws}, key=lambda s: (abs(s[0] - height) + abs(s[1] - width), s))
+    options = sorted(
+        {(h, w) for h in hs for w in ws}, key=lambda s: (abs(s[0] - height) + abs(s[1] - width), s)
+    )
     rule = f"each side must be a multiple of {divisor}" if divisor > 1 else "sides are too small"
     raise SizeError(
         f"{name} cannot take {height}x{width} images: {rule} and at least {min_side}; "

@@ -43,8 +43,9 @@ class ProgressReporter:
                 transient=False,
             )
             self.bar.start()
-            self.task = self.bar.add_task("train", total=total, completed=start, epoch=0,
-                                          speed="", losses="")
+            self.task = self.bar.add_task(
+                "train", total=total, completed=start, epoch=0, speed="", losses=""
+            )
 
     def speed(self, step: int) -> float:
         elapsed = time.perf_counter() - self.t0
@@ -52,8 +53,9 @@ class ProgressReporter:
 
     def advance(self, step: int, epoch: int) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, completed=step, epoch=epoch,
-                            speed=f"{self.speed(step):.2f} it/s")
+            self.bar.update(
+                self.task, completed=step, epoch=epoch, speed=f"{self.speed(step):.2f} it/s"
+            )
 
     def log(self, step: int, epoch: int, losses: dict[str, float]) -> None:
         if not self.enabled:

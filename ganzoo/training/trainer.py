@@ -83,11 +83,14 @@ def _unwrap(module: nn.Module) -> nn.Module:
 
 def _adam(params: Any, lr: float, recipe: Recipe, device: torch.device) -> torch.optim.Adam:
     o = recipe.optim
+    params = list(params)
     kwargs = dict(lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-    try:
-        return torch.optim.Adam(params, fused=device.type in ("cuda", "cpu"), **kwargs)
-    except (RuntimeError, TypeError):  # fused not available for this device / build
-        return torch.optim.Adam(params, **kwargs)
+    if o.fused and device.type in ("cuda", "cpu"):
+        try:
+            return torch.optim.Adam(params, fused=True, **kwargs)
+        except (RuntimeError, TypeError):  # no fused kernel for this device / build
+            pass
+    return torch.optim.Adam(params, **kwargs)
 
 
 class Trainer:
@@ -107,8 +110,9 @@ class Trainer:
         self.recipe = recipe
         self.run_dir = Path(run_dir)
         t = recipe.train
-        self.dist = init_distributed("cuda" if pick_device(t.device, DistInfo()).type == "cuda"
-                                     else "cpu")
+        self.dist = init_distributed(
+            "cuda" if pick_device(t.device, DistInfo()).type == "cuda" else "cpu"
+        )
         self.device = pick_device(t.device, self.dist)
         self.console = console or Console()
         self.show_progress = progress and self.dist.is_main
@@ -160,12 +164,15 @@ class Trainer:
         else:
             self.d_for_g = self.d_module
 
-        self.train_set = build_dataset(recipe.data, recipe.data.train_split, train=True,
-                                       seed=recipe.seed)
-        self.val_set = build_dataset(recipe.data, recipe.data.val_split, train=False,
-                                     seed=recipe.seed)
-        self.batches_per_epoch = len_batches(self.train_set, recipe.data.batch_size,
-                                             self.dist.world_size)
+        self.train_set = build_dataset(
+            recipe.data, recipe.data.train_split, train=True, seed=recipe.seed
+        )
+        self.val_set = build_dataset(
+            recipe.data, recipe.data.val_split, train=False, seed=recipe.seed
+        )
+        self.batches_per_epoch = len_batches(
+            self.train_set, recipe.data.batch_size, self.dist.world_size
+        )
         epochs = total_epochs(recipe.schedule)
         self.total_steps = t.max_steps or max(1, epochs * self.batches_per_epoch)
 
@@ -184,8 +191,10 @@ class Trainer:
     def _wrap_distributed(self) -> None:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        norms = (self.recipe.generator.params.get("norm"),
-                 self.recipe.discriminator.params.get("norm"))
+        norms = (
+            self.recipe.generator.params.get("norm"),
+            self.recipe.discriminator.params.get("norm"),
+        )
         ids = [self.device.index] if self.device.type == "cuda" else None
         if "syncbatch" in norms and self.device.type != "cuda":
             warnings.warn(
@@ -264,7 +273,9 @@ class Trainer:
         """Checkpoint now (rank 0 only); returns its path."""
         if self.dist.is_main:
             self.last_checkpoint = save_checkpoint(
-                self.state_dict(), self.run_dir / "checkpoints", self.step,
+                self.state_dict(),
+                self.run_dir / "checkpoints",
+                self.step,
                 self.recipe.train.keep_checkpoints,
             )
         barrier()
@@ -351,9 +362,15 @@ class Trainer:
         l1s, psnrs = [], []
         first = None
         try:
-            batches = epoch_batches(self.val_set, batch_size=self.recipe.data.batch_size,
-                                    shuffle=False, seed=self.recipe.seed, epoch=0,
-                                    num_workers=0, pin_memory=False)
+            batches = epoch_batches(
+                self.val_set,
+                batch_size=self.recipe.data.batch_size,
+                shuffle=False,
+                seed=self.recipe.seed,
+                epoch=0,
+                num_workers=0,
+                pin_memory=False,
+            )
             for i, batch in enumerate(batches):
                 if i >= self.recipe.train.val_batches:
                     break
@@ -388,7 +405,8 @@ class Trainer:
         if not bool(torch.isfinite(values).all()):
             bad = ", ".join(k for k, v in step_losses.items() if not torch.isfinite(v))
             where = (
-                f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint
+                f"last good checkpoint: {self.last_checkpoint}"
+                if self.last_checkpoint
                 else "no checkpoint was written yet"
             )
             raise TrainingError(
@@ -399,8 +417,9 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to the end; returns the final record (step, losses, val metrics)."""
         t = self.recipe.train
-        reporter = ProgressReporter(self.total_steps, self.step, self.console,
-                                    enabled=self.show_progress)
+        reporter = ProgressReporter(
+            self.total_steps, self.step, self.console, enabled=self.show_progress
+        )
         check_every = 1 if self.device.type == "cpu" else t.log_every
         final: dict[str, Any] = {"step": self.step}
         t_log = time.perf_counter()
@@ -409,11 +428,16 @@ class Trainer:
             while self.step < self.total_steps and self.stop_requested is None:
                 self.train_set.set_epoch(self.epoch)
                 batches = epoch_batches(
-                    self.train_set, batch_size=self.recipe.data.batch_size, shuffle=True,
-                    seed=self.recipe.seed, epoch=self.epoch,
+                    self.train_set,
+                    batch_size=self.recipe.data.batch_size,
+                    shuffle=True,
+                    seed=self.recipe.seed,
+                    epoch=self.epoch,
                     num_workers=self.recipe.data.num_workers,
-                    pin_memory=self.device.type == "cuda", rank=self.dist.rank,
-                    world_size=self.dist.world_size, start_batch=self.batch_in_epoch,
+                    pin_memory=self.device.type == "cuda",
+                    rank=self.dist.rank,
+                    world_size=self.dist.world_size,
+                    start_batch=self.batch_in_epoch,
                 )
                 for batch in batches:
                     step_losses = self.train_step(batch)

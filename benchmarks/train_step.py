@@ -1,0 +1,143 @@
+"""Time full training iterations of a recipe: the reference configuration vs ganzoo's
+defaults, interleaved in one run so that both see the same machine state.
+
+    python benchmarks/train_step.py recipes/pix2pix_unet256.yaml --steps 30 --warmup 5 \
+        --set data.root=../shared/datasets/facades
+
+``reference`` is what the original pix2pix implementation does: fp32, contiguous (NCHW)
+tensors, PyTorch's default Adam (the per-parameter for-loop on CPU), eager. ``ganzoo`` is the
+trainer with the recipe's own settings (defaults: bf16 autocast where fast, channels_last,
+fused Adam). Each timed iteration includes fetching its batch from the data loader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ganzoo.data import build_dataset, epoch_batches
+from ganzoo.recipe import load_recipe
+from ganzoo.training.trainer import Trainer
+
+REFERENCE = [
+    "train.precision=fp32",
+    "train.channels_last=false",
+    "train.compile=false",
+    "optim.fused=false",
+]
+
+
+def batches_forever(trainer: Trainer):
+    """The trainer's own data path: epoch after epoch of its loader."""
+    epoch = 0
+    while True:
+        yield from epoch_batches(
+            trainer.train_set, batch_size=trainer.recipe.data.batch_size, shuffle=True,
+            seed=trainer.recipe.seed, epoch=epoch, num_workers=trainer.recipe.data.num_workers,
+            pin_memory=trainer.device.type == "cuda",
+        )
+        epoch += 1
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def loader_images_per_second(recipe, seconds: float = 5.0) -> float:
+    ds = build_dataset(recipe.data, recipe.data.train_split, train=True, seed=recipe.seed)
+    n, t0, epoch = 0, time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds:
+        for batch in epoch_batches(ds, batch_size=recipe.data.batch_size, shuffle=True,
+                                   seed=recipe.seed, epoch=epoch,
+                                   num_workers=recipe.data.num_workers):
+            n += batch["A"].shape[0]
+            if time.perf_counter() - t0 >= seconds:
+                break
+        epoch += 1
+    return n / (time.perf_counter() - t0)
+
+
+def flops_per_iteration(trainer: Trainer, batch) -> float:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        trainer.train_step(batch)
+    return counter.get_total_flops()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--steps", type=int, default=20, help="timed iterations per config")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--only", choices=["reference", "ganzoo"], default=None)
+    args = parser.parse_args()
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    configs = {"reference": load_recipe(args.recipe, [*args.overrides, *REFERENCE]),
+               "ganzoo": recipe}
+    if args.only:
+        configs = {args.only: configs[args.only]}
+    tmp = Path(tempfile.mkdtemp(prefix="ganzoo-bench-"))
+    trainers = {name: Trainer(r, tmp / name, progress=False) for name, r in configs.items()}
+    device = next(iter(trainers.values())).device
+    streams = {name: batches_forever(t) for name, t in trainers.items()}
+
+    print(f"recipe {recipe.name}: G {recipe.generator.name}, D {recipe.discriminator.name}, "
+          f"{recipe.data.image_size[0]}x{recipe.data.image_size[1]}, batch "
+          f"{recipe.data.batch_size}, device {device}, torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}")
+    for name, t in trainers.items():
+        print(f"  {name:9s}: precision {t.precision}, channels_last "
+              f"{t.recipe.train.channels_last}, compile {t.recipe.train.compile}, "
+              f"fused Adam {t.opt_g.defaults.get('fused')}")
+
+    for _ in range(args.warmup):
+        for name, t in trainers.items():
+            t.train_step(next(streams[name]))
+    sync(device)
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    peak: dict[str, int] = {name: 0 for name in trainers}
+    for _ in range(args.steps):
+        for name, t in trainers.items():  # interleaved: ref, ganzoo, ref, ganzoo, ...
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            t0 = time.perf_counter()
+            t.train_step(next(streams[name]))
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+            if device.type == "cuda":
+                peak[name] = max(peak[name], torch.cuda.max_memory_allocated(device))
+
+    flops = {name: flops_per_iteration(t, next(streams[name])) for name, t in trainers.items()}
+    imgs = loader_images_per_second(recipe)
+    print(f"\n{'config':10s} {'median ms':>10s} {'p10-p90 ms':>15s} {'GFLOP/iter':>11s} "
+          f"{'GFLOP/s':>8s} {'peak mem':>10s}")
+    medians = {}
+    for name, ts in times.items():
+        ms = sorted(1000 * x for x in ts)
+        med = statistics.median(ms)
+        medians[name] = med
+        p10, p90 = ms[len(ms) // 10], ms[(9 * len(ms)) // 10 - (1 if len(ms) >= 10 else 0)]
+        mem = f"{peak[name] / 2**20:.0f} MiB" if device.type == "cuda" else "-"
+        print(f"{name:10s} {med:10.1f} {p10:7.1f}-{p90:<7.1f} {flops[name] / 1e9:11.1f} "
+              f"{flops[name] / 1e9 / (med / 1000):8.1f} {mem:>10s}")
+    if len(medians) == 2:
+        print(f"\nratio reference / ganzoo: {medians['reference'] / medians['ganzoo']:.2f}x")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"data loader alone: {imgs:.1f} images/s "
+          f"({imgs / recipe.data.batch_size:.1f} batches/s); "
+          f"process peak RSS {rss:.0f} MiB (both configs)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Train and score every (variant, seed) of a plan, resumably.
+
+::
+
+    OUT/ablation.json                    the plan (variants, seeds, budget, evaluation)
+    OUT/runs/<variant>__seed<k>/         an ordinary run directory (ganzoo.training)
+    OUT/runs/<variant>__seed<k>/eval/<split>.json   its score (ganzoo.evaluation)
+
+A run is *finished* when its newest checkpoint is at the budget step and its evaluation
+record is for that step and mode; re-running skips it. A checkpoint below the budget is
+resumed exactly; a run folder without any checkpoint is started again from scratch.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+
+from ganzoo.ablation.plan import Plan, Variant
+from ganzoo.errors import RecipeError, TrainingError
+from ganzoo.recipe import from_dict, read_yaml
+from ganzoo.training.checkpoint import latest_checkpoint
+
+MANIFEST = "ablation.json"
+Action = Literal["skipped", "evaluated", "resumed", "trained"]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What :func:`run_ablation` did for one (variant, seed)."""
+
+    variant: str
+    seed: int
+    run_dir: Path
+    action: Action
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step of ``.../step_00001234.pt``."""
+    return int(path.stem.split("_")[-1])
+
+
+def eval_record_path(run_dir: Path, split: str) -> Path:
+    """Where ``ganzoo.evaluation.evaluate_run`` writes a run's score on ``split``."""
+    return Path(run_dir) / "eval" / f"{split}.json"
+
+
+def read_eval(run_dir: Path, split: str, step: int, mode: str) -> dict[str, Any] | None:
+    """The run's evaluation record when it scores ``step`` in ``mode``, else None."""
+    path = eval_record_path(run_dir, split)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    ok = record.get("step") == step and record.get("mode") == mode and record.get("n", 0) > 0
+    return record if ok else None
+
+
+def _comparable(tree: dict[str, Any]) -> dict[str, Any]:
+    tree = json.loads(json.dumps(tree))
+    tree.get("train", {}).pop("max_steps", None)
+    return tree
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+    return f"{path}: {a!r} here, {b!r} in the spec"
+
+
+def run_state(run_dir: Path, variant: Variant, seed: int, plan: Plan) -> Action | Literal["fresh"]:
+    """What the run needs: 'skipped' (finished), 'evaluated' (trained, not scored), 'resumed'
+    (a checkpoint below the budget) or 'fresh'. A run trained with another recipe, or past
+    the budget, is a one-line error."""
+    if not run_dir.is_dir():
+        return "fresh"
+    stored = run_dir / "recipe.yaml"
+    if stored.is_file():
+        expected = _comparable(variant.recipe(seed).to_dict())
+        found = _comparable(from_dict(read_yaml(stored), source=str(stored)).to_dict())
+        if found != expected:
+            raise RecipeError(
+                f"{run_dir} was trained with another recipe ({_first_difference(found, expected)}"
+                "); give another --out or delete that run"
+            )
+    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    if ckpt is None:
+        return "fresh"
+    step = checkpoint_step(ckpt)
+    if step > plan.max_steps:
+        raise TrainingError(
+            f"{run_dir} is at step {step}, past the budget of {plan.max_steps}; give another "
+            "--out or raise the budget"
+        )
+    if step < plan.max_steps:
+        return "resumed"
+    if read_eval(run_dir, plan.eval.split, step, plan.eval.mode) is None:
+        return "evaluated"
+    return "skipped"
+
+
+def _drop_records_after(run_dir: Path, step: int) -> None:
+    """Forget metrics.jsonl records past the checkpoint a run resumes from (they are re-made)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue
+    path.write_text("".join(x + "\n" for x in kept))
+
+
+def train_run(
+    run_dir: Path,
+    variant: Variant,
+    seed: int,
+    plan: Plan,
+    *,
+    resume: bool,
+    console: Console | None,
+    progress: bool,
+) -> None:
+    """Train one (variant, seed) to the budget; a signal stops the ablation (resumable)."""
+    from ganzoo.training.trainer import train
+
+    if resume:
+        ckpt = latest_checkpoint(run_dir / "checkpoints")
+        assert ckpt is not None
+        _drop_records_after(run_dir, checkpoint_step(ckpt))
+        trainer, _ = train(
+            None,
+            run_dir=run_dir,
+            resume=True,
+            overrides=[f"train.max_steps={plan.max_steps}"],
+            console=console,
+            progress=progress,
+        )
+    else:
+        if run_dir.exists():  # a start that never reached a checkpoint: begin again
+            shutil.rmtree(run_dir)
+        trainer, _ = train(
+            variant.recipe(seed), run_dir=run_dir, console=console, progress=progress
+        )
+    stopped = trainer.stop_requested
+    trainer.train_set.close()
+    trainer.val_set.close()
+    del trainer
+    gc.collect()
+    if stopped is not None:
+        raise TrainingError(
+            f"ablation stopped by {stopped} during {run_dir.name}; run the same command again "
+            "to resume it"
+        )
+
+
+def evaluate(run_dir: Path, plan: Plan) -> dict[str, Any]:
+    """Score the run's final checkpoint on the plan's split and mode (whole split)."""
+    from ganzoo.evaluation.evaluate import evaluate_run
+
+    return evaluate_run(run_dir, plan.eval.split, mode=plan.eval.mode, device="auto")
+
+
+def write_manifest(out: Path, plan: Plan) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / MANIFEST
+    path.write_text(json.dumps(plan.manifest(), indent=2) + "\n")
+    return path
+
+
+def run_ablation(
+    plan: Plan,
+    out: Path,
+    *,
+    console: Console | None = None,
+    progress: bool = True,
+) -> list[RunOutcome]:
+    """Train and score every run of ``plan`` into ``out`` (skipping finished ones, resuming
+    interrupted ones); returns what was done per run. Write the report with
+    :func:`ganzoo.ablation.report.write_report`."""
+    out = Path(out)
+    console = console or Console()
+    write_manifest(out, plan)
+    outcomes = []
+    runs = plan.runs()
+    for i, (variant, seed) in enumerate(runs, 1):
+        run_dir = out / "runs" / variant.run_name(seed)
+        state = run_state(run_dir, variant, seed, plan)
+        label = f"[{i}/{len(runs)}] {variant.name}, seed {seed}"
+        if state == "skipped":
+            console.print(f"{label}: finished, skipped", highlight=False)
+        else:
+            if state in ("fresh", "resumed"):
+                verb = "resuming" if state == "resumed" else "training"
+                console.print(f"{label}: {verb} to step {plan.max_steps}", highlight=False)
+                train_run(
+                    run_dir,
+                    variant,
+                    seed,
+                    plan,
+                    resume=state == "resumed",
+                    console=console,
+                    progress=progress,
+                )
+            record = evaluate(run_dir, plan)
+            console.print(
+                f"{label}: L1 {record['l1']:.4f}, PSNR {record['psnr']:.2f} dB, "
+                f"SSIM {record['ssim']:.4f} on {record['n']} {plan.eval.split} images",
+                highlight=False,
+            )
+        action: Action = "trained" if state == "fresh" else state
+        outcomes.append(RunOutcome(variant.name, seed, run_dir, action))
+    return outcomes

@@ -1,0 +1,176 @@
+"""``ganzoo eval``: score a trained G on a whole split.
+
+Every pair of the split goes through the deterministic evaluation preprocessing
+(``build_dataset(..., train=False)``: no random crop, no flip), G translates A, and the output
+is compared with B: L1 on [-1, 1], PSNR and SSIM on [0, 1] (see :mod:`metrics`), averaged over
+images; optionally FID and KID (:mod:`fid`). The result goes to ``RUN_DIR/eval/<split>.json``
+and the first ``num_samples`` rows (input | output | target) to ``RUN_DIR/eval/<split>.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganzoo.data import build_dataset, resolve_root, split_name
+from ganzoo.errors import DataError, GanzooError
+from ganzoo.evaluation import metrics
+from ganzoo.evaluation.inference import (
+    check_mode,
+    default_batch_size,
+    generator_in_mode,
+    same_size_batches,
+    translate_batch,
+)
+from ganzoo.evaluation.loading import load_generator
+from ganzoo.recipe import Recipe, from_dict
+from ganzoo.training.samples import save_grid
+
+
+def eval_dir(run_dir_or_checkpoint: Path) -> Path:
+    """RUN_DIR/eval; for a checkpoint file, the eval/ folder of its run (or beside the file)."""
+    path = Path(run_dir_or_checkpoint)
+    if path.is_dir():
+        return path / "eval"
+    if path.parent.name == "checkpoints":
+        return path.parent.parent / "eval"
+    return path.parent / "eval"
+
+
+def with_data_root(recipe: Recipe, data_root: str | Path | None, source: Path) -> Recipe:
+    """The recipe with ``data.root`` replaced; a one-line error when the root is missing."""
+    if data_root is not None:
+        tree = recipe.to_dict()
+        tree["data"]["root"] = str(data_root)
+        recipe = from_dict(tree, source=f"{source} (recipe, --data {data_root})")
+    root = resolve_root(recipe.data.root)
+    if not root.is_dir():
+        hint = "pass --data ROOT to point at the dataset" if data_root is None else "fix --data"
+        raise DataError(f"data root {root} of {source} does not exist here; {hint}")
+    return recipe
+
+
+def _items(ds: Any) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
+    for i in range(len(ds)):
+        item = ds[(0, i)]
+        yield item, item["A"]
+
+
+@torch.no_grad()
+def score_generator(
+    net: nn.Module,
+    recipe: Recipe,
+    split: str,
+    *,
+    mode: str = "eval",
+    batch_size: int | None = None,
+    num_samples: int = 0,
+    distances: Any = None,
+) -> tuple[dict[str, float], int, tuple[torch.Tensor, ...] | None]:
+    """({"l1", "psnr", "ssim"} means, image count, first ``num_samples`` (A, G(A), B) rows)."""
+    check_mode(mode)
+    try:
+        ds = build_dataset(recipe.data, split, train=False, seed=recipe.seed)
+    except DataError as exc:  # the data layer's advice is for training recipes
+        advice = "set data.train_split / data.val_split to one of them"
+        raise DataError(str(exc).replace(advice, "pass --split one of them")) from None
+    device = next(net.parameters()).device
+    sums = {"l1": 0.0, "psnr": 0.0, "ssim": 0.0}
+    n = 0
+    rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    with generator_in_mode(net, mode, recipe.seed) as g:
+        for batch in same_size_batches(_items(ds), batch_size or default_batch_size(mode)):
+            a = torch.stack([item["A"] for item, _ in batch]).to(device)
+            b = torch.stack([item["B"] for item, _ in batch]).to(device)
+            fake = translate_batch(g, a).float()
+            for key, values in metrics.image_metrics(fake, b).items():
+                sums[key] += float(values.double().sum())
+            n += len(batch)
+            if distances is not None:
+                distances.update(fake, b)
+            same = not rows or rows[0][0].shape == a.shape[1:]
+            for k in range(min(num_samples - len(rows), len(batch)) if same else 0):
+                rows.append((a[k].cpu(), fake[k].cpu(), b[k].cpu()))
+    means = {k: v / max(n, 1) for k, v in sums.items()}
+    sheet = tuple(torch.stack(col) for col in zip(*rows)) if rows else None
+    return means, n, sheet
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    split: str = "val",
+    *,
+    data_root: str | Path | None = None,
+    mode: str = "eval",
+    num_samples: int = 0,
+    fid: bool = False,
+    inception_weights: str | Path | None = None,
+    feature_extractor: nn.Module | None = None,
+    use_ema: bool = True,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    out_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Score the newest checkpoint of ``run_dir`` (or a checkpoint / safetensors file) on
+    ``split``; write ``<out_dir or RUN_DIR/eval>/<split>.json`` (and ``.png`` when
+    ``num_samples``) and return the record: l1, psnr, ssim, n, step, checkpoint, mode, ...
+
+    ``fid`` adds FID and KID (torchmetrics' Inception, or ``feature_extractor``: any module
+    mapping uint8 (N, 3, H, W) to (N, D) features).
+    """
+    check_mode(mode)
+    if num_samples < 0:
+        raise GanzooError(f"--num-samples {num_samples}: must be 0 or more")
+    source = Path(run_dir)
+    net, recipe, info = load_generator(source, use_ema=use_ema, device=device)
+    recipe = with_data_root(recipe, data_root, source)
+    distances = None
+    if fid:
+        from ganzoo.evaluation.fid import InceptionDistances, inception_extractor
+
+        extractor = feature_extractor or inception_extractor(inception_weights)
+        distances = InceptionDistances(extractor, next(net.parameters()).device)
+    t0 = time.perf_counter()
+    means, n, sheet = score_generator(
+        net,
+        recipe,
+        split,
+        mode=mode,
+        batch_size=batch_size,
+        num_samples=num_samples,
+        distances=distances,
+    )
+    record: dict[str, Any] = {
+        "split": split,
+        "folder": split_name(recipe.data, split, train=False),
+        "data_root": str(recipe.data.root),
+        "n": n,
+        **means,
+    }
+    if distances is not None:
+        record.update(distances.compute())
+        record["fid_features"] = (
+            "inception" if feature_extractor is None else (type(feature_extractor).__name__)
+        )
+    out = Path(out_dir) if out_dir is not None else eval_dir(source)
+    out.mkdir(parents=True, exist_ok=True)
+    record.update(
+        step=info.step,
+        checkpoint=str(info.path),
+        ema=info.ema,
+        mode=mode,
+        recipe=recipe.name,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    if sheet is not None:
+        record["sheet"] = str(save_grid(out / f"{split}.png", *sheet))
+    path = out / f"{split}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    record["json"] = str(path)
+    return record

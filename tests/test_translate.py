@@ -1,0 +1,242 @@
+"""Loading a trained G and `ganzoo translate`: A|B or plain inputs, pad vs resize, eval vs train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_recipe
+from PIL import Image
+
+from ganzoo.build import build_generator
+from ganzoo.cli import main
+from ganzoo.errors import DataError, GanzooError, SizeError, TrainingError
+from ganzoo.evaluation.inference import (
+    generator_in_mode,
+    pad_to,
+    parse_size,
+    to_uint8,
+    valid_size,
+)
+from ganzoo.evaluation.loading import ema_weights, load_generator
+from ganzoo.evaluation.translate import translate, translate_files
+from ganzoo.training.checkpoint import load_checkpoint
+from ganzoo.training.trainer import train
+
+
+@pytest.fixture(scope="module")
+def run(tiny_data: Path, tmp_path_factory) -> Path:
+    """A 3-step tiny run (U-Net with BatchNorm, EMA kept)."""
+    run_dir = tmp_path_factory.mktemp("translate") / "run"
+    recipe = tiny_recipe(tiny_data, "train.max_steps=3", "optim.ema_decay=0.9")
+    train(recipe, run_dir=run_dir, progress=False)
+    return run_dir
+
+
+def direct(net: torch.nn.Module, image: np.ndarray) -> np.ndarray:
+    """G on one HxWxC uint8 image whose size G accepts, as uint8 HxWxC."""
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        return to_uint8(net(x))[0].permute(1, 2, 0).numpy()
+
+
+def png(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def test_load_generator_uses_ema_and_says_so(run: Path) -> None:
+    state = load_checkpoint(run / "checkpoints" / "step_00000003.pt")
+    g, recipe, info = load_generator(run)
+    assert info.ema and info.step == 3 and info.kind == "checkpoint"
+    assert "EMA weights" in info.describe() and not g.training
+    expected = ema_weights(state["ema"])
+    assert all(torch.equal(v, expected[k]) for k, v in g.state_dict().items())
+    raw, _, raw_info = load_generator(run / "checkpoints" / "step_00000003.pt", use_ema=False)
+    assert not raw_info.ema
+    assert all(torch.equal(v, state["generator"][k]) for k, v in raw.state_dict().items())
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert not torch.equal(g(x), raw(x))  # 3 EMA updates with decay 0.9 lag the raw weights
+    assert recipe.to_dict() == state["recipe"]
+
+
+def test_load_errors_are_one_line(run: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
+    (tmp_path / "empty").mkdir()
+    for path, expected in [
+        (tmp_path / "missing", "no such run directory or checkpoint"),
+        (tmp_path / "bad.pt", "not a readable ganzoo checkpoint"),
+        (tmp_path / "bad.safetensors", "safetensors"),
+        (tmp_path / "empty", "not a run directory"),
+    ]:
+        with pytest.raises(TrainingError) as info:
+            load_generator(path)
+        assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_folder_of_ab_files_takes_the_condition_half(run: Path, tiny_data: Path, tmp_path):
+    g, _, _ = load_generator(run)
+    result = translate(run, tiny_data / "val", tmp_path / "ab", batch_size=3)
+    assert [p.name for p in result.outputs] == ["0.png", "1.png", "2.png", "3.png"]
+    assert result.paired == 4 and result.direction == "AtoB"  # the recipe's direction
+    for out in result.outputs:
+        pair = png(tiny_data / "val" / out.name)
+        assert png(out).shape == (32, 32, 3)
+        np.testing.assert_array_equal(png(out), direct(g, pair[:, :32]))
+    flipped = translate(run, tiny_data / "val" / "0.png", tmp_path / "ba", direction="BtoA")
+    pair = png(tiny_data / "val" / "0.png")
+    np.testing.assert_array_equal(png(flipped.outputs[0]), direct(g, pair[:, 32:]))
+
+
+def test_plain_images_pad_or_resize(run: Path, tmp_path: Path) -> None:
+    g, _, _ = load_generator(run)
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (36, 44, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "odd.png")
+    padded = translate(run, tmp_path / "odd.png", tmp_path / "pad")
+    assert padded.paired == 0
+    out = png(padded.outputs[0])
+    assert out.shape == (36, 44, 3)  # cropped back to the input size
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+    assert valid_size(g, 36, 44) == (64, 64)
+    xp, (top, left) = pad_to(x, (64, 64))
+    assert (top, left) == (14, 10) and torch.equal(xp[..., 14:50, 10:54], x)
+    with torch.no_grad():
+        expected = to_uint8(g(xp)[..., 14:50, 10:54])[0].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(out, expected)
+
+    resized = translate(run, tmp_path / "odd.png", tmp_path / "resize", fit="resize")
+    assert png(resized.outputs[0]).shape == (32, 32, 3)  # the training crop size
+    wide = translate(run, tmp_path / "odd.png", tmp_path / "wide", fit="resize", size="32x64")
+    assert png(wide.outputs[0]).shape == (32, 64, 3)
+    with pytest.raises(SizeError, match="multiple of 32.*--size") as info:
+        translate(run, tmp_path / "odd.png", tmp_path / "bad", fit="resize", size="36x44")
+    assert "\n" not in str(info.value)
+    big = translate(run, tmp_path / "odd.png", tmp_path / "big", size=70)  # resize, then pad
+    assert png(big.outputs[0]).shape == (70, 70, 3)
+
+
+def test_auto_layout_reads_two_crops_wide_files_as_pairs(run: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(inputs / "pair.png")
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(inputs / "square.jpg")
+    auto = translate(run, inputs, tmp_path / "auto")
+    assert auto.paired == 1
+    assert [png(p).shape for p in auto.outputs] == [(32, 32, 3), (32, 32, 3)]
+    plain = translate(run, inputs, tmp_path / "plain", layout="plain")
+    assert plain.paired == 0 and png(plain.outputs[0]).shape == (32, 64, 3)
+    Image.fromarray(rng.integers(0, 256, (32, 33, 3), dtype=np.uint8)).save(inputs / "o.png")
+    with pytest.raises(DataError, match="odd"):
+        translate(run, inputs / "o.png", tmp_path / "odd", layout="paired")
+
+
+def test_inputs_sharing_a_stem_are_refused(run: Path, tmp_path: Path) -> None:
+    for suffix in (".png", ".jpg"):
+        Image.new("RGB", (32, 32)).save(tmp_path / f"a{suffix}")
+    with pytest.raises(DataError, match="both be written"):
+        translate(run, tmp_path, tmp_path / "out")
+    with pytest.raises(DataError, match="overwrite its input"):
+        translate(run, tmp_path / "a.png", tmp_path)
+
+
+def test_grayscale_recipe_reads_and_writes_one_channel(tiny_data: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(
+        tiny_data, "train.max_steps=1", "data.in_channels=1", "data.out_channels=1"
+    )
+    train(recipe, run_dir=tmp_path / "gray", progress=False)
+    result = translate(tmp_path / "gray", tiny_data / "val" / "1.png", tmp_path / "out")
+    with Image.open(result.outputs[0]) as img:
+        assert img.mode == "L" and img.size == (32, 32)
+    g, _, _ = load_generator(tmp_path / "gray")
+    assert g.model.model[0].in_channels == 1  # the outermost conv takes one channel
+
+
+def test_train_mode_uses_batch_statistics_and_dropout_without_updating_g(tiny_data: Path):
+    # num_downs 6: level 5 has dropout (as the reference U-Net's ngf*8 levels)
+    recipe = tiny_recipe(
+        tiny_data,
+        "generator={name: unet, num_downs: 6, ngf: 8, norm: batch}",
+        "data.crop_size=64",
+        "data.load_size=72",
+    )
+    g = build_generator(recipe).eval()
+    assert any(isinstance(m, torch.nn.Dropout) for m in g.modules())
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad(), generator_in_mode(g, "eval") as net:
+        ev1, ev2 = net(x), net(x)
+    with torch.no_grad():
+        with generator_in_mode(g, "train", seed=0) as net:
+            tr0 = net(x)
+        with generator_in_mode(g, "train", seed=0) as net:
+            tr0_again = net(x)
+        with generator_in_mode(g, "train", seed=1) as net:
+            tr1 = net(x)
+    assert torch.equal(ev1, ev2)  # eval mode is deterministic
+    assert not torch.allclose(tr0, ev1, atol=1e-3)  # batch statistics, not running ones
+    assert torch.equal(tr0, tr0_again) and not torch.equal(tr0, tr1)  # seeded dropout
+    assert not g.training
+    assert all(torch.equal(v, before[k]) for k, v in g.state_dict().items())  # stats untouched
+
+
+def test_translate_in_train_mode_differs_and_keeps_running_stats(run: Path, tiny_data, tmp_path):
+    g, recipe, _ = load_generator(run)
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    files = sorted((tiny_data / "val").glob("*.png"))
+    ev = translate_files(g, recipe, files, tmp_path / "eval")
+    tr = translate_files(g, recipe, files, tmp_path / "train", mode="train")
+    assert any(not np.array_equal(png(a), png(b)) for a, b in zip(ev.outputs, tr.outputs))
+    assert all(torch.equal(v, before[k]) for k, v in g.state_dict().items())
+    with pytest.raises(GanzooError, match="use eval or train"):
+        translate_files(g, recipe, files, tmp_path / "x", mode="test")
+
+
+def test_parse_size() -> None:
+    assert parse_size("256") == (256, 256) and parse_size("36x44") == (36, 44)
+    assert parse_size(None) is None and parse_size(64) == (64, 64)
+    for bad in ("0", "12x", "axb", "-3"):
+        with pytest.raises(GanzooError):
+            parse_size(bad)
+
+
+def test_cli_translate(run: Path, tiny_data: Path, tmp_path: Path, capsys) -> None:
+    code = main(
+        [
+            "translate",
+            str(run),
+            "--input",
+            str(tiny_data / "val"),
+            "--output",
+            str(tmp_path / "out"),
+            "--mode",
+            "train",
+            "--batch-size",
+            "2",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "translated 4 image(s), 4 read as A|B (AtoB) in train mode" in out
+    assert "EMA weights" in out and len(list((tmp_path / "out").glob("*.png"))) == 4
+    code = main(["translate", str(run), "-i", str(tmp_path / "nothing"), "-o", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert code == 2 and "no such file or folder" in err and len(err.strip().splitlines()) == 1
+    code = main(
+        [
+            "translate",
+            str(run),
+            "-i",
+            str(tiny_data / "val"),
+            "-o",
+            str(tmp_path / "r"),
+            "--resize",
+            "--size",
+            "36x44",
+        ]
+    )
+    _, err = capsys.readouterr()
+    assert code == 2 and "nearest valid sizes" in err and len(err.strip().splitlines()) == 1
