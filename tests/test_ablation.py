@@ -129,8 +129,12 @@ def test_results_csv_has_one_row_per_run_with_every_number(ablation: Path) -> No
 def test_results_md_is_mean_and_sample_std_of_the_csv(ablation: Path) -> None:
     rows = read_csv(ablation / "results.csv")
     header, table = read_md_table(ablation / "results.md")
-    columns = {"L1 ↓": ("l1", 4, min), "PSNR (dB) ↑": ("psnr", 2, max),
-               "SSIM ↑": ("ssim", 4, max), "ms/iter ↓": ("ms_per_iter", 1, min)}
+    columns = {
+        "L1 ↓": ("l1", 4, min),
+        "PSNR (dB) ↑": ("psnr", 2, max),
+        "SSIM ↑": ("ssim", 4, max),
+        "ms/iter ↓": ("ms_per_iter", 1, min),
+    }
     assert set(columns) <= set(header)
     assert [r[0] for r in table] == list(DISCRIMINATORS)
     for title, (key, decimals, pick) in columns.items():
@@ -174,10 +178,16 @@ def test_rerun_trains_nothing_and_only_an_unfinished_run_retrains(
     after = read_csv(ablation / "results.csv")
     for a, b in zip(before, after):
         assert (a["variant"], a["l1"], a["psnr"], a["ssim"]) == (
-            b["variant"], b["l1"], b["psnr"], b["ssim"]
+            b["variant"],
+            b["l1"],
+            b["psnr"],
+            b["ssim"],
         )
-    steps = [json.loads(x)["step"] for x in (resumed / "metrics.jsonl").read_text().splitlines()
-             if "loss_d" in x]
+    steps = [
+        json.loads(x)["step"]
+        for x in (resumed / "metrics.jsonl").read_text().splitlines()
+        if "loss_d" in x
+    ]
     assert steps == list(range(1, BUDGET + 1))  # no duplicated records after the resume
 
 
@@ -199,8 +209,12 @@ def test_report_of_a_folder_that_is_no_ablation_is_one_line(tmp_path: Path, caps
 
 
 def test_one_seed_writes_no_spread(tmp_path: Path, tiny_data: Path) -> None:
-    spec = write_spec(tmp_path, seeds=[3], budget={"max_steps": 1},
-                      axes={"discriminator": {"patchgan": DISCRIMINATORS["patchgan"]}})
+    spec = write_spec(
+        tmp_path,
+        seeds=[3],
+        budget={"max_steps": 1},
+        axes={"discriminator": {"patchgan": DISCRIMINATORS["patchgan"]}},
+    )
     plan = load_plan(spec, tiny_sets(tiny_data))
     run_ablation(plan, tmp_path / "out", progress=False)
     report = write_report(tmp_path / "out")
@@ -223,10 +237,14 @@ def test_one_seed_writes_no_spread(tmp_path: Path, tiny_data: Path) -> None:
         ({"axes": {"train.max_steps": [1, 2]}}, "axes.train.max_steps: every variant gets"),
         ({"axes": {"data.root": ["a", "b"]}}, "axes.data.root: data.root must be the same"),
         ({"axes": {"discriminatr.name": ["patchgan"]}}, "did you mean 'discriminator'"),
-        ({"axes": {"discriminator": [{"name": "patchgan"}]}},
-         "axes.discriminator[0]: a list holds plain values"),
-        ({"axes": {"discriminator": {"patch gan": {"name": "patchgan"}}}},
-         "axes.discriminator.patch gan: a variant label"),
+        (
+            {"axes": {"discriminator": [{"name": "patchgan"}]}},
+            "axes.discriminator[0]: a list holds plain values",
+        ),
+        (
+            {"axes": {"discriminator": {"patch gan": {"name": "patchgan"}}}},
+            "axes.discriminator.patch gan: a variant label",
+        ),
         ({"axes": {"optim.lr_d": []}}, "axes.optim.lr_d: give at least one value"),
         ({"axes": {"optim.lr_d": [0.1, "0.1"]}}, "two values share the label '0.1'"),
     ],
@@ -245,12 +263,21 @@ def test_spec_errors_are_one_line_with_the_dotted_path(
     "axes, error, message",
     [
         ({"discriminator.name": ["pixel", "patchgun"]}, GanzooError, "variant patchgun"),
-        ({"discriminator": {"big": {"name": "multidepth", "branches": 4}}}, SizeError,
-         "needs image_size of at least 96x96"),
-        ({"train": {"chatty": {"log_every": 7}}}, RecipeError,
-         "variant chatty changes train.log_every (1 -> 7)"),
-        ({"discriminator": {"p": {"name": "patchgan", "ndf": "wide"}}}, RecipeError,
-         "discriminator.ndf: expected an integer"),
+        (
+            {"discriminator": {"big": {"name": "multidepth", "branches": 4}}},
+            SizeError,
+            "needs image_size of at least 96x96",
+        ),
+        (
+            {"train": {"chatty": {"log_every": 7}}},
+            RecipeError,
+            "variant chatty changes train.log_every (1 -> 7)",
+        ),
+        (
+            {"discriminator": {"p": {"name": "patchgan", "ndf": "wide"}}},
+            RecipeError,
+            "discriminator.ndf: expected an integer",
+        ),
     ],
 )
 def test_a_bad_variant_fails_before_anything_trains(
@@ -276,13 +303,19 @@ def test_quick_form_parsing(tiny_data: Path) -> None:
     }
     with pytest.warns(UserWarning, match="variant patchgan keeps the base's discriminator"):
         plan = load_plan(
-            QUICKSTART, tiny_sets(tiny_data), seeds="0,1", steps=4,
+            QUICKSTART,
+            tiny_sets(tiny_data),
+            seeds="0,1",
+            steps=4,
             vary=["discriminator.name=patchgan,multiscale", "optim.lr_d=0.0002,0.001"],
         )
     assert plan.seeds == [0, 1] and plan.max_steps == 4
     assert plan.axes == ["discriminator.name", "optim.lr_d"]
     assert [v.name for v in plan.variants] == [
-        "patchgan+0.0002", "patchgan+0.001", "multiscale+0.0002", "multiscale+0.001"
+        "patchgan+0.0002",
+        "patchgan+0.001",
+        "multiscale+0.0002",
+        "multiscale+0.001",
     ]
     assert plan.variants[1].values == {"discriminator.name": "patchgan", "optim.lr_d": "0.001"}
     assert plan.name == "quickstart-discriminator.name-optim.lr_d"
@@ -325,19 +358,27 @@ def test_a_spec_is_told_from_a_recipe_by_its_axes(tmp_path: Path, tiny_data: Pat
 
 
 def test_named_blocks_replace_or_merge_like_extends(tiny_data: Path) -> None:
-    spec = spec_from_dict({
-        "base": str(QUICKSTART),
-        "budget": {"max_steps": 1},
-        "axes": {
-            "discriminator": {"same": {"name": "patchgan", "n_layers": 2},
-                              "other": {"name": "pixel"}},
-            "loss.l1": {"l1_0": 0.0, "l1_100": 100},
-        },
-    })
+    spec = spec_from_dict(
+        {
+            "base": str(QUICKSTART),
+            "budget": {"max_steps": 1},
+            "axes": {
+                "discriminator": {
+                    "same": {"name": "patchgan", "n_layers": 2},
+                    "other": {"name": "pixel"},
+                },
+                "loss.l1": {"l1_0": 0.0, "l1_100": 100},
+            },
+        }
+    )
     plan = build_plan(spec, tiny_sets(tiny_data))
     same, other = plan.variants[0].recipe(0), plan.variants[2].recipe(0)
-    assert [v.name for v in plan.variants] == ["same+l1_0", "same+l1_100", "other+l1_0",
-                                               "other+l1_100"]
+    assert [v.name for v in plan.variants] == [
+        "same+l1_0",
+        "same+l1_100",
+        "other+l1_0",
+        "other+l1_100",
+    ]
     # same component: merged over the base's params (quickstart: ndf 32, instance)
     assert same.discriminator.params == {"n_layers": 2, "ndf": 32, "norm": "instance"}
     assert same.loss.l1 == 0.0
@@ -352,8 +393,9 @@ def test_value_labels_are_file_name_safe() -> None:
     assert value_label("a/b c") == "a-b-c"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "recipes" / "ablations").glob("*.yaml")),
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "recipes" / "ablations").glob("*.yaml")), ids=lambda p: p.stem
+)
 def test_shipped_specs_are_valid(path: Path, tiny_data: Path) -> None:
     plan = load_plan(path, [f"data.root={tiny_data}"])  # every variant built on meta
     assert len(plan.variants) >= 2 and plan.max_steps >= 1

@@ -3,7 +3,7 @@
 torchmetrics' default feature extractor is ``NoTrainInceptionV3``, which needs the
 ``torch-fidelity`` package (``pip install 'ganzoo[fid]'``) and the weights of the TensorFlow
 FID Inception network ported by torch-fidelity, the file
-``weights-inception-2015-12-05-6726825d.pth`` (about 92 MB). torch-fidelity downloads it from
+``weights-inception-2015-12-05-6726825d.pth`` (about 96 MB). torch-fidelity downloads it from
 its GitHub release into the torch hub cache, ``$TORCH_HOME/hub/checkpoints/`` (TORCH_HOME
 defaults to ``~/.cache/torch``); ganzoo looks there too, or takes the file from
 ``--inception-weights`` / ``$GANZOO_INCEPTION_WEIGHTS``. Offline, it says so in one line.
@@ -47,9 +47,13 @@ def _how_to_provide() -> str:
     )
 
 
+def has_torch_fidelity() -> bool:
+    return importlib.util.find_spec("torch_fidelity") is not None
+
+
 def require_torch_fidelity() -> None:
     """A one-line error when torchmetrics' Inception (from torch-fidelity) is not installed."""
-    if importlib.util.find_spec("torch_fidelity") is None:
+    if not has_torch_fidelity():
         raise GanzooError(
             "--fid needs the torch-fidelity package (torchmetrics' Inception network): "
             "pip install 'ganzoo[fid]' (or pip install torch-fidelity)"
