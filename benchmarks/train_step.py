@@ -40,8 +40,12 @@ def batches_forever(trainer: Trainer):
     epoch = 0
     while True:
         yield from epoch_batches(
-            trainer.train_set, batch_size=trainer.recipe.data.batch_size, shuffle=True,
-            seed=trainer.recipe.seed, epoch=epoch, num_workers=trainer.recipe.data.num_workers,
+            trainer.train_set,
+            batch_size=trainer.recipe.data.batch_size,
+            shuffle=True,
+            seed=trainer.recipe.seed,
+            epoch=epoch,
+            num_workers=trainer.recipe.data.num_workers,
             pin_memory=trainer.device.type == "cuda",
         )
         epoch += 1
@@ -56,9 +60,14 @@ def loader_images_per_second(recipe, seconds: float = 5.0) -> float:
     ds = build_dataset(recipe.data, recipe.data.train_split, train=True, seed=recipe.seed)
     n, t0, epoch = 0, time.perf_counter(), 0
     while time.perf_counter() - t0 < seconds:
-        for batch in epoch_batches(ds, batch_size=recipe.data.batch_size, shuffle=True,
-                                   seed=recipe.seed, epoch=epoch,
-                                   num_workers=recipe.data.num_workers):
+        for batch in epoch_batches(
+            ds,
+            batch_size=recipe.data.batch_size,
+            shuffle=True,
+            seed=recipe.seed,
+            epoch=epoch,
+            num_workers=recipe.data.num_workers,
+        ):
             n += batch["A"].shape[0]
             if time.perf_counter() - t0 >= seconds:
                 break
@@ -83,8 +92,10 @@ def main() -> None:
     args = parser.parse_args()
 
     recipe = load_recipe(args.recipe, args.overrides)
-    configs = {"reference": load_recipe(args.recipe, [*args.overrides, *REFERENCE]),
-               "ganzoo": recipe}
+    configs = {
+        "reference": load_recipe(args.recipe, [*args.overrides, *REFERENCE]),
+        "ganzoo": recipe,
+    }
     if args.only:
         configs = {args.only: configs[args.only]}
     tmp = Path(tempfile.mkdtemp(prefix="ganzoo-bench-"))
@@ -92,14 +103,18 @@ def main() -> None:
     device = next(iter(trainers.values())).device
     streams = {name: batches_forever(t) for name, t in trainers.items()}
 
-    print(f"recipe {recipe.name}: G {recipe.generator.name}, D {recipe.discriminator.name}, "
-          f"{recipe.data.image_size[0]}x{recipe.data.image_size[1]}, batch "
-          f"{recipe.data.batch_size}, device {device}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}")
+    print(
+        f"recipe {recipe.name}: G {recipe.generator.name}, D {recipe.discriminator.name}, "
+        f"{recipe.data.image_size[0]}x{recipe.data.image_size[1]}, batch "
+        f"{recipe.data.batch_size}, device {device}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}"
+    )
     for name, t in trainers.items():
-        print(f"  {name:9s}: precision {t.precision}, channels_last "
-              f"{t.recipe.train.channels_last}, compile {t.recipe.train.compile}, "
-              f"fused Adam {t.opt_g.defaults.get('fused')}")
+        print(
+            f"  {name:9s}: precision {t.precision}, channels_last "
+            f"{t.recipe.train.channels_last}, compile {t.recipe.train.compile}, "
+            f"fused Adam {t.opt_g.defaults.get('fused')}"
+        )
 
     for _ in range(args.warmup):
         for name, t in trainers.items():
@@ -120,8 +135,10 @@ def main() -> None:
 
     flops = {name: flops_per_iteration(t, next(streams[name])) for name, t in trainers.items()}
     imgs = loader_images_per_second(recipe)
-    print(f"\n{'config':10s} {'median ms':>10s} {'p10-p90 ms':>15s} {'GFLOP/iter':>11s} "
-          f"{'GFLOP/s':>8s} {'peak mem':>10s}")
+    print(
+        f"\n{'config':10s} {'median ms':>10s} {'p10-p90 ms':>15s} {'GFLOP/iter':>11s} "
+        f"{'GFLOP/s':>8s} {'peak mem':>10s}"
+    )
     medians = {}
     for name, ts in times.items():
         ms = sorted(1000 * x for x in ts)
@@ -129,14 +146,18 @@ def main() -> None:
         medians[name] = med
         p10, p90 = ms[len(ms) // 10], ms[(9 * len(ms)) // 10 - (1 if len(ms) >= 10 else 0)]
         mem = f"{peak[name] / 2**20:.0f} MiB" if device.type == "cuda" else "-"
-        print(f"{name:10s} {med:10.1f} {p10:7.1f}-{p90:<7.1f} {flops[name] / 1e9:11.1f} "
-              f"{flops[name] / 1e9 / (med / 1000):8.1f} {mem:>10s}")
+        print(
+            f"{name:10s} {med:10.1f} {p10:7.1f}-{p90:<7.1f} {flops[name] / 1e9:11.1f} "
+            f"{flops[name] / 1e9 / (med / 1000):8.1f} {mem:>10s}"
+        )
     if len(medians) == 2:
         print(f"\nratio reference / ganzoo: {medians['reference'] / medians['ganzoo']:.2f}x")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"data loader alone: {imgs:.1f} images/s "
-          f"({imgs / recipe.data.batch_size:.1f} batches/s); "
-          f"process peak RSS {rss:.0f} MiB (both configs)")
+    print(
+        f"data loader alone: {imgs:.1f} images/s "
+        f"({imgs / recipe.data.batch_size:.1f} batches/s); "
+        f"process peak RSS {rss:.0f} MiB (both configs)"
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,7 @@ def time_config(net, x, *, bf16: bool, channels_last: bool, repeats: int) -> lis
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
     x = x.contiguous(memory_format=fmt)
-    cast = (torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16
-            else contextlib.nullcontext())
+    cast = torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     times = []
     with torch.inference_mode(), cast:
         net(x)  # warm-up
@@ -73,8 +72,10 @@ def main() -> None:
             fast_t += time_config(net, x, bf16=fast, channels_last=True, repeats=1)
         rates["ref"] = n / statistics.median(ref_t)
         rates["fast"] = n / statistics.median(fast_t)
-        print(f"{n:5d} {rates['ref']:16.2f} {rates['fast']:13.2f} "
-              f"{rates['fast'] / rates['ref']:5.2f}x")
+        print(
+            f"{n:5d} {rates['ref']:16.2f} {rates['fast']:13.2f} "
+            f"{rates['fast'] / rates['ref']:5.2f}x"
+        )
 
 
 if __name__ == "__main__":

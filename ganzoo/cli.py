@@ -9,7 +9,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -29,7 +29,7 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 RecipeArg = Annotated[Path, typer.Argument(help="recipe YAML file", show_default=False)]
 SetOpt = Annotated[
-    Optional[list[str]],  # noqa: UP045 - typer needs Optional here
+    list[str] | None,
     typer.Option("--set", help="override a recipe key: dotted.key=value (YAML value)"),
 ]
 
@@ -58,7 +58,7 @@ def _kind(kind: str) -> str:
 
 @app.command("list")
 def list_cmd(
-    kind: Annotated[Optional[str], typer.Argument(help="generator, discriminator, ...")] = None,  # noqa: UP045
+    kind: Annotated[str | None, typer.Argument(help="generator, discriminator, ...")] = None,
     pattern: Annotated[str, typer.Option(help="glob over names")] = "*",
 ) -> None:
     """List registered components: name, kind, origin and a one-line summary."""
@@ -97,12 +97,10 @@ def schema() -> None:
 
 @app.command(context_settings={"allow_extra_args": False})
 def train(
-    recipe: Annotated[Optional[Path], typer.Argument(help="recipe YAML file")] = None,  # noqa: UP045
+    recipe: Annotated[Path | None, typer.Argument(help="recipe YAML file")] = None,
     set_: SetOpt = None,
-    out: Annotated[Optional[Path], typer.Option(help="run directory (default runs/NAME)")] = None,  # noqa: UP045
-    resume: Annotated[
-        Optional[Path], typer.Option(help="continue the run in this directory")  # noqa: UP045
-    ] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/NAME)")] = None,
+    resume: Annotated[Path | None, typer.Option(help="continue the run in this directory")] = None,
     nproc: Annotated[int, typer.Option(help="processes on this machine (execs torchrun)")] = 1,
 ) -> None:
     """Train a recipe (or --resume a run); Ctrl-C saves a checkpoint and stops."""
@@ -142,7 +140,7 @@ def _exec_torchrun(nproc: int) -> None:
     import os
 
     args, skip = [], False
-    for i, a in enumerate(sys.argv[1:]):
+    for a in sys.argv[1:]:
         if skip:
             skip = False
             continue
@@ -168,9 +166,7 @@ def _exec_torchrun(nproc: int) -> None:
 @app.command()
 def plot(
     run_dir: Annotated[Path, typer.Argument(help="run directory")],
-    out: Annotated[
-        Optional[Path], typer.Option(help="PNG path (default RUN_DIR/losses.png)")
-    ] = None,  # noqa: UP045
+    out: Annotated[Path | None, typer.Option(help="PNG path (default RUN_DIR/losses.png)")] = None,
 ) -> None:
     """Plot a run's loss and validation curves to a PNG."""
     from ganzoo.evaluation.plots import plot_run
@@ -194,23 +190,21 @@ def translate(
     input_: Annotated[Path, typer.Option("--input", "-i", help="an image or a folder of images")],
     output: Annotated[Path, typer.Option("--output", "-o", help="folder for <stem>.png outputs")],
     direction: Annotated[
-        Optional[str],  # noqa: UP045
+        str | None,
         typer.Option(help="AtoB or BtoA: the input half of A|B files (default: as trained)"),
     ] = None,
-    size: Annotated[
-        Optional[str], typer.Option(help="N or HxW: resize inputs to this first")  # noqa: UP045
-    ] = None,
+    size: Annotated[str | None, typer.Option(help="N or HxW: resize inputs to this first")] = None,
     resize: Annotated[
         bool,
         typer.Option("--resize/--pad", help="resize to --size (default crop size), or reflect-pad"),
     ] = False,
     paired: Annotated[
-        Optional[bool],  # noqa: UP045
+        bool | None,
         typer.Option("--paired/--plain", help="inputs are A|B files / plain images (default auto)"),
     ] = None,
     mode: ModeOpt = "eval",
     batch_size: Annotated[
-        Optional[int], typer.Option(help="default 8 in eval mode, 1 in train mode")  # noqa: UP045
+        int | None, typer.Option(help="default 8 in eval mode, 1 in train mode")
     ] = None,
     seed: Annotated[int, typer.Option(help="dropout draws in train mode")] = 0,
     ema: EmaOpt = True,
@@ -247,17 +241,17 @@ def eval_cmd(
     run_dir: ModelArg,
     split: Annotated[str, typer.Option(help="val, test or any split folder")] = "val",
     data: Annotated[
-        Optional[Path], typer.Option(help="dataset root instead of the recipe's data.root")  # noqa: UP045
+        Path | None, typer.Option(help="dataset root instead of the recipe's data.root")
     ] = None,
     num_samples: Annotated[int, typer.Option(help="rows in the eval/<split>.png sheet")] = 8,
     fid: Annotated[bool, typer.Option(help="also FID and KID (Inception weights needed)")] = False,
     inception_weights: Annotated[
-        Optional[Path],  # noqa: UP045
+        Path | None,
         typer.Option(help="weights-inception-2015-12-05-6726825d.pth, if not in the torch cache"),
     ] = None,
     mode: ModeOpt = "eval",
     batch_size: Annotated[
-        Optional[int], typer.Option(help="default 8 in eval mode, 1 in train mode")  # noqa: UP045
+        int | None, typer.Option(help="default 8 in eval mode, 1 in train mode")
     ] = None,
     ema: EmaOpt = True,
     device: DeviceOpt = "auto",
@@ -305,10 +299,10 @@ def export(
         str, typer.Option("--format", help="safetensors, torchscript or onnx")
     ] = "safetensors",
     out: Annotated[
-        Optional[Path], typer.Option(help="file (default RUN_DIR/export/generator.*)")  # noqa: UP045
+        Path | None, typer.Option(help="file (default RUN_DIR/export/generator.*)")
     ] = None,
     size: Annotated[
-        Optional[str], typer.Option(help="N or HxW example input (default crop size)")  # noqa: UP045
+        str | None, typer.Option(help="N or HxW example input (default crop size)")
     ] = None,
     ema: EmaOpt = True,
 ) -> None:
@@ -342,16 +336,35 @@ def show(
     r = load_recipe(recipe, set_ or [])
     check_recipe(r)
     h, w = r.data.image_size
-    table = Table("", "name", "params", "input", "output(s)", "GFLOPs/fwd", "receptive field",
-                  title=f"{r.name} at {h}x{w}, batch 1", header_style="bold")
+    table = Table(
+        "",
+        "name",
+        "params",
+        "input",
+        "output(s)",
+        "GFLOPs/fwd",
+        "receptive field",
+        title=f"{r.name} at {h}x{w}, batch 1",
+        header_style="bold",
+    )
     for s in summarize(r, receptive_fields=receptive_fields):
         shapes = ", ".join("x".join(str(d) for d in shape[1:]) for shape in s.output_shapes)
-        rf = ", ".join(
-            f"{a}x{b}" + (" (whole input)" if a >= h and b >= w else "")
-            for a, b in s.receptive_fields
-        ) or "-"
-        table.add_row(s.role, s.name, f"{s.params:,}", "x".join(str(d) for d in s.input_shape[1:]),
-                      shapes, f"{s.gflops:.2f}", rf)
+        rf = (
+            ", ".join(
+                f"{a}x{b}" + (" (whole input)" if a >= h and b >= w else "")
+                for a, b in s.receptive_fields
+            )
+            or "-"
+        )
+        table.add_row(
+            s.role,
+            s.name,
+            f"{s.params:,}",
+            "x".join(str(d) for d in s.input_shape[1:]),
+            shapes,
+            f"{s.gflops:.2f}",
+            rf,
+        )
     console.print(table)
 
 
@@ -361,7 +374,7 @@ app.add_typer(docs_app, name="docs")
 
 @docs_app.command("components")
 def docs_components(
-    out: Annotated[Optional[Path], typer.Option(help="write here instead of stdout")] = None,  # noqa: UP045
+    out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
 ) -> None:
     """Write docs/components.md from the registry."""
     from ganzoo.catalogue import components_markdown
@@ -377,20 +390,20 @@ def docs_components(
 @app.command()
 def ablate(
     source: Annotated[
-        Optional[Path], typer.Argument(help="ablation spec, or a recipe with --vary")  # noqa: UP045
+        Path | None, typer.Argument(help="ablation spec, or a recipe with --vary")
     ] = None,
     set_: SetOpt = None,
     vary: Annotated[
-        Optional[list[str]],  # noqa: UP045
+        list[str] | None,
         typer.Option(help="with a recipe: an axis, dotted.key=v1,v2,... (repeatable)"),
     ] = None,
-    seeds: Annotated[Optional[str], typer.Option(help="seeds, e.g. 0,1,2")] = None,  # noqa: UP045
-    steps: Annotated[Optional[int], typer.Option(help="step budget of every run")] = None,  # noqa: UP045
+    seeds: Annotated[str | None, typer.Option(help="seeds, e.g. 0,1,2")] = None,
+    steps: Annotated[int | None, typer.Option(help="step budget of every run")] = None,
     out: Annotated[
-        Optional[Path], typer.Option(help="ablation directory (default runs/ablations/NAME)")  # noqa: UP045
+        Path | None, typer.Option(help="ablation directory (default runs/ablations/NAME)")
     ] = None,
     report: Annotated[
-        Optional[Path], typer.Option(help="rebuild the report of this directory, no training")  # noqa: UP045
+        Path | None, typer.Option(help="rebuild the report of this directory, no training")
     ] = None,
 ) -> None:
     """Train every variant of an ablation the same way (resumable) and compare them."""
@@ -408,7 +421,8 @@ def ablate(
     runs = len(plan.variants) * len(plan.seeds)
     console.print(
         f"ablation {plan.name}: {len(plan.variants)} variants x {len(plan.seeds)} seeds = "
-        f"{runs} runs of {plan.max_steps} steps into {out}", highlight=False,
+        f"{runs} runs of {plan.max_steps} steps into {out}",
+        highlight=False,
     )
     run_ablation(plan, out, console=console)
     write_report(out, console)
@@ -423,7 +437,7 @@ def data_fetch(
     name: Annotated[str, typer.Argument(help="facades, cityscapes, maps, edges2shoes, ...")],
     to: Annotated[Path, typer.Option(help="folder that receives NAME/")] = Path("datasets"),
     from_: Annotated[
-        Optional[str],  # noqa: UP045
+        str | None,
         typer.Option("--from", help="a URL or a local NAME.tar.gz instead of the official one"),
     ] = None,
     force: Annotated[bool, typer.Option(help="replace a folder that is already there")] = False,

@@ -191,6 +191,13 @@ def test_rerun_trains_nothing_and_only_an_unfinished_run_retrains(
     assert steps == list(range(1, BUDGET + 1))  # no duplicated records after the resume
 
 
+def test_a_run_trained_with_another_recipe_is_refused(ablation: Path, tiny_data: Path) -> None:
+    plan = load_plan(ablation.parent / "spec.yaml", [*tiny_sets(tiny_data), "optim.lr_g=0.001"])
+    with pytest.raises(RecipeError, match=r"trained with another recipe \(optim.lr_g: 0.0002"):
+        run_ablation(plan, ablation, progress=False)
+    assert "optim.lr_g" not in (ablation / "ablation.json").read_text()  # nothing was changed
+
+
 def test_report_rebuilds_from_finished_runs(ablation: Path, capsys) -> None:
     before = (ablation / "results.csv").read_text()
     for name in ("results.csv", "results.md", "metrics.png", "samples.png"):
@@ -266,7 +273,7 @@ def test_spec_errors_are_one_line_with_the_dotted_path(
         (
             {"discriminator": {"big": {"name": "multidepth", "branches": 4}}},
             SizeError,
-            "needs image_size of at least 96x96",
+            "variant big: multidepth with branches=4 needs image_size of at least 96x96",
         ),
         (
             {"train": {"chatty": {"log_every": 7}}},

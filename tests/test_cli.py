@@ -93,6 +93,7 @@ def test_show_prints_params_shapes_flops_and_receptive_fields(capsys) -> None:
 
 
 def test_show_refuses_a_bad_size_in_one_line(capsys) -> None:
-    code, _, err = run(capsys, "show", str(RECIPES / "pix2pix_unet256.yaml"), "--set",
-                       "data.crop_size=200")
+    code, _, err = run(
+        capsys, "show", str(RECIPES / "pix2pix_unet256.yaml"), "--set", "data.crop_size=200"
+    )
     assert code == 2 and "nearest valid sizes: 256x256" in err

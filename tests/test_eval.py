@@ -184,3 +184,38 @@ def test_cli_eval(run: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     code = main(["eval", str(run), "--fid"])
     _, err = capsys.readouterr()
     assert code == 2 and INCEPTION_FILE in err and len(err.strip().splitlines()) == 1
+
+
+def test_inception_weights_download_from_a_local_server(tmp_path, monkeypatch) -> None:
+    """The real download path, against http.server on 127.0.0.1 (never the internet)."""
+    import functools
+    import http.server
+    import threading
+
+    from ganzoo.errors import GanzooError
+    from ganzoo.evaluation import fid
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / fid.INCEPTION_FILE).write_bytes(b"not really inception" * 100)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv(fid.WEIGHTS_ENV, raising=False)
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    try:
+        port = server.server_address[1]
+        path = fid.inception_weights(url=f"http://127.0.0.1:{port}/{fid.INCEPTION_FILE}")
+        assert path == fid.cached_weights_path() and path.read_bytes().startswith(b"not really")
+        path.unlink()
+        with pytest.raises(GanzooError) as info:  # a 404: one line, nothing left behind
+            fid.inception_weights(url=f"http://127.0.0.1:{port}/missing.pth")
+        assert "could not be downloaded" in str(info.value) and "\n" not in str(info.value)
+        assert list(path.parent.iterdir()) == []
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +98,7 @@ def set_value(tree: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return apply_overrides(tree, [f"{key}={raw}"])
 
 
-def _axis_points(key: str, values: list[Any] | dict[str, Any]) -> list[tuple[str, Any]]:
+def _axis_points(values: list[Any] | dict[str, Any]) -> list[tuple[str, Any]]:
     if isinstance(values, dict):
         return list(values.items())
     return [(value_label(v), v) for v in values]
@@ -159,7 +160,7 @@ def build_plan(spec: AblationSpec, overrides: list[str] | None = None) -> Plan:
 
     _warn_kept_params(spec, tree)
     axes = list(spec.axes)
-    points = [_axis_points(key, spec.axes[key]) for key in axes]
+    points = [_axis_points(spec.axes[key]) for key in axes]
     variants = []
     for combo in itertools.product(*points):
         labels = {key: label for key, (label, _) in zip(axes, combo)}
@@ -172,9 +173,12 @@ def build_plan(spec: AblationSpec, overrides: list[str] | None = None) -> Plan:
                 raise RecipeError(f"{where}: axes.{key}.{label}: {exc}") from None
         try:
             recipe = from_dict(vtree, source=f"variant {name}")
-            check_recipe(recipe)
         except GanzooError as exc:
             raise _with_prefix(exc, where) from None
+        try:
+            check_recipe(recipe)
+        except GanzooError as exc:
+            raise _with_prefix(exc, f"{where}: variant {name}") from None
         for key in PROTECTED:
             if _get(recipe, key) != _get(base, key):
                 raise RecipeError(
@@ -184,7 +188,7 @@ def build_plan(spec: AblationSpec, overrides: list[str] | None = None) -> Plan:
         variants.append(Variant(name, labels, recipe.to_dict()))
     return Plan(
         name=spec.display_name(),
-        base=str(base_path),
+        base=os.path.normpath(base_path),
         overrides=overrides,
         axes=axes,
         variants=variants,

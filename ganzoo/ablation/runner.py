@@ -23,7 +23,7 @@ from typing import Any, Literal
 from rich.console import Console
 
 from ganzoo.ablation.plan import Plan, Variant
-from ganzoo.errors import RecipeError, TrainingError
+from ganzoo.errors import GanzooError, RecipeError, TrainingError
 from ganzoo.recipe import from_dict, read_yaml
 from ganzoo.training.checkpoint import latest_checkpoint
 
@@ -52,14 +52,15 @@ def eval_record_path(run_dir: Path, split: str) -> Path:
 
 
 def read_eval(run_dir: Path, split: str, step: int, mode: str) -> dict[str, Any] | None:
-    """The run's evaluation record when it scores ``step`` in ``mode``, else None."""
-    path = eval_record_path(run_dir, split)
+    """The run's evaluation record when it scores ``step`` in ``mode`` on the run's own data
+    (not another ``--data``), else None."""
     try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        record = json.loads(eval_record_path(run_dir, split).read_text())
+        root = str(read_yaml(Path(run_dir) / "recipe.yaml")["data"]["root"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, GanzooError):
         return None
     ok = record.get("step") == step and record.get("mode") == mode and record.get("n", 0) > 0
-    return record if ok else None
+    return record if ok and record.get("data_root") == root else None
 
 
 def _comparable(tree: dict[str, Any]) -> dict[str, Any]:
@@ -80,20 +81,17 @@ def run_state(run_dir: Path, variant: Variant, seed: int, plan: Plan) -> Action 
     """What the run needs: 'skipped' (finished), 'evaluated' (trained, not scored), 'resumed'
     (a checkpoint below the budget) or 'fresh'. A run trained with another recipe, or past
     the budget, is a one-line error."""
-    if not run_dir.is_dir():
+    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    if ckpt is None:  # nothing to keep
         return "fresh"
     stored = run_dir / "recipe.yaml"
-    if stored.is_file():
-        expected = _comparable(variant.recipe(seed).to_dict())
-        found = _comparable(from_dict(read_yaml(stored), source=str(stored)).to_dict())
-        if found != expected:
-            raise RecipeError(
-                f"{run_dir} was trained with another recipe ({_first_difference(found, expected)}"
-                "); give another --out or delete that run"
-            )
-    ckpt = latest_checkpoint(run_dir / "checkpoints")
-    if ckpt is None:
-        return "fresh"
+    expected = _comparable(variant.recipe(seed).to_dict())
+    found = _comparable(from_dict(read_yaml(stored), source=str(stored)).to_dict())
+    if found != expected:
+        raise RecipeError(
+            f"{run_dir} was trained with another recipe ({_first_difference(found, expected)}); "
+            "give another --out or delete that run"
+        )
     step = checkpoint_step(ckpt)
     if step > plan.max_steps:
         raise TrainingError(
@@ -191,12 +189,11 @@ def run_ablation(
     :func:`ganzoo.ablation.report.write_report`."""
     out = Path(out)
     console = console or Console()
+    runs = [(v, s, out / "runs" / v.run_name(s)) for v, s in plan.runs()]
+    states = [run_state(run_dir, v, s, plan) for v, s, run_dir in runs]  # conflicts: now
     write_manifest(out, plan)
     outcomes = []
-    runs = plan.runs()
-    for i, (variant, seed) in enumerate(runs, 1):
-        run_dir = out / "runs" / variant.run_name(seed)
-        state = run_state(run_dir, variant, seed, plan)
+    for i, ((variant, seed, run_dir), state) in enumerate(zip(runs, states), 1):
         label = f"[{i}/{len(runs)}] {variant.name}, seed {seed}"
         if state == "skipped":
             console.print(f"{label}: finished, skipped", highlight=False)

@@ -81,6 +81,15 @@ class AblationSpec(_Strict):
         """The spec file, when the spec came from one."""
         return self._source
 
+    @field_validator("name")
+    @classmethod
+    def _file_safe(cls, name: str | None) -> str | None:
+        if name is not None and not _LABEL.fullmatch(name):
+            raise ValueError(
+                f"'{name}' names the output folder: use letters, digits, '.', '_' and '-'"
+            )
+        return name
+
     @field_validator("seeds")
     @classmethod
     def _unique(cls, seeds: list[int]) -> list[int]:
@@ -98,7 +107,7 @@ class AblationSpec(_Strict):
     def display_name(self) -> str:
         if self.name:
             return self.name
-        return self.source.stem if self.source is not None else Path(self.base).stem
+        return value_label(self.source.stem if self.source is not None else Path(self.base).stem)
 
 
 def is_spec(tree: dict[str, Any]) -> bool:
@@ -258,7 +267,7 @@ def quick_spec(
             "(the recipe sets no train.max_steps)"
         )
     axes = parse_vary(vary)
-    name = f"{recipe_path.stem}-{'-'.join(axes)}"
+    name = value_label(f"{recipe_path.stem}-{'-'.join(axes)}")
     tree = {"name": name, "base": str(recipe_path), "budget": {"max_steps": budget}, "axes": axes}
     if seeds is not None:
         tree["seeds"] = seeds

@@ -61,14 +61,22 @@ def require_torch_fidelity() -> None:
 
 
 def _download(url: str, dest: Path) -> None:
+    """``url`` to ``dest`` through a temporary file renamed at the end (none left on failure)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310
-        with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
-            shutil.copyfileobj(response, tmp)
+    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310
+                shutil.copyfileobj(response, tmp)
+        except BaseException:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise
     os.replace(tmp.name, dest)
 
 
-def inception_weights(explicit: str | Path | None = None, *, download: bool = True) -> Path:
+def inception_weights(
+    explicit: str | Path | None = None, *, download: bool = True, url: str = INCEPTION_URL
+) -> Path:
     """The Inception weights file: ``explicit``, else $GANZOO_INCEPTION_WEIGHTS, else the torch
     hub cache, downloading it there when missing (and ``download``); a one-line GanzooError
     saying how to provide it when none of these works."""
@@ -84,7 +92,7 @@ def inception_weights(explicit: str | Path | None = None, *, download: bool = Tr
     if not download:
         raise GanzooError(f"FID/KID need the Inception weights; {_how_to_provide()}")
     try:
-        _download(INCEPTION_URL, path)
+        _download(url, path)
     except (OSError, ValueError) as exc:  # URLError, timeouts and HTTP errors are OSErrors
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         raise GanzooError(
