@@ -463,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except typer.Exit as exc:
         return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted (a run keeps its last checkpoint; --resume continues it)")
+        return 130
     except typer.Abort:
         err_console.print("aborted")
         return 130

@@ -88,6 +88,7 @@ class Entry:
     entry_point: importlib.metadata.EntryPoint | None = None
     error: str | None = None
     paper: str = ""
+    source: str = ""  # module.qualname of a built-in, for messages
     clashes: builtins.list[str] = field(default_factory=builtins.list)
 
     @property
@@ -149,13 +150,16 @@ class Registry:
         _check_kind(kind)
 
         def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
-            where = f"{BUILTIN} ({builder.__module__}.{builder.__qualname__})"
+            source = f"{builder.__module__}.{builder.__qualname__}"
             existing = self._entries[kind].get(name)
             if existing is not None and existing.builder is not builder:
                 raise RegistryError(
-                    f"{kind} '{name}' is registered twice: by {existing.origin} and by {where}"
+                    f"{kind} '{name}' is registered twice: by {existing.origin} "
+                    f"({existing.source}) and by {BUILTIN} ({source})"
                 )
-            self._entries[kind][name] = Entry(kind, name, where, builder=builder, paper=paper)
+            self._entries[kind][name] = Entry(
+                kind, name, BUILTIN, builder=builder, paper=paper, source=source
+            )
             return builder
 
         return decorator

@@ -269,7 +269,11 @@ def test_spec_errors_are_one_line_with_the_dotted_path(
 @pytest.mark.parametrize(
     "axes, error, message",
     [
-        ({"discriminator.name": ["pixel", "patchgun"]}, GanzooError, "variant patchgun"),
+        (
+            {"discriminator.name": ["pixel", "patchgun"]},
+            GanzooError,
+            "axes.discriminator.name.patchgun: unknown discriminator",
+        ),
         (
             {"discriminator": {"big": {"name": "multidepth", "branches": 4}}},
             SizeError,
@@ -308,14 +312,13 @@ def test_quick_form_parsing(tiny_data: Path) -> None:
         "discriminator.name": ["patchgan", "multiscale"],
         "optim.lr_d": ["2e-4", 0.001],  # YAML 1.1: '2e-4' (no dot) stays a string
     }
-    with pytest.warns(UserWarning, match="variant patchgan keeps the base's discriminator"):
-        plan = load_plan(
-            QUICKSTART,
-            tiny_sets(tiny_data),
-            seeds="0,1",
-            steps=4,
-            vary=["discriminator.name=patchgan,multiscale", "optim.lr_d=0.0002,0.001"],
-        )
+    plan = load_plan(
+        QUICKSTART,
+        tiny_sets(tiny_data),
+        seeds="0,1",
+        steps=4,
+        vary=["discriminator.name=patchgan,multiscale", "optim.lr_d=0.0002,0.001"],
+    )
     assert plan.seeds == [0, 1] and plan.max_steps == 4
     assert plan.axes == ["discriminator.name", "optim.lr_d"]
     assert [v.name for v in plan.variants] == [
@@ -329,9 +332,8 @@ def test_quick_form_parsing(tiny_data: Path) -> None:
     multiscale = plan.variants[2].recipe(seed=1)
     assert multiscale.seed == 1 and multiscale.train.max_steps == 4
     assert multiscale.optim.lr_d == 0.0002
-    # a new component name drops the previous component's params (quickstart's ndf 32,
-    # instance norm): multiscale gets its own defaults
-    assert multiscale.discriminator.params == {}
+    # the base (quickstart) PatchGAN's n_layers, ndf and norm carry over to multiscale
+    assert multiscale.discriminator.params == {"n_layers": 3, "ndf": 32, "norm": "instance"}
     assert plan.variants[0].recipe(0).discriminator.params["ndf"] == 32
     # the same fairness-relevant settings for every variant
     recipes = [v.recipe(0) for v in plan.variants]
@@ -409,3 +411,25 @@ def test_shipped_specs_are_valid(path: Path, tiny_data: Path) -> None:
     params = [v.recipe(0).discriminator.params for v in plan.variants]
     # fair: the same width and norm for every discriminator
     assert len({(p["ndf"], p["norm"]) for p in params}) == 1
+
+
+def test_a_name_axis_keeps_the_params_the_new_component_takes(tiny_data: Path) -> None:
+    """Swapping the discriminator keeps the base's width and norm wherever the new one takes
+    them, so the variants differ in the discriminator alone."""
+    plan = load_plan(
+        QUICKSTART,
+        [
+            *tiny_sets(tiny_data),
+            "discriminator.ndf=8",
+            "discriminator.norm=instance",
+            "data.load_size=100",
+            "data.crop_size=96",
+        ],
+        steps=2,
+        vary=["discriminator.name=patchgan,multiscale,multidepth"],
+    )
+    params = {v.name: v.recipe(seed=0).discriminator.params for v in plan.variants}
+    for name in ("patchgan", "multiscale", "multidepth"):
+        assert params[name]["ndf"] == 8 and params[name]["norm"] == "instance", params[name]
+    assert params["multiscale"]["n_layers"] == params["patchgan"]["n_layers"]
+    assert "n_layers" not in params["multidepth"]  # multidepth takes no n_layers

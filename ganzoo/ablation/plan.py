@@ -6,13 +6,13 @@ from __future__ import annotations
 import copy
 import itertools
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ganzoo import registry
 from ganzoo.ablation.spec import (
     PROTECTED,
     AblationSpec,
@@ -115,27 +115,33 @@ def _with_prefix(exc: GanzooError, prefix: str) -> GanzooError:
     return type(exc)(f"{prefix}: {exc}")
 
 
-def _warn_kept_params(spec: AblationSpec, tree: dict[str, Any]) -> None:
-    """A plain ``<component>.name`` axis that lists the base's own component keeps the base's
-    parameters for that value only (the others get their defaults): say so."""
-    for key, values in spec.axes.items():
-        parts = key.split(".")
-        if not isinstance(values, list) or parts[-1] != "name" or len(parts) < 2:
-            continue
-        section: Any = tree
-        for part in parts[:-1]:
-            section = section.get(part) if isinstance(section, dict) else None
-        if not isinstance(section, dict) or section.get("name") not in values:
-            continue
-        kept = {k: v for k, v in section.items() if k != "name"}
-        if kept:
-            params = ", ".join(f"{k}={v}" for k, v in kept.items())
-            warnings.warn(
-                f"axes.{key}: variant {value_label(section['name'])} keeps the base's "
-                f"{'.'.join(parts[:-1])} parameters ({params}), the other values use their "
-                "defaults; name a block per variant to give them all the same parameters",
-                stacklevel=3,
-            )
+#: Recipe sections that hold one registered component, by dotted path, and its kind.
+COMPONENT_SECTIONS = {
+    ("generator",): "generator",
+    ("discriminator",): "discriminator",
+    ("loss", "objective"): "objective",
+}
+
+
+def swap_component(tree: dict[str, Any], key: str, name: Any) -> dict[str, Any] | None:
+    """For a plain ``<component>.name`` axis value: ``tree`` with that component replaced by
+    ``name``, keeping every base parameter the new component also takes (``ndf``, ``norm``,
+    ...), so the variants differ in the component alone. None for any other key."""
+    parts = tuple(key.split("."))
+    kind = COMPONENT_SECTIONS.get(parts[:-1])
+    if parts[-1] != "name" or kind is None or not isinstance(name, str):
+        return None
+    out = copy.deepcopy(tree)
+    parent: Any = out
+    for part in parts[:-2]:
+        parent = parent.setdefault(part, {})
+    section = parent.get(parts[-2], {})
+    if isinstance(section, str):
+        section = {"name": section}
+    accepted = {p.name for p in registry.get(kind, name).parameters()}
+    kept = {k: v for k, v in section.items() if k != "name" and k in accepted}
+    parent[parts[-2]] = {"name": name, **kept}
+    return out
 
 
 def build_plan(spec: AblationSpec, overrides: list[str] | None = None) -> Plan:
@@ -158,7 +164,6 @@ def build_plan(spec: AblationSpec, overrides: list[str] | None = None) -> Plan:
             "with --set data.root=PATH"
         )
 
-    _warn_kept_params(spec, tree)
     axes = list(spec.axes)
     points = [_axis_points(spec.axes[key]) for key in axes]
     variants = []
@@ -168,8 +173,9 @@ def build_plan(spec: AblationSpec, overrides: list[str] | None = None) -> Plan:
         vtree = copy.deepcopy(tree)
         for key, (label, value) in zip(axes, combo):
             try:
-                vtree = set_value(vtree, key, value)
-            except RecipeError as exc:
+                swapped = swap_component(vtree, key, value)
+                vtree = swapped if swapped is not None else set_value(vtree, key, value)
+            except GanzooError as exc:
                 raise RecipeError(f"{where}: axes.{key}.{label}: {exc}") from None
         try:
             recipe = from_dict(vtree, source=f"variant {name}")

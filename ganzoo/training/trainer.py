@@ -181,6 +181,7 @@ class Trainer:
         self.batch_in_epoch = 0
         self.last_checkpoint: Path | None = None
         self.running: dict[str, torch.Tensor] = {}
+        self.last_losses: dict[str, torch.Tensor] | None = None
         self.running_count = 0
         if resume:
             self._resume()
@@ -270,7 +271,10 @@ class Trainer:
         set_rng_state(state["rng"])
 
     def save(self) -> Path | None:
-        """Checkpoint now (rank 0 only); returns its path."""
+        """Checkpoint now (rank 0 only), never a state whose last losses were not finite;
+        returns its path."""
+        if self.last_losses is not None:
+            self._check_finite(self.last_losses)
         if self.dist.is_main:
             self.last_checkpoint = save_checkpoint(
                 self.state_dict(),
@@ -440,7 +444,7 @@ class Trainer:
                     start_batch=self.batch_in_epoch,
                 )
                 for batch in batches:
-                    step_losses = self.train_step(batch)
+                    step_losses = self.last_losses = self.train_step(batch)
                     self.step += 1
                     self.batch_in_epoch += 1
                     steps_since_log += 1
@@ -459,7 +463,6 @@ class Trainer:
                     if self.step % t.sample_every == 0 or self.step == self.total_steps:
                         final.update(self._validate_and_log(reporter))
                     if self.step % t.checkpoint_every == 0 and self.step != self.total_steps:
-                        self._check_finite(step_losses)
                         self.save()
                     if self.step >= self.total_steps or self.stop_requested is not None:
                         break
@@ -529,6 +532,8 @@ def stop_on_signals(trainer: Trainer):  # noqa: ANN201
     previous = {}
 
     def handler(signum: int, frame: Any) -> None:
+        if trainer.stop_requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now, without a checkpoint
         trainer.request_stop(signal.Signals(signum).name)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
