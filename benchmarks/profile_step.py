@@ -19,13 +19,28 @@ from ganzoo.training.trainer import Trainer
 
 GROUPS = {
     "convolution backward": ("aten::convolution_backward",),
-    "convolution forward": ("aten::mkldnn_convolution", "aten::_convolution",
-                            "aten::cudnn_convolution", "aten::convolution"),
-    "Adam": ("aten::_fused_adam_", "aten::div", "aten::sqrt", "aten::addcdiv_", "aten::lerp_",
-             "aten::mul_", "aten::addcmul_", "aten::_foreach"),
+    "convolution forward": (
+        "aten::mkldnn_convolution",
+        "aten::_convolution",
+        "aten::cudnn_convolution",
+        "aten::convolution",
+    ),
+    "Adam": (
+        "aten::_fused_adam_",
+        "aten::div",
+        "aten::sqrt",
+        "aten::addcdiv_",
+        "aten::lerp_",
+        "aten::mul_",
+        "aten::addcmul_",
+        "aten::_foreach",
+    ),
     "dtype / layout copies": ("aten::copy_", "aten::_to_copy", "aten::contiguous"),
-    "batch norm": ("aten::native_batch_norm", "aten::native_batch_norm_backward",
-                   "aten::cudnn_batch_norm"),
+    "batch norm": (
+        "aten::native_batch_norm",
+        "aten::native_batch_norm_backward",
+        "aten::cudnn_batch_norm",
+    ),
 }
 
 
@@ -62,8 +77,10 @@ def main() -> None:
     print(f"{'ms per step (share)':24s} {'reference':>18s} {'ganzoo':>18s}")
     totals = {name: sum(r.values()) for name, r in results.items()}
     for group in results["reference"]:
-        cells = [f"{results[n][group]:8.1f} ({100 * results[n][group] / totals[n]:4.1f} %)"
-                 for n in results]
+        cells = [
+            f"{results[n][group]:8.1f} ({100 * results[n][group] / totals[n]:4.1f} %)"
+            for n in results
+        ]
         print(f"{group:24s} {cells[0]:>18s} {cells[1]:>18s}")
     print(f"{'total (profiled)':24s} {totals['reference']:18.1f} {totals['ganzoo']:18.1f}")
 
