@@ -31,6 +31,11 @@ Contracts:
 """
 
 
+def is_shipped(entry: registry.Entry) -> bool:
+    """A component ganzoo itself ships (not a plugin, nor one registered by a script or test)."""
+    return not entry.is_plugin and entry.source.startswith("ganzoo.")
+
+
 def _docstring_body(builder: object) -> str:
     doc = inspect.getdoc(builder) or ""
     lines = doc.strip().splitlines()
@@ -41,7 +46,7 @@ def components_markdown() -> str:
     """The whole of docs/components.md for the built-in components."""
     parts = [HEADER]
     for kind in registry.KINDS:
-        entries = [e for e in registry.entries(kind) if not e.is_plugin]
+        entries = [e for e in registry.entries(kind) if is_shipped(e)]
         parts.append(f"\n## {kind.capitalize()}s\n" if kind != "attention" else "\n## Attention\n")
         for entry in entries:
             parts.append(f"\n### `{entry.name}`\n\n{entry.summary()}\n")
