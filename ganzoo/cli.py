@@ -104,9 +104,8 @@ def train(
     nproc: Annotated[int, typer.Option(help="processes on this machine (execs torchrun)")] = 1,
 ) -> None:
     """Train a recipe (or --resume a run); Ctrl-C saves a checkpoint and stops."""
-    if nproc > 1:
-        _exec_torchrun(nproc)
     from ganzoo.recipe import load_recipe
+    from ganzoo.training.trainer import recipe_of_run
     from ganzoo.training.trainer import train as run_training
 
     if resume is None and recipe is None:
@@ -114,6 +113,10 @@ def train(
     if resume is not None and recipe is not None:
         raise GanzooError("give either a recipe or --resume RUN_DIR, not both")
     r = None if resume is not None else load_recipe(recipe, set_ or [])
+    if nproc > 1:  # validated above, so a bad recipe fails once, not in every process
+        if resume is not None:
+            recipe_of_run(resume, set_ or [])
+        _exec_torchrun(nproc, _ARGV)
     trainer, final = run_training(
         r,
         run_dir=resume or out,
@@ -125,22 +128,16 @@ def train(
         return
     samples = sorted((trainer.run_dir / "samples").glob("*.png"))
     console.print(f"run dir: {trainer.run_dir}", highlight=False)
-    if "val_l1" in final:
-        console.print(
-            f"step {final['step']}: val L1 {final['val_l1']:.4f}, PSNR {final['val_psnr']:.2f} dB",
-            highlight=False,
-        )
     if samples:
         console.print(f"samples: {samples[-1]}", highlight=False)
     console.print(f"checkpoint: {final['checkpoint']}", highlight=False)
 
 
-def _exec_torchrun(nproc: int) -> None:
-    """Replace this process by ``torchrun --nproc_per_node N -m ganzoo train ...``."""
-    import os
-
+def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
+    """``python -m torch.distributed.run --standalone --nproc_per_node N -m ganzoo ARGV``
+    with ``--nproc`` taken out of ``argv``."""
     args, skip = [], False
-    for a in sys.argv[1:]:
+    for a in argv:
         if skip:
             skip = False
             continue
@@ -150,7 +147,7 @@ def _exec_torchrun(nproc: int) -> None:
         if a.startswith("--nproc="):
             continue
         args.append(a)
-    cmd = [
+    return [
         sys.executable,
         "-m",
         "torch.distributed.run",
@@ -160,7 +157,13 @@ def _exec_torchrun(nproc: int) -> None:
         "ganzoo",
         *args,
     ]
-    os.execv(sys.executable, cmd)
+
+
+def _exec_torchrun(nproc: int, argv: list[str]) -> None:
+    """Replace this process by torchrun running the same ``ganzoo train`` command."""
+    import os
+
+    os.execv(sys.executable, torchrun_command(nproc, argv))
 
 
 @app.command()
@@ -453,8 +456,13 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     err_console.print(f"[yellow]warning[/yellow]: {message}", highlight=False)
 
 
+_ARGV: list[str] = []
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: one-line errors, no tracebacks for user errors."""
+    global _ARGV
+    _ARGV = list(sys.argv[1:] if argv is None else argv)
     warnings.showwarning = _show_warning
     try:
         app(args=argv, standalone_mode=False)
