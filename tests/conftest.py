@@ -57,3 +57,14 @@ def tiny_recipe(root: Path, *overrides: str) -> Recipe:
             *overrides,
         ],
     )
+
+
+def train_tiny_run(root: Path, folder: Path) -> Path:
+    """A 3-step tiny run in ``folder/run`` (U-Net with BatchNorm, EMA kept), for the tests of
+    what uses a trained model."""
+    from ganzoo.training.trainer import train
+
+    run_dir = folder / "run"
+    recipe = tiny_recipe(root, "train.max_steps=3", "optim.ema_decay=0.9")
+    train(recipe, run_dir=run_dir, progress=False)
+    return run_dir

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_recipe
+from conftest import train_tiny_run
 from PIL import Image
 from torchmetrics.functional.image import structural_similarity_index_measure
 
@@ -21,16 +21,11 @@ from ganzoo.evaluation import metrics
 from ganzoo.evaluation.evaluate import evaluate_run
 from ganzoo.evaluation.fid import INCEPTION_FILE, INCEPTION_URL, InceptionDistances
 from ganzoo.evaluation.loading import load_generator
-from ganzoo.training.trainer import train
 
 
 @pytest.fixture(scope="module")
 def run(tiny_data: Path, tmp_path_factory) -> Path:
-    """A 3-step tiny run (U-Net with BatchNorm, EMA kept)."""
-    run_dir = tmp_path_factory.mktemp("eval") / "run"
-    recipe = tiny_recipe(tiny_data, "train.max_steps=3", "optim.ema_decay=0.9")
-    train(recipe, run_dir=run_dir, progress=False)
-    return run_dir
+    return train_tiny_run(tiny_data, tmp_path_factory.mktemp("eval"))
 
 
 def test_metrics_on_known_images() -> None:

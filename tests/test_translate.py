@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_recipe
+from conftest import tiny_recipe, train_tiny_run
 from PIL import Image
 
 from ganzoo.build import build_generator
@@ -28,11 +28,7 @@ from ganzoo.training.trainer import train
 
 @pytest.fixture(scope="module")
 def run(tiny_data: Path, tmp_path_factory) -> Path:
-    """A 3-step tiny run (U-Net with BatchNorm, EMA kept)."""
-    run_dir = tmp_path_factory.mktemp("translate") / "run"
-    recipe = tiny_recipe(tiny_data, "train.max_steps=3", "optim.ema_decay=0.9")
-    train(recipe, run_dir=run_dir, progress=False)
-    return run_dir
+    return train_tiny_run(tiny_data, tmp_path_factory.mktemp("translate"))
 
 
 def direct(net: torch.nn.Module, image: np.ndarray) -> np.ndarray:
