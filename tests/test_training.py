@@ -221,3 +221,21 @@ def test_checkpoint_refuses_pickled_code(tmp_path: Path) -> None:
     with pytest.raises(TrainingError):
         load_checkpoint(tmp_path / "evil.pt")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_several_d_steps_and_the_ema_generator_for_evaluation(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    trainer, final = quiet_train(
+        tiny_recipe(tiny_data, "optim.d_steps=2", "optim.ema_decay=0.5", "train.max_steps=2"),
+        tmp_path / "run",
+    )
+    assert final["step"] == 2
+    # D was updated twice per G step: Adam's step count says so
+    d_state = trainer.opt_d.state[next(iter(trainer.d_module.parameters()))]
+    g_state = trainer.opt_g.state[next(iter(trainer.g_module.parameters()))]
+    assert int(d_state["step"]) == 4 and int(g_state["step"]) == 2
+    assert trainer.eval_generator() is trainer.ema.module
+    ema = dict(trainer.ema.module.named_parameters())
+    raw = dict(trainer.g_module.named_parameters())
+    assert any(not torch.equal(ema[k], raw[k]) for k in raw)  # an average, not a copy
