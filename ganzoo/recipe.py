@@ -98,10 +98,6 @@ class DataSection(ComponentSection):
     val_split: str = "val"
 
     @property
-    def params(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-    @property
     def image_size(self) -> tuple[int, int]:
         """(height, width) of the images the networks see."""
         c = self.crop_size

@@ -25,6 +25,7 @@ import fnmatch
 import importlib
 import importlib.metadata
 import inspect
+import types
 import typing
 import warnings
 from collections.abc import Callable, Iterable
@@ -353,7 +354,7 @@ def type_name(annotation: Any) -> str:
         return type_name(typing.get_args(annotation)[0])
     if origin is typing.Literal:
         return "|".join(repr(a) for a in typing.get_args(annotation))
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return " | ".join(type_name(a) for a in typing.get_args(annotation))
     if origin is not None:
         args = ", ".join(type_name(a) for a in typing.get_args(annotation))

@@ -80,7 +80,7 @@ def test_resume_without_checkpoint_is_one_line(tmp_path: Path) -> None:
         .read_text()
         .replace("extends: pix2pix_unet256.yaml", "")
     )
-    with pytest.raises(Exception) as info:
+    with pytest.raises(TrainingError, match="no checkpoint to resume from") as info:
         quiet_train(None, tmp_path / "run", resume=True)
     assert "\n" not in str(info.value)
 
