@@ -39,15 +39,7 @@ def batches_forever(trainer: Trainer):
     """The trainer's own data path: epoch after epoch of its loader."""
     epoch = 0
     while True:
-        yield from epoch_batches(
-            trainer.train_set,
-            batch_size=trainer.recipe.data.batch_size,
-            shuffle=True,
-            seed=trainer.recipe.seed,
-            epoch=epoch,
-            num_workers=trainer.recipe.data.num_workers,
-            pin_memory=trainer.device.type == "cuda",
-        )
+        yield from trainer.train_batches.epoch(epoch, 0)
         epoch += 1
 
 
@@ -113,7 +105,7 @@ def main() -> None:
         print(
             f"  {name:9s}: precision {t.precision}, channels_last "
             f"{t.recipe.train.channels_last}, compile {t.recipe.train.compile}, "
-            f"fused Adam {t.opt_g.defaults.get('fused')}"
+            f"fused Adam {t.state.opt_g.defaults.get('fused')}"
         )
 
     for _ in range(args.warmup):

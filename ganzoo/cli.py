@@ -6,6 +6,7 @@ User errors (:class:`ganzoo.errors.GanzooError`) print as one line on stderr wit
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -101,26 +102,40 @@ def train(
     set_: SetOpt = None,
     out: Annotated[Path | None, typer.Option(help="run directory (default runs/NAME)")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue the run in this directory")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="--out holds files: move them aside to OUT.replaced-TIME")
+    ] = False,
     nproc: Annotated[int, typer.Option(help="processes on this machine (execs torchrun)")] = 1,
 ) -> None:
     """Train a recipe (or --resume a run); Ctrl-C saves a checkpoint and stops."""
     from ganzoo.recipe import load_recipe
-    from ganzoo.training.trainer import recipe_of_run
+    from ganzoo.run_dir import RunDir
     from ganzoo.training.trainer import train as run_training
 
     if resume is None and recipe is None:
         raise GanzooError("give a recipe to train, or --resume RUN_DIR")
     if resume is not None and recipe is not None:
         raise GanzooError("give either a recipe or --resume RUN_DIR, not both")
+    if resume is not None and (out is not None or overwrite):
+        raise GanzooError(
+            "--resume continues RUN_DIR in place; --out and --overwrite are for new runs"
+        )
+    if nproc < 1:
+        raise GanzooError(f"--nproc {nproc}: must be at least 1")
     r = None if resume is not None else load_recipe(recipe, set_ or [])
-    if nproc > 1:  # validated above, so a bad recipe fails once, not in every process
+    if nproc > 1:  # validated here, so a bad recipe fails once, not in every process
         if resume is not None:
-            recipe_of_run(resume, set_ or [])
+            RunDir(resume).resume_recipe(set_ or [])
+        elif out is not None and RunDir(out).contents() and not overwrite:
+            raise GanzooError(
+                f"{out} already holds files; pass --overwrite or choose another --out"
+            )
         _exec_torchrun(nproc, _ARGV)
     trainer, final = run_training(
         r,
         run_dir=resume or out,
         resume=resume is not None,
+        overwrite=overwrite,
         overrides=set_ or [],
         console=console,
     )
@@ -459,24 +474,46 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _ARGV: list[str] = []
 
 
+class Terminated(BaseException):
+    """SIGTERM outside training: unwinds like Ctrl-C, so partial files are cleaned up."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script: one-line errors, no tracebacks for user errors."""
+    """Entry point of the console script: one-line errors, no tracebacks for user errors.
+
+    Exit codes: 0 success, 2 a user error (one line on stderr), 1 a failure of the system
+    (disk, permissions), 130 Ctrl-C, 143 SIGTERM (a training stops after the current step
+    with a checkpoint instead, and exits 0).
+    """
     global _ARGV
     _ARGV = list(sys.argv[1:] if argv is None else argv)
     warnings.showwarning = _show_warning
     try:
-        app(args=argv, standalone_mode=False)
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (tests)
+        previous = None
+    try:
+        code = app(args=argv, standalone_mode=False)
     except GanzooError as exc:
         err_console.print(f"[red]error[/red]: {exc}", highlight=False)
         return 2
     except typer.Exit as exc:
-        return exc.exit_code
+        code = exc.exit_code
     except KeyboardInterrupt:
-        err_console.print("interrupted (a run keeps its last checkpoint; --resume continues it)")
-        return 130
+        code = 130
+    except Terminated:
+        err_console.print("terminated (a run keeps its last checkpoint; --resume continues it)")
+        return 143
     except typer.Abort:
-        err_console.print("aborted")
-        return 130
+        code = 130
+    except OSError as exc:  # a full disk, a permission, a folder where a file was expected
+        where = f": {exc.filename}" if exc.filename else ""
+        err_console.print(f"[red]error[/red]: {exc.strerror or exc}{where}", highlight=False)
+        return 1
     except Exception as exc:  # usage errors of the click that typer carries
         if callable(getattr(exc, "show", None)) and isinstance(
             getattr(exc, "exit_code", None), int
@@ -484,7 +521,12 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if code == 130:  # typer turns Ctrl-C into this exit code
+        err_console.print("interrupted (a run keeps its last checkpoint; --resume continues it)")
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic
 import yaml
@@ -25,17 +25,29 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ganzoo import registry
 from ganzoo.errors import RecipeError, RegistryError
 
+#: Bounds on what a recipe may ask for, checked before anything is built (see
+#: docs/reliability.md): image sides, channel counts, batch and step counts.
+MAX_SIDE = 16384
+MAX_CHANNELS = 1024
+MAX_BATCH = 65536
+MAX_STEPS = 10**10
+#: Recipe files larger than this are refused unread; YAML expanding to more nodes likewise.
+MAX_RECIPE_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+#: What ``name`` may be: it names the run directory ``runs/<name>``.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
+
 
 class Section(BaseModel):
-    """A recipe section: unknown keys are rejected."""
+    """A recipe section: unknown keys are rejected, floats must be finite."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ComponentSection(BaseModel):
     """``{name: <registered name>, <params>}``, the params validated against the builder."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     kind: ClassVar[str]
     section: ClassVar[str]
 
@@ -84,14 +96,23 @@ class DataSection(ComponentSection):
 
     name: str = "aligned"
     root: str = Field(description="dataset folder; 'embedded:NAME' for data shipped with ganzoo")
-    in_channels: int = Field(3, ge=1, description="channels of the input (condition) image A")
-    out_channels: int = Field(3, ge=1, description="channels of the target image B")
+    in_channels: int = Field(
+        3, ge=1, le=MAX_CHANNELS, description="channels of the input (condition) image A"
+    )
+    out_channels: int = Field(
+        3, ge=1, le=MAX_CHANNELS, description="channels of the target image B"
+    )
     preprocess: Preprocess = "resize_and_crop"
-    load_size: int = Field(286, ge=1, description="side images are resized to before cropping")
-    crop_size: int | tuple[int, int] = Field(256, description="side, or [height, width]")
+    load_size: int = Field(
+        286, ge=1, le=MAX_SIDE, description="side images are resized to before cropping"
+    )
+    crop_size: (
+        Annotated[int, Field(ge=1, le=MAX_SIDE)]
+        | tuple[Annotated[int, Field(ge=1, le=MAX_SIDE)], Annotated[int, Field(ge=1, le=MAX_SIDE)]]
+    ) = Field(256, description="side, or [height, width]")
     flip: bool = True
-    batch_size: int = Field(1, ge=1)
-    num_workers: int = Field(2, ge=0)
+    batch_size: int = Field(1, ge=1, le=MAX_BATCH)
+    num_workers: int = Field(2, ge=0, le=256)
     cache: bool = Field(True, description="decode every image once and keep it in memory")
     skip_corrupt: bool = Field(False, description="warn and skip unreadable images")
     train_split: str = "train"
@@ -105,25 +126,59 @@ class DataSection(ComponentSection):
 
 
 class LossSection(Section):
-    """Generator loss = GAN + l1*L1 + feature_matching*FM + perceptual*VGG."""
+    """Generator loss = GAN + l1*L1 + feature_matching*FM + perceptual*VGG + style*Gram."""
 
     objective: ObjectiveSection = Field(default_factory=lambda: ObjectiveSection(name="vanilla"))
     l1: float = Field(100.0, ge=0)
     feature_matching: float = Field(0.0, ge=0)
+    feature_matching_form: Literal["pix2pixhd", "lines2face"] = Field(
+        "pix2pixhd",
+        description="pix2pixhd: every branch's features, weighted 4/n and 1/branches; "
+        "lines2face: the first branch's last three outputs, summed",
+    )
     perceptual: float = Field(0.0, ge=0)
+    perceptual_input: Literal["raw", "imagenet"] = Field(
+        "raw",
+        description="raw: VGG19 sees [-1, 1] images as in pix2pixHD; imagenet: normalised",
+    )
+    style: float = Field(
+        0.0, ge=0, description="LinesToFacePhoto's Gram-matrix loss on D's features"
+    )
+
+
+class TrainOnlySection(Section):
+    """Train only some parameters (staged training), the rest frozen.
+
+    ``generator`` / ``discriminator`` are globs over state-dict names (``None``: all;
+    ``[]``: none, i.e. the network is not updated); ``epochs`` bounds the phase (``None``:
+    the whole run). pix2pixHD's ``niter_fix_global``: ``{generator: ["model1_*"], epochs: N}``;
+    LinesToFacePhoto's stage two: ``{generator: ["attention.*", "out.*"], discriminator: []}``.
+    """
+
+    generator: list[str] | None = None
+    discriminator: list[str] | None = None
+    epochs: int | None = Field(None, ge=1)
 
 
 class OptimSection(Section):
     """Adam for G and D (the reference: 2e-4, betas (0.5, 0.999))."""
 
-    lr_g: float = Field(2e-4, gt=0)
-    lr_d: float = Field(2e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
+    lr_g: float = Field(2e-4, gt=0, le=1)
+    lr_d: float = Field(2e-4, gt=0, le=1)
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
+        0.5,
+        0.999,
+    )
     weight_decay: float = Field(0.0, ge=0)
-    d_steps: int = Field(1, ge=1, description="discriminator updates per generator update")
-    pool_size: int = Field(0, ge=0, description="image pool of past fakes (0: none)")
+    d_steps: int = Field(1, ge=1, le=100, description="discriminator updates per generator update")
+    pool_size: int = Field(
+        0, ge=0, le=10_000, description="image pool of past (condition, fake) pairs (0: none)"
+    )
     ema_decay: float | None = Field(None, description="EMA of G for evaluation (e.g. 0.999)")
     fused: bool = Field(True, description="fused Adam kernel where the device has one")
+    train_only: TrainOnlySection | None = Field(
+        None, description="staged training: the parameters trained, the rest frozen"
+    )
 
     @field_validator("ema_decay")
     @classmethod
@@ -148,7 +203,9 @@ class ScheduleSection(Section):
 class TrainSection(Section):
     """How the shared trainer runs."""
 
-    max_steps: int | None = Field(None, ge=1, description="stop after this many G steps")
+    max_steps: int | None = Field(
+        None, ge=1, le=MAX_STEPS, description="stop after this many G steps"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
@@ -157,15 +214,20 @@ class TrainSection(Section):
     log_every: int = Field(50, ge=1)
     sample_every: int = Field(500, ge=1)
     checkpoint_every: int = Field(1000, ge=1)
-    keep_checkpoints: int = Field(3, ge=1)
+    keep_checkpoints: int = Field(3, ge=1, le=10_000)
     val_batches: int = Field(8, ge=1, description="val batches scored at each sample step")
+    init_from: str | None = Field(
+        None,
+        description="a run directory or checkpoint whose G (and D) weights start this run; "
+        "parameters with no counterpart there keep their initialisation",
+    )
 
 
 class Recipe(Section):
     """A complete, validated recipe."""
 
-    name: str
-    seed: int = 0
+    name: str = Field(pattern=NAME_PATTERN, description="names the run directory runs/<name>")
+    seed: int = Field(0, ge=0, lt=2**63)
     data: DataSection
     generator: GeneratorSection
     discriminator: DiscriminatorSection
@@ -184,27 +246,87 @@ class Recipe(Section):
 
 # -- loading ---------------------------------------------------------------------------------
 def read_yaml(path: Path) -> dict[str, Any]:
-    """One YAML mapping from ``path``, or a one-line error."""
+    """One YAML mapping from ``path``, or a one-line error.
+
+    Refused before parsing: files over :data:`MAX_RECIPE_BYTES` and text that is not UTF-8;
+    after parsing: documents whose aliases expand to more than :data:`MAX_YAML_NODES` values
+    (a "billion laughs" file is refused in milliseconds, never expanded).
+    """
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise RecipeError(
+                f"{path}: {size:,} bytes is too large for a recipe (at most {MAX_RECIPE_BYTES:,})"
+            )
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such recipe file") from None
+    except IsADirectoryError:
+        raise RecipeError(f"{path}: is a folder, not a recipe file") from None
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save the recipe as UTF-8"
+        ) from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, source: str) -> dict[str, Any]:
+    """A recipe mapping from YAML text (bounded as :func:`read_yaml` says)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError(f"{path}: malformed YAML{where}: {problem}") from None
+        raise RecipeError(f"{source}: malformed YAML{where}: {problem}") from None
+    except RecursionError:
+        raise RecipeError(f"{source}: YAML nested too deeply for a recipe") from None
+    if expanded_size(data, MAX_YAML_NODES) > MAX_YAML_NODES:
+        raise RecipeError(
+            f"{source}: the YAML expands to more than {MAX_YAML_NODES:,} values (aliases "
+            "repeating aliases?); a recipe is far smaller"
+        )
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise RecipeError(
-            f"{path}: a recipe must be a mapping of sections, got {type(data).__name__}"
+            f"{source}: a recipe must be a mapping of sections, got {type(data).__name__}"
         )
     return data
+
+
+def expanded_size(value: Any, limit: int) -> int:
+    """How many values ``value`` holds once shared references (YAML aliases) are expanded,
+    counted in time linear in the distinct objects; stops counting past ``limit``."""
+    sizes: dict[int, int] = {}
+
+    def size(v: Any, depth: int) -> int:
+        if not isinstance(v, (dict, list)):
+            return 1
+        key = id(v)
+        if key in sizes:
+            return sizes[key]
+        if depth > 100:
+            return limit + 1
+        sizes[key] = limit + 1  # a reference cycle counts as unbounded
+        children = list(v.items()) if isinstance(v, dict) else v
+        total = 1
+        for child in children:
+            parts = child if isinstance(v, dict) else (child,)
+            for part in parts:
+                total += size(part, depth + 1)
+                if total > limit:
+                    sizes[key] = limit + 1
+                    return limit + 1
+        sizes[key] = total
+        return total
+
+    return size(value, 0)
 
 
 #: Sections whose parameters belong to the named component: renaming it drops them.

@@ -327,22 +327,35 @@ def validate_value(annotation: Any, value: Any, path: str) -> Any:
 
 
 def format_validation_error(exc: pydantic.ValidationError, path: str) -> str:
-    """The first error of ``exc`` as 'a.b.c: expected an integer, got 'three''."""
+    """The first error of ``exc`` as 'a.b.c: expected an integer, got 'three'' (the value
+    shortened, so an error never echoes an unbounded input)."""
     err = exc.errors()[0]
     loc = ".".join(str(x) for x in err["loc"])
     where = f"{path}.{loc}" if loc and path else (loc or path)
     kind = err["type"]
+    got = short_repr(err.get("input"))
+    msg = err["msg"]
     if kind == "literal_error":
-        expected = "one of " + err["ctx"]["expected"]
-    elif kind == "missing":
+        return f"{where}: expected one of {err['ctx']['expected']}, got {got}"
+    if kind == "missing":
         return f"{where}: required, but missing"
-    elif kind == "extra_forbidden":
+    if kind == "extra_forbidden":
         return f"{where}: unknown key"
-    else:
-        base = kind.split("_")[0]
-        expected = _EXPECTED.get(base, err["msg"][0].lower() + err["msg"][1:])
-    got = err.get("input")
-    return f"{where}: expected {expected}, got {got!r}"
+    if kind == "string_pattern_mismatch":
+        return f"{where}: expected letters, digits and . _ + - only (it names a folder), got {got}"
+    if kind in _CONSTRAINTS and msg.startswith("Input should be "):
+        return f"{where}: must be {msg[len('Input should be ') :]}, got {got}"
+    base = kind.split("_")[0]
+    expected = _EXPECTED.get(base, msg[0].lower() + msg[1:])
+    return f"{where}: expected {expected}, got {got}"
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (containers are not expanded)."""
+    if isinstance(value, dict | builtins.list | tuple | set):
+        return f"a {type(value).__name__} of {len(value)} item(s)"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def type_name(annotation: Any) -> str:
@@ -363,6 +376,11 @@ def type_name(annotation: Any) -> str:
         return "None"
     return getattr(annotation, "__name__", str(annotation))
 
+
+#: pydantic error types of a value of the right type outside its allowed range.
+_CONSTRAINTS = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of"}
+)
 
 _ADAPTERS: dict[Any, pydantic.TypeAdapter] = {}
 

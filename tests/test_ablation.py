@@ -235,7 +235,7 @@ def test_one_seed_writes_no_spread(tmp_path: Path, tiny_data: Path) -> None:
     [
         ({"seed": 1}, "seed: unknown key"),
         ({"budget": None}, "budget: expected"),
-        ({"budget": {"max_steps": 0}}, "budget.max_steps: expected"),
+        ({"budget": {"max_steps": 0}}, "budget.max_steps: must be greater than or equal to 1"),
         ({"budget": {"max_steps": 5, "steps": 5}}, "budget.steps: unknown key"),
         ({"seeds": [0, 0]}, "seeds: seeds must be distinct"),
         ({"eval": {"mode": "test"}}, "eval.mode: expected one of"),

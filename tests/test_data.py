@@ -256,22 +256,39 @@ def test_rank_shards_cover_the_set_with_equal_padded_lengths() -> None:
     assert shards == [padded[r::world] for r in range(world)]
 
 
-def test_batches_follow_the_order_and_start_batch_gives_the_tail(twins: Path) -> None:
+def test_batches_follow_the_order_and_start_sample_gives_the_tail(twins: Path) -> None:
     ds = build_dataset(section(twins, load_size=24, crop_size=16), "train", seed=0)
     assert len_batches(ds, 4) == 2 and len_batches(ds, 2, world_size=4) == 1
     full = list(epoch_batches(ds, 2, seed=8, epoch=3))
     assert [b["A"].shape[0] for b in full] == [2, 2, 2]
     names = [Path(p).name for b in full for p in b["path"]]
     assert names == [f"{i:03d}.png" for i in epoch_order(6, seed=8, epoch=3)]
-    tail = list(epoch_batches(ds, 2, seed=8, epoch=3, start_batch=1))
+    tail = list(epoch_batches(ds, 2, seed=8, epoch=3, start_sample=2))
     assert len(tail) == 2
     for got, want in zip(tail, full[1:], strict=True):
         assert got["path"] == want["path"] and torch.equal(got["A"], want["A"])
-    assert list(epoch_batches(ds, 2, seed=8, epoch=3, start_batch=3)) == []
-    with pytest.raises(ValueError, match="start_batch"):
-        epoch_batches(ds, 2, start_batch=4)
+    assert list(epoch_batches(ds, 2, seed=8, epoch=3, start_sample=6)) == []
+    with pytest.raises(ValueError, match="start_sample"):
+        epoch_batches(ds, 2, start_sample=7)
     short = list(epoch_batches(ds, 4, seed=8, epoch=3))  # not drop_last
     assert [b["A"].shape[0] for b in short] == [4, 2]
+
+
+def test_a_resume_with_another_batch_or_world_size_visits_the_rest_once(twins: Path) -> None:
+    ds = build_dataset(section(twins, load_size=24, crop_size=16), "train")
+    order = epoch_order(6, seed=5, epoch=1)
+    # two batches of 2 done on one rank; the rest with batch 1 on two ranks
+    seen = [
+        Path(p).name
+        for rank in range(2)
+        for b in epoch_batches(ds, 1, seed=5, epoch=1, rank=rank, world_size=2, start_sample=4)
+        for p in b["path"]
+    ]
+    assert sorted(seen) == sorted(f"{i:03d}.png" for i in order[4:])
+    # the same configuration continues exactly where the sharded order was
+    for rank in range(2):
+        whole = epoch_order(6, seed=5, epoch=1, rank=rank, world_size=2)
+        assert epoch_order(6, seed=5, epoch=1, rank=rank, world_size=2, start=2) == whole[1:]
 
 
 def test_rank_batches_cover_the_set(twins: Path) -> None:

@@ -151,7 +151,7 @@ def test_inception_loads_from_a_weights_file(monkeypatch, tmp_path: Path) -> Non
         net = tf.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
     torch.save(net.state_dict(), tmp_path / INCEPTION_FILE)
     (tmp_path / "garbage.pth").write_bytes(b"garbage")
-    with pytest.raises(GanzooError, match="not a readable weights file"):
+    with pytest.raises(GanzooError, match="not a readable Inception weights file"):
         fid_module.inception_extractor(tmp_path / "garbage.pth")
     monkeypatch.setenv(fid_module.WEIGHTS_ENV, str(tmp_path / INCEPTION_FILE))
     inception = fid_module.inception_extractor()

@@ -185,13 +185,13 @@ def test_bf16_autocast_runs_on_cpu(tiny_data: Path, tmp_path: Path) -> None:
 def test_nan_loss_stops_with_the_last_good_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
     recipe = tiny_recipe(tiny_data, "train.max_steps=10", "train.checkpoint_every=2")
     trainer = Trainer(recipe, tmp_path / "run", progress=False)
-    real_g_loss = trainer.objective.g_loss
+    real_g_loss = trainer.update.objective.g_loss
 
     def poisoned(fake_logits):
         loss = real_g_loss(fake_logits)
         return loss * float("nan") if trainer.step >= 5 else loss
 
-    trainer.objective.g_loss = poisoned
+    trainer.update.objective.g_loss = poisoned
     with pytest.raises(TrainingError) as info:
         trainer.fit()
     msg = str(info.value)
@@ -232,8 +232,8 @@ def test_several_d_steps_and_the_ema_generator_for_evaluation(
     )
     assert final["step"] == 2
     # D was updated twice per G step: Adam's step count says so
-    d_state = trainer.opt_d.state[next(iter(trainer.d_module.parameters()))]
-    g_state = trainer.opt_g.state[next(iter(trainer.g_module.parameters()))]
+    d_state = trainer.state.opt_d.state[next(iter(trainer.d_module.parameters()))]
+    g_state = trainer.state.opt_g.state[next(iter(trainer.g_module.parameters()))]
     assert int(d_state["step"]) == 4 and int(g_state["step"]) == 2
     assert trainer.eval_generator() is trainer.ema.module
     ema = dict(trainer.ema.module.named_parameters())

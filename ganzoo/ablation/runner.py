@@ -105,21 +105,6 @@ def run_state(run_dir: Path, variant: Variant, seed: int, plan: Plan) -> Action 
     return "skipped"
 
 
-def _drop_records_after(run_dir: Path, step: int) -> None:
-    """Forget metrics.jsonl records past the checkpoint a run resumes from (they are re-made)."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue
-    path.write_text("".join(x + "\n" for x in kept))
-
-
 def train_run(
     run_dir: Path,
     variant: Variant,
@@ -134,9 +119,6 @@ def train_run(
     from ganzoo.training.trainer import train
 
     if resume:
-        ckpt = latest_checkpoint(run_dir / "checkpoints")
-        assert ckpt is not None
-        _drop_records_after(run_dir, checkpoint_step(ckpt))
         trainer, _ = train(
             None,
             run_dir=run_dir,
@@ -152,8 +134,6 @@ def train_run(
             variant.recipe(seed), run_dir=run_dir, console=console, progress=progress
         )
     stopped = trainer.stop_requested
-    trainer.train_set.close()
-    trainer.val_set.close()
     del trainer
     gc.collect()
     if stopped is not None:

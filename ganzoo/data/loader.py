@@ -1,10 +1,12 @@
 """Batches of an epoch: a seeded order, rank sharding, resumption at a batch, DataLoader workers.
 
 The order of epoch ``e`` is a permutation drawn from a torch.Generator seeded by (seed, e), so
-every variant of an ablation sees the same order for a seed, and a resumed run skips
-``start_batch`` batches and continues exactly. With ``world_size`` > 1 the order is padded to
-a multiple of world_size by repeating its start and rank r takes every world_size-th sample
-from position r, like ``DistributedSampler(drop_last=False)``. The last batch may be short.
+every variant of an ablation sees the same order for a seed. With ``world_size`` > 1 the order
+is padded to a multiple of world_size by repeating its start and rank r takes every
+world_size-th sample from position r, like ``DistributedSampler(drop_last=False)``. A resumed
+run starts at a *sample* position of the whole (padded) order, ``start_sample``: with the
+batch size and world size of the interrupted run it continues exactly, and with other ones it
+still visits every remaining sample once. The last batch may be short.
 """
 
 from __future__ import annotations
@@ -23,9 +25,17 @@ from ganzoo.errors import DataError
 
 
 def epoch_order(
-    n: int, *, seed: int, epoch: int, shuffle: bool = True, rank: int = 0, world_size: int = 1
+    n: int,
+    *,
+    seed: int,
+    epoch: int,
+    shuffle: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+    start: int = 0,
 ) -> list[int]:
-    """The dataset indices rank ``rank`` visits in ``epoch``, in order (ceil(n / world_size))."""
+    """The dataset indices rank ``rank`` visits in ``epoch`` from sample position ``start`` of
+    the padded order on, in order (ceil(n / world_size) of them when ``start`` is 0)."""
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
     if n == 0:
@@ -37,7 +47,7 @@ def epoch_order(
     total = math.ceil(n / world_size) * world_size
     while len(order) < total:
         order += order[: total - len(order)]
-    return order[rank:total:world_size]
+    return order[start + rank : total : world_size]
 
 
 def len_batches(ds: PairedDataset, batch_size: int, world_size: int = 1) -> int:
@@ -66,11 +76,13 @@ class EpochSampler(Sampler):
             shuffle=self.shuffle,
             rank=self.rank,
             world_size=self.world_size,
+            start=self.start,
         )
-        return iter([(self.epoch, i) for i in order[self.start :]])
+        return iter([(self.epoch, i) for i in order])
 
     def __len__(self) -> int:
-        return max(0, math.ceil(self.n / self.world_size) - self.start)
+        total = math.ceil(self.n / self.world_size) * self.world_size
+        return len(range(self.start + self.rank, total, self.world_size))
 
 
 def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -136,19 +148,20 @@ def epoch_batches(
     pin_memory: bool = False,
     rank: int = 0,
     world_size: int = 1,
-    start_batch: int = 0,
+    start_sample: int = 0,
 ) -> Iterator[dict[str, Any]]:
     """Batches {"A": (N, C, h, w), "B": (N, C, h, w) float32 in [-1, 1], "path": list[str]}
-    of ``epoch`` for ``rank``, from batch ``start_batch`` on."""
+    of ``epoch`` for ``rank``, from sample position ``start_sample`` of the epoch on (counted
+    over all ranks: ``batches done * batch_size * world_size``)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
-    total = len_batches(ds, batch_size, world_size)
-    if not 0 <= start_batch <= total:
-        raise ValueError(f"start_batch {start_batch} is not in [0, {total}] (batches per epoch)")
+    total = math.ceil(len(ds) / world_size) * world_size
+    if not 0 <= start_sample <= total:
+        raise ValueError(f"start_sample {start_sample} is not in [0, {total}] (samples per epoch)")
     loader = _loader(ds, batch_size, num_workers, pin_memory, rank, world_size)
-    return _iterate(ds, loader, seed, epoch, shuffle, start_batch * batch_size)
+    return _iterate(ds, loader, seed, epoch, shuffle, start_sample)
 
 
 def _iterate(

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ganzoo.errors import GanzooError
+from ganzoo.safe_io import load_weights
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = (
@@ -107,12 +108,9 @@ def inception_extractor(weights: str | Path | None = None, *, download: bool = T
     require_torch_fidelity()
     path = inception_weights(weights, download=download)
     try:  # check the file holds tensors only before torch-fidelity unpickles it
-        torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise GanzooError(
-            f"Inception weights {path}: not a readable weights file ({first}); {_how_to_provide()}"
-        ) from None
+        load_weights(path, "Inception weights file")
+    except GanzooError as exc:
+        raise GanzooError(f"{exc}; {_how_to_provide()}") from None
     from torchmetrics.image.fid import NoTrainInceptionV3
 
     return NoTrainInceptionV3(

@@ -1,10 +1,12 @@
 """GAN objectives: a discriminator loss from real and fake logits, a generator loss from fake ones.
 
 Every objective works on one branch's patch logits ``(N, 1, h, w)`` (raw scores, no sigmoid);
-:func:`discriminator_loss` and :func:`generator_gan_loss` average it over the branches of a
-discriminator's output (a list of branches, each a list of feature maps ending with its logits).
-Objectives that need more than logits (``wgan_gp``'s gradient penalty) set ``needs_penalty``
-and implement :meth:`Objective.penalty`; the trainer adds it to the discriminator loss.
+:func:`discriminator_terms` and :func:`generator_gan_loss` combine it over the branches of a
+discriminator's output (a list of branches, each a list of feature maps ending with its logits)
+by the discriminator's ``branch_reduction``: pix2pixHD sums its scales, LinesToFacePhoto
+averages its branches. Objectives that need more than logits (``wgan_gp``'s gradient penalty)
+set ``needs_penalty`` and implement :meth:`Objective.penalty`; the trainer adds it to the
+discriminator loss.
 
 Losses are computed in float32 whatever precision the logits come in.
 """
@@ -12,6 +14,7 @@ Losses are computed in float32 whatever precision the logits come in.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,25 +28,38 @@ DiscriminatorOutput = Sequence[Sequence[Tensor]]
 
 
 class Objective:
-    """Base class of GAN objectives: per-branch losses on patch logits ``(N, 1, h, w)``."""
+    """Base class of GAN objectives: per-branch losses on patch logits ``(N, 1, h, w)``.
+
+    The discriminator minimises ``d_scale * (real_loss(real) + fake_loss(fake))`` (plus
+    :meth:`penalty` where ``needs_penalty``); the generator minimises ``g_loss(fake)``.
+    """
 
     #: True where :meth:`penalty` must be added to the discriminator loss.
     needs_penalty: bool = False
+    #: Factor of the discriminator's real + fake terms: pix2pix and pix2pixHD halve them.
+    d_scale: float = 0.5
 
-    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        """Scalar the discriminator minimises, from one branch's real and fake logits."""
+    def real_loss(self, real_logits: Tensor) -> Tensor:
+        """Scalar the discriminator minimises on one branch's logits of real pairs."""
+        raise NotImplementedError
+
+    def fake_loss(self, fake_logits: Tensor) -> Tensor:
+        """Scalar the discriminator minimises on one branch's logits of generated pairs."""
         raise NotImplementedError
 
     def g_loss(self, fake_logits: Tensor) -> Tensor:
         """Scalar the generator minimises, from one branch's fake logits."""
         raise NotImplementedError
 
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """``real_loss + fake_loss`` of one branch (before ``d_scale``)."""
+        return self.real_loss(real_logits) + self.fake_loss(fake_logits)
+
     def penalty(
         self,
         discriminator: Callable[[Tensor], DiscriminatorOutput],
-        condition: Tensor,
-        real: Tensor,
-        fake: Tensor,
+        real_pairs: Tensor,
+        fake_pairs: Tensor,
     ) -> Tensor:
         """Extra discriminator loss term (only objectives with ``needs_penalty``)."""
         raise TypeError(f"{type(self).__name__} has no penalty (needs_penalty is False)")
@@ -61,19 +77,20 @@ class Objective:
 class Vanilla(Objective):
     """Cross-entropy GAN (non-saturating G): BCE with logits against 1 (real) and 0 (fake).
 
-    D loss is ``BCE(real, 1) + BCE(fake, 0)`` (the trainer halves every D loss, as pix2pix);
+    D loss is ``0.5 * (BCE(real, 1) + BCE(fake, 0))`` as pix2pix's ``GANLoss('vanilla')``;
     G loss is ``BCE(fake, 1)``.
     """
 
-    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        real, fake = real_logits.float(), fake_logits.float()
-        real_term = F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-        fake_term = F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
-        return real_term + fake_term
+    def real_loss(self, real_logits: Tensor) -> Tensor:
+        real = real_logits.float()
+        return F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+
+    def fake_loss(self, fake_logits: Tensor) -> Tensor:
+        fake = fake_logits.float()
+        return F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
 
     def g_loss(self, fake_logits: Tensor) -> Tensor:
-        fake = fake_logits.float()
-        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+        return self.real_loss(fake_logits)
 
 
 @register(
@@ -84,15 +101,20 @@ class Vanilla(Objective):
 class LeastSquares(Objective):
     """Least-squares GAN: MSE of the logits against 1 (real) and 0 (fake).
 
-    D loss is ``MSE(real, 1) + MSE(fake, 0)`` (halved by the trainer); G loss is ``MSE(fake, 1)``.
+    D loss is ``0.5 * (MSE(real, 1) + MSE(fake, 0))``; G loss is ``MSE(fake, 1)`` (pix2pix's
+    and pix2pixHD's ``nn.MSELoss`` against a target tensor, computed the same way).
     """
 
-    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        real, fake = real_logits.float(), fake_logits.float()
-        return (real - 1).square().mean() + fake.square().mean()
+    def real_loss(self, real_logits: Tensor) -> Tensor:
+        real = real_logits.float()
+        return F.mse_loss(real, torch.ones_like(real))
+
+    def fake_loss(self, fake_logits: Tensor) -> Tensor:
+        fake = fake_logits.float()
+        return F.mse_loss(fake, torch.zeros_like(fake))
 
     def g_loss(self, fake_logits: Tensor) -> Tensor:
-        return (fake_logits.float() - 1).square().mean()
+        return self.real_loss(fake_logits)
 
 
 @register(
@@ -102,11 +124,13 @@ class LeastSquares(Objective):
     "CVPR 2019 (arXiv:1903.07291)",
 )
 class Hinge(Objective):
-    """Hinge GAN: D mean(relu(1 - real)) + mean(relu(1 + fake)), G -mean(fake)."""
+    """Hinge GAN: D mean(relu(1 - real)) + mean(relu(1 + fake)) (halved), G -mean(fake)."""
 
-    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        real, fake = real_logits.float(), fake_logits.float()
-        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    def real_loss(self, real_logits: Tensor) -> Tensor:
+        return F.relu(1 - real_logits.float()).mean()
+
+    def fake_loss(self, fake_logits: Tensor) -> Tensor:
+        return F.relu(1 + fake_logits.float()).mean()
 
     def g_loss(self, fake_logits: Tensor) -> Tensor:
         return -fake_logits.float().mean()
@@ -119,18 +143,21 @@ class Hinge(Objective):
     "(arXiv:1704.00028)",
 )
 class WassersteinGP(Objective):
-    """Wasserstein GAN with gradient penalty: D mean(fake) - mean(real), G -mean(fake).
+    """Wasserstein GAN with gradient penalty, as the paper: D ``mean(fake) - mean(real) +
+    penalty * GP`` (not halved, so ``penalty`` is the paper's lambda), G ``-mean(fake)``.
 
     The critic of a sample is its patch logits averaged over the patch and over the branches:
     the quantity the branch-averaged D loss compares, so one backward pass constrains the critic
     that is actually trained (the pix2pix repo differentiates the patch *sum* instead, which
     scales the gradient by h * w). :meth:`penalty` is
     ``penalty * mean_i((||d critic(x_hat_i) / d x_hat_i||_2 - 1)^2)`` on random interpolates of
-    real and fake images, the norm over all of C, H, W. The critic should not mix samples
-    (no batch norm), as in the paper.
+    real and fake (condition, image) pairs, the norm over all of C, H, W, as the pix2pix repo's
+    ``cal_gradient_penalty`` on the concatenated pairs. The critic should not mix samples (no
+    batch norm), as in the paper.
     """
 
     needs_penalty = True
+    d_scale = 1.0
 
     def __init__(self, penalty: float = 10.0) -> None:
         if not penalty >= 0:
@@ -139,8 +166,11 @@ class WassersteinGP(Objective):
             )
         self.penalty_weight = float(penalty)
 
-    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        return fake_logits.float().mean() - real_logits.float().mean()
+    def real_loss(self, real_logits: Tensor) -> Tensor:
+        return -real_logits.float().mean()
+
+    def fake_loss(self, fake_logits: Tensor) -> Tensor:
+        return fake_logits.float().mean()
 
     def g_loss(self, fake_logits: Tensor) -> Tensor:
         return -fake_logits.float().mean()
@@ -148,21 +178,20 @@ class WassersteinGP(Objective):
     def penalty(
         self,
         discriminator: Callable[[Tensor], DiscriminatorOutput],
-        condition: Tensor,
-        real: Tensor,
-        fake: Tensor,
+        real_pairs: Tensor,
+        fake_pairs: Tensor,
     ) -> Tensor:
         """Gradient penalty on ``x_hat = a * real + (1 - a) * fake``, ``a ~ U(0, 1)`` per sample.
 
-        ``condition`` ``(N, Cc, H, W)``, ``real`` and ``fake`` ``(N, C, H, W)``; the critic sees
-        ``cat(condition, x_hat)``. Runs in float32 with autocast off; keeps the graph so the
-        result backpropagates into the discriminator. Returns a scalar >= 0.
+        ``real_pairs`` and ``fake_pairs`` are ``(N, C, H, W)`` (condition and image
+        concatenated, as D sees them). Runs in float32 with autocast off; keeps the graph so
+        the result backpropagates into the discriminator. Returns a scalar >= 0.
         """
-        with torch.autocast(real.device.type, enabled=False):
-            real32, fake32 = real.detach().float(), fake.detach().float()
+        with torch.autocast(real_pairs.device.type, enabled=False):
+            real32, fake32 = real_pairs.detach().float(), fake_pairs.detach().float()
             a = torch.rand(real32.shape[0], 1, 1, 1, device=real32.device)
             x_hat = (a * real32 + (1 - a) * fake32).requires_grad_(True)
-            out = discriminator(torch.cat([condition.detach().float(), x_hat], dim=1))
+            out = discriminator(x_hat)
             per_branch = [logits.float().flatten(1).mean(1) for logits in branch_logits(out)]
             critic = torch.stack(per_branch).mean(0)  # (N,)
             (grad,) = torch.autograd.grad(critic.sum(), x_hat, create_graph=True)
@@ -204,17 +233,55 @@ def paired_branches(
     return list(zip(real_out, fake_out))
 
 
-def discriminator_loss(
-    objective: Objective, real_out: DiscriminatorOutput, fake_out: DiscriminatorOutput
-) -> Tensor:
-    """``objective.d_loss`` averaged over the discriminator's branches (scalar, float32)."""
+#: How a multi-branch discriminator's per-branch losses combine (see each D's docs).
+Reduction = Literal["mean", "sum"]
+
+
+def reduce_branches(values: Sequence[Tensor], reduction: Reduction = "mean") -> Tensor:
+    """Mean or sum of per-branch scalars (float32)."""
+    stacked = torch.stack(list(values))
+    return stacked.sum() if reduction == "sum" else stacked.mean()
+
+
+def branch_reduction(discriminator: object) -> Reduction:
+    """The reduction a discriminator declares (``branch_reduction``; default ``mean``)."""
+    value = getattr(discriminator, "branch_reduction", "mean")
+    if value not in ("mean", "sum"):
+        raise TrainingError(f"branch_reduction must be 'mean' or 'sum', got {value!r}")
+    return value
+
+
+def discriminator_terms(
+    objective: Objective,
+    real_out: DiscriminatorOutput,
+    fake_out: DiscriminatorOutput,
+    reduction: Reduction = "mean",
+) -> tuple[Tensor, Tensor]:
+    """``(real term, fake term)``: ``objective.real_loss`` / ``fake_loss`` over the branches,
+    combined by ``reduction`` (float32 scalars, before ``d_scale``)."""
     pairs = paired_branches(real_out, fake_out)
-    return torch.stack([objective.d_loss(r[-1], f[-1]) for r, f in pairs]).mean()
+    real = reduce_branches([objective.real_loss(r[-1]) for r, _ in pairs], reduction)
+    fake = reduce_branches([objective.fake_loss(f[-1]) for _, f in pairs], reduction)
+    return real, fake
 
 
-def generator_gan_loss(objective: Objective, fake_out: DiscriminatorOutput) -> Tensor:
-    """``objective.g_loss`` averaged over the discriminator's branches (scalar, float32)."""
-    return torch.stack([objective.g_loss(f) for f in branch_logits(fake_out)]).mean()
+def discriminator_loss(
+    objective: Objective,
+    real_out: DiscriminatorOutput,
+    fake_out: DiscriminatorOutput,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """The discriminator's GAN loss: ``d_scale * (real + fake)`` (scalar, float32; any
+    gradient penalty is added by the caller)."""
+    real, fake = discriminator_terms(objective, real_out, fake_out, reduction)
+    return objective.d_scale * (fake + real)
+
+
+def generator_gan_loss(
+    objective: Objective, fake_out: DiscriminatorOutput, reduction: Reduction = "mean"
+) -> Tensor:
+    """``objective.g_loss`` over the discriminator's branches (scalar, float32)."""
+    return reduce_branches([objective.g_loss(f) for f in branch_logits(fake_out)], reduction)
 
 
 def _describe(value: object) -> str:

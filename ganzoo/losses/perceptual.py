@@ -1,5 +1,11 @@
 """VGG19 perceptual loss (pix2pixHD's VGGLoss), with ImageNet weights from the torch cache only.
 
+pix2pixHD (and SPADE) feed VGG19 the generator's raw [-1, 1] images, with no ImageNet mean/std
+normalisation (``models/networks.py`` ``VGGLoss``): that is the default, ``input="raw"``, so a
+recipe's ``loss.perceptual: 10`` means what pix2pixHD's ``lambda_feat`` 10 means.
+``input="imagenet"`` maps [-1, 1] to [0, 1] and normalises as torchvision's ImageNet weights
+expect; the loss then has another scale.
+
 ganzoo never downloads: the weights must already be where torchvision caches them,
 ``torch.hub.get_dir()/checkpoints/vgg19-dcbb9e9d.pth`` (see :func:`vgg19_weights_path`).
 """
@@ -7,13 +13,18 @@ ganzoo never downloads: the weights must already be where torchvision caches the
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
+from typing import Literal
 from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganzoo.errors import SizeError, TrainingError
+from ganzoo.errors import GanzooError, SizeError, TrainingError
+from ganzoo.safe_io import load_weights
+
+#: What VGG19 is fed: pix2pixHD's raw [-1, 1] images, or ImageNet-normalised ones.
+PerceptualInput = Literal["raw", "imagenet"]
 
 #: End (exclusive) of each slice of torchvision's ``vgg19().features``: relu1_1 ... relu5_1.
 SLICE_ENDS = (2, 7, 12, 21, 30)
@@ -52,11 +63,9 @@ def load_vgg19_features(path: Path) -> nn.Sequential:
             "(TORCH_HOME moves it), or set loss.perceptual: 0"
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file: say which and what to do
-        raise TrainingError(
-            f"{path}: cannot load VGG19 weights ({_first_line(exc)}); replace it with {url}"
-        ) from None
+        state = load_weights(path, "VGG19 weights file")
+    except GanzooError as exc:
+        raise TrainingError(f"{exc}; replace it with {url}") from None
     from torchvision.models.vgg import make_layers
 
     features = make_layers(_CFG_TO_CONV5_1)
@@ -76,12 +85,16 @@ class PerceptualLoss(nn.Module):
     """pix2pixHD VGG loss: feature L1s at relu1_1..relu5_1 weighted 1/32, 1/16, 1/8, 1/4, 1.
 
     ``forward(fake, real)`` takes images ``(N, C, H, W)`` in [-1, 1] with C = 1 (repeated to
-    RGB) or 3, maps them to ImageNet normalisation and returns a float32 scalar >= 0 (0 for
-    identical images). Gradients flow to ``fake`` only; the VGG is frozen and stays in eval.
+    RGB) or 3, feeds them as ``input`` says (see the module docstring) and returns a float32
+    scalar >= 0 (0 for identical images). Gradients flow to ``fake`` only; the VGG is frozen and
+    stays in eval.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, input: PerceptualInput = "raw") -> None:  # noqa: A002 - the option name
         super().__init__()
+        if input not in ("raw", "imagenet"):
+            raise TrainingError(f"loss.perceptual_input must be raw or imagenet, got {input!r}")
+        self.input = input
         features = load_vgg19_features(vgg19_weights_path())
         starts = (0, *SLICE_ENDS[:-1])
         self.slices = nn.ModuleList(features[a:b] for a, b in zip(starts, SLICE_ENDS))
@@ -114,7 +127,7 @@ class PerceptualLoss(nn.Module):
             )
         if channels == 1:
             images = images.expand(-1, 3, -1, -1)
-        h = ((images + 1) / 2 - self.mean) / self.std
+        h = ((images + 1) / 2 - self.mean) / self.std if self.input == "imagenet" else images
         out = []
         for block in self.slices:
             h = block(h)

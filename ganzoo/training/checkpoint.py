@@ -1,4 +1,10 @@
-"""Crash-safe checkpoints: atomic writes, safe loads, the last K kept, RNG state included."""
+"""Crash-safe checkpoints: atomic writes, safe loads, the last K kept, RNG state included.
+
+A checkpoint is written to a temporary sibling (``.step_X.pt.tmp-PID``), fsynced and renamed
+over its final name, so a crash, a kill or a full disk leaves the previous set intact; a
+failed write removes its temporary file and says so in one line. :func:`nonfinite_entries`
+tells, with one device synchronisation, whether a state holds a NaN or an infinity anywhere.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganzoo.errors import TrainingError
+from ganzoo.errors import GanzooError, TrainingError
+from ganzoo.safe_io import load_weights, temp_path
 
 PATTERN = "step_*.pt"
 
@@ -26,14 +33,26 @@ def save_checkpoint(state: dict[str, Any], directory: Path, step: int, keep: int
     a crash leaves either the old set of checkpoints or the new one, never a torn file.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(directory, step)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = temp_path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        previous = latest_checkpoint(directory)
+        kept = f"{previous} is intact" if previous else "no earlier checkpoint exists"
+        raise TrainingError(
+            f"could not write checkpoint {path} ({exc.strerror or exc}); {kept}; free space "
+            "(or fix the folder) and continue with --resume"
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(directory)
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
@@ -69,16 +88,45 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise TrainingError(f"{path}: no such checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        state = load_weights(path, "ganzoo checkpoint")
+    except GanzooError as exc:
         raise TrainingError(
-            f"{path}: not a readable ganzoo checkpoint ({first[:200]}); "
-            "delete it to resume from the one before"
+            f"{exc}; delete it to resume from the one before"
+            if "refused" not in str(exc)
+            else str(exc)
         ) from None
     if not isinstance(state, dict) or "generator" not in state:
         raise TrainingError(f"{path}: not a ganzoo checkpoint (no generator weights)")
     return state
+
+
+def nonfinite_entries(state: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the floating-point tensors in ``state`` (nested dicts, lists, tuples)
+    holding a NaN or an infinity; ``[]`` when all are finite. The checks run on the tensors'
+    devices and synchronise once per device."""
+    tensors: list[tuple[str, torch.Tensor]] = []
+
+    def walk(value: Any, name: str) -> None:
+        if isinstance(value, torch.Tensor):
+            if value.is_floating_point() or value.is_complex():
+                tensors.append((name, value))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{name}.{k}" if name else str(k))
+        elif isinstance(value, list | tuple):
+            for i, v in enumerate(value):
+                walk(v, f"{name}.{i}" if name else str(i))
+
+    walk(state, prefix)
+    by_device: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
+    for name, t in tensors:
+        by_device.setdefault(t.device, []).append((name, t))
+    bad: list[str] = []
+    for group in by_device.values():
+        flags = torch.stack([torch.isfinite(t).all() for _, t in group])
+        if not bool(flags.all()):
+            bad += [name for (name, _), ok in zip(group, flags.tolist()) if not ok]
+    return bad
 
 
 def rng_state() -> dict[str, Any]:

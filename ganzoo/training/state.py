@@ -1,0 +1,271 @@
+"""Everything a checkpoint holds: G and D, their optimizers, schedules and gradient scalers, the
+image pool, the EMA of G, the RNG streams and the position in the data.
+
+:class:`TrainState` builds them from a recipe, wraps the networks for DDP / ``torch.compile``
+(keeping the plain modules for saving), restores a checkpoint (a partial one too: a
+``ganzoo import`` holds only weights), and applies the recipe's staged training
+(``optim.train_only``) and ``train.init_from``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganzoo.build import build_discriminator, build_generator
+from ganzoo.errors import TrainingError
+from ganzoo.recipe import Recipe
+from ganzoo.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    nonfinite_entries,
+    rng_state,
+    set_rng_state,
+)
+from ganzoo.training.distributed import DistInfo
+from ganzoo.training.image_pool import ImagePool
+from ganzoo.training.schedule import build_scheduler
+
+FORMAT = "ganzoo-checkpoint-1"
+
+
+def _adam(params: Any, lr: float, recipe: Recipe, device: torch.device) -> torch.optim.Adam:
+    o = recipe.optim
+    params = list(params)
+    kwargs = dict(lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    if o.fused and device.type in ("cuda", "cpu"):
+        try:
+            return torch.optim.Adam(params, fused=True, **kwargs)
+        except (RuntimeError, TypeError):  # no fused kernel for this device / build
+            pass
+    return torch.optim.Adam(params, **kwargs)
+
+
+def _matches(name: str, patterns: list[str] | None) -> bool:
+    return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+class TrainState:
+    """The networks and everything else a run checkpoints (see the module docstring).
+
+    ``g_module`` / ``d_module`` are the plain networks (saved, EMA'd); ``G`` / ``D`` are what
+    the step calls (DDP- or compile-wrapped when asked); ``d_for_g`` is D for the generator's
+    update, unwrapped from DDP since D is not being updated then.
+    """
+
+    def __init__(self, recipe: Recipe, device: torch.device, dist: DistInfo) -> None:
+        self.recipe = recipe
+        self.device = device
+        self.dist = dist
+        t = recipe.train
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+        self.g_module = build_generator(recipe).to(device, memory_format=self.memory_format)
+        self.d_module = build_discriminator(recipe).to(device, memory_format=self.memory_format)
+        self.opt_g = _adam(self.g_module.parameters(), recipe.optim.lr_g, recipe, device)
+        self.opt_d = _adam(self.d_module.parameters(), recipe.optim.lr_d, recipe, device)
+        self.sched_g = build_scheduler(self.opt_g, recipe.schedule)
+        self.sched_d = build_scheduler(self.opt_d, recipe.schedule)
+        fp16 = t.precision == "fp16" and device.type == "cuda"
+        self.scaler_g = torch.amp.GradScaler(device.type, enabled=fp16)
+        self.scaler_d = torch.amp.GradScaler(device.type, enabled=fp16)
+        self.pool = ImagePool(recipe.optim.pool_size)
+        self.ema = None
+        if recipe.optim.ema_decay is not None:
+            self.ema = torch.optim.swa_utils.AveragedModel(
+                self.g_module,
+                multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.optim.ema_decay),
+                use_buffers=True,
+            )
+        self.step = 0
+        self.epoch = 0
+        self.samples_in_epoch = 0
+        self.G: nn.Module = self.g_module
+        self.D: nn.Module = self.d_module
+        self.d_for_g: nn.Module = self.d_module
+        if recipe.optim.train_only is not None and dist.enabled:
+            raise TrainingError(
+                "optim.train_only (staged training) is not supported with several processes; "
+                "run that stage with --nproc 1"
+            )
+        if dist.enabled:
+            self._wrap_distributed()
+        if t.compile:
+            self.G = torch.compile(self.G)
+            self.D = torch.compile(self.D)
+            self.d_for_g = torch.compile(self.d_module) if dist.enabled else self.D
+
+    def _wrap_distributed(self) -> None:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        norms = (
+            self.recipe.generator.params.get("norm"),
+            self.recipe.discriminator.params.get("norm"),
+        )
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        if "syncbatch" in norms and self.device.type != "cuda":
+            warnings.warn(
+                "norm 'syncbatch' needs CUDA (PyTorch's SyncBatchNorm is GPU-only); "
+                "each CPU process keeps its own BatchNorm statistics",
+                stacklevel=2,
+            )
+        elif "syncbatch" in norms:
+            if norms[0] == "syncbatch":
+                self.g_module = nn.SyncBatchNorm.convert_sync_batchnorm(self.g_module)
+            if norms[1] == "syncbatch":
+                self.d_module = nn.SyncBatchNorm.convert_sync_batchnorm(self.d_module)
+            self.d_for_g = self.d_module
+        self.G = DDP(self.g_module, device_ids=ids)
+        self.D = DDP(self.d_module, device_ids=ids)
+
+    # -- staged training ---------------------------------------------------------------------
+    def in_restricted_phase(self, epoch: int) -> bool:
+        only = self.recipe.optim.train_only
+        return only is not None and (only.epochs is None or epoch < only.epochs)
+
+    def d_trains(self) -> bool:
+        """False while ``optim.train_only.discriminator`` is ``[]`` (D is not updated)."""
+        only = self.recipe.optim.train_only
+        return not (self.in_restricted_phase(self.epoch) and only.discriminator == [])
+
+    def trainable_d(self) -> None:
+        """``requires_grad`` on the D parameters the current phase trains."""
+        only = self.recipe.optim.train_only
+        patterns = only.discriminator if self.in_restricted_phase(self.epoch) else None
+        for name, p in self.d_module.named_parameters():
+            p.requires_grad_(_matches(name, patterns))
+
+    def begin_epoch(self, epoch: int, fresh: bool) -> None:
+        """Freeze what the phase of ``epoch`` freezes in G. When a restricted phase ends at the
+        start of an epoch (``fresh``), G's optimizer restarts with empty moments over all
+        parameters, as pix2pixHD's ``update_fixed_params`` builds a new Adam."""
+        only = self.recipe.optim.train_only
+        if only is None:
+            return
+        patterns = only.generator if self.in_restricted_phase(epoch) else None
+        for name, p in self.g_module.named_parameters():
+            p.requires_grad_(_matches(name, patterns))
+        if fresh and only.epochs is not None and epoch == only.epochs:
+            self.opt_g.state.clear()
+            self.opt_d.state.clear()
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "format": FORMAT,
+            "recipe": self.recipe.to_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "samples_in_epoch": self.samples_in_epoch,
+            "generator": self.g_module.state_dict(),
+            "discriminator": self.d_module.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "pool": self.pool.state_dict(),
+            "rng": rng_state(),
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> list[str]:
+        """Restore what ``state`` holds; returns the parts it lacked (an imported checkpoint
+        holds weights only: the optimizers then start fresh, the RNG from the recipe's seed)."""
+        missing = []
+        self._load_net(self.g_module, state["generator"], "generator")
+        if "discriminator" in state:
+            self._load_net(self.d_module, state["discriminator"], "discriminator")
+        else:
+            missing.append("discriminator")
+        parts = {
+            "opt_g": self.opt_g,
+            "opt_d": self.opt_d,
+            "sched_g": self.sched_g,
+            "sched_d": self.sched_d,
+            "scaler_g": self.scaler_g,
+            "scaler_d": self.scaler_d,
+        }
+        for key, obj in parts.items():
+            if key in state:
+                obj.load_state_dict(state[key])
+            else:
+                missing.append(key)
+        if "pool" in state:
+            self.pool.load_state_dict(state["pool"], self.device)
+        if self.ema is not None:
+            if "ema" in state:
+                self.ema.load_state_dict(state["ema"])
+            else:
+                missing.append("ema")
+        self.step = int(state.get("step", 0))
+        self.epoch = int(state.get("epoch", 0))
+        if "samples_in_epoch" in state:
+            self.samples_in_epoch = int(state["samples_in_epoch"])
+        else:  # checkpoints before the position was kept in samples
+            old = state.get("recipe", {}).get("data", {}).get("batch_size", 1)
+            self.samples_in_epoch = int(state.get("batch_in_epoch", 0)) * int(old)
+        if "rng" in state:
+            set_rng_state(state["rng"])
+        return missing
+
+    def _load_net(self, net: nn.Module, weights: dict[str, torch.Tensor], what: str) -> None:
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            detail = first[1].strip() if len(first) > 1 else first[0]
+            raise TrainingError(
+                f"the checkpoint's {what} does not fit the recipe's ({detail[:200]})"
+            ) from None
+
+    def init_from(self, source: str | Path) -> str:
+        """Copy into G and D every tensor of the run directory or checkpoint ``source`` whose
+        name and shape match; the rest keep their initialisation. Returns a one-line summary;
+        a one-line error when nothing matches."""
+        path = Path(source)
+        ckpt = latest_checkpoint(path / "checkpoints") if path.is_dir() else path
+        if ckpt is None or not Path(ckpt).is_file():
+            raise TrainingError(f"train.init_from {source}: no checkpoint there")
+        state = load_checkpoint(Path(ckpt))
+        parts = []
+        for what, net in (("generator", self.g_module), ("discriminator", self.d_module)):
+            weights = state.get(what)
+            if not isinstance(weights, dict):
+                parts.append(f"{what}: none in the checkpoint")
+                continue
+            own = net.state_dict()
+            taken = {
+                k: v
+                for k, v in weights.items()
+                if k in own and isinstance(v, torch.Tensor) and v.shape == own[k].shape
+            }
+            if what == "generator" and not taken:
+                raise TrainingError(
+                    f"train.init_from {ckpt}: none of its generator weights fit this generator "
+                    "(other names or shapes)"
+                )
+            net.load_state_dict(taken, strict=False)
+            parts.append(f"{what} {len(taken)}/{len(own)} tensors")
+        return f"initialised from {ckpt}: " + ", ".join(parts)
+
+    def nonfinite(self) -> list[str]:
+        """Names of the state's tensors (weights, buffers, optimizer moments, EMA, pool) that
+        hold a NaN or an infinity; one synchronisation per device."""
+        state = {
+            "generator": self.g_module.state_dict(),
+            "discriminator": self.d_module.state_dict(),
+            "opt_g": self.opt_g.state_dict()["state"],
+            "opt_d": self.opt_d.state_dict()["state"],
+            "pool": self.pool.images,
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return nonfinite_entries(state)
