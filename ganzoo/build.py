@@ -8,8 +8,27 @@ import torch
 from torch import nn
 
 from ganzoo import registry
+from ganzoo.errors import SizeError
 from ganzoo.nn.sizes import check_image_size
 from ganzoo.recipe import ComponentSection, Recipe
+
+#: The most parameters a generator or discriminator may have (8 GiB of float32 weights): a
+#: recipe, or one read from a downloaded file, cannot make ganzoo allocate more.
+MAX_PARAMETERS = 2**31
+
+
+def _create(kind: str, name: str, **kwargs: Any) -> nn.Module:
+    """Build on the meta device first (no memory, no RNG draws) to count the parameters, then
+    for real; a one-line SizeError when the count exceeds :data:`MAX_PARAMETERS`."""
+    with torch.device("meta"):
+        probe = registry.create(kind, name, **kwargs)
+    count = sum(p.numel() for p in probe.parameters())
+    if count > MAX_PARAMETERS:
+        raise SizeError(
+            f"{kind} {name} would have {count:,} parameters, more than the {MAX_PARAMETERS:,} "
+            "ganzoo builds; reduce its widths or depth"
+        )
+    return registry.create(kind, name, **kwargs)
 
 
 def _params_with_image_size(section: ComponentSection, recipe: Recipe) -> dict[str, Any]:
@@ -25,7 +44,7 @@ def _params_with_image_size(section: ComponentSection, recipe: Recipe) -> dict[s
 def build_generator(recipe: Recipe) -> nn.Module:
     """G(in_channels -> out_channels) for the recipe, checked against the crop size."""
     data = recipe.data
-    net = registry.create(
+    net = _create(
         "generator",
         recipe.generator.name,
         in_channels=data.in_channels,
@@ -39,7 +58,7 @@ def build_generator(recipe: Recipe) -> nn.Module:
 def build_discriminator(recipe: Recipe) -> nn.Module:
     """D over (condition, image) concatenated: in_channels + out_channels input channels."""
     data = recipe.data
-    net = registry.create(
+    net = _create(
         "discriminator",
         recipe.discriminator.name,
         in_channels=data.in_channels + data.out_channels,

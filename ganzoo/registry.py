@@ -34,7 +34,7 @@ from typing import Any
 
 import pydantic
 
-from ganzoo.errors import RegistryError
+from ganzoo.errors import GanzooError, RegistryError
 
 #: kind -> (entry-point group, the arguments the recipe builder supplies, never the user).
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -108,8 +108,12 @@ class Entry:
             assert self.entry_point is not None
             try:
                 self.builder = self.entry_point.load()
-            except Exception as exc:  # a broken plugin must not take ganzoo down
-                self.error = f"{type(exc).__name__}: {exc}"
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a broken plugin (even one calling sys.exit) must
+                # not take ganzoo down
+                text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+                self.error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
                 warnings.warn(
                     f"plugin {self.origin} failed to import '{self.entry_point.value}' "
                     f"({self.error}); its {self.kind} '{self.name}' is unavailable",
@@ -263,7 +267,19 @@ class Registry:
         user = {k: v for k, v in params.items() if k not in supplied}
         fixed = {k: v for k, v in params.items() if k in supplied}
         checked = self.validate_params(kind, name, user, where=name)
-        return entry.load()(*args, **fixed, **checked)
+        builder = entry.load()
+        if not entry.is_plugin:
+            return builder(*args, **fixed, **checked)
+        try:
+            return builder(*args, **fixed, **checked)
+        except GanzooError:
+            raise
+        except Exception as exc:  # a plugin's bug is reported by name, in one line
+            text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise RegistryError(
+                f"{kind} '{name}' from {entry.origin} failed to build ({type(exc).__name__}"
+                f"{': ' + text if text else ''}); report it to that plugin's authors"
+            ) from None
 
 
 def _check_kind(kind: str) -> None:

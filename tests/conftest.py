@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from http_server import FileServer
 from PIL import Image
 
 from ganzoo.recipe import Recipe, load_recipe
@@ -68,3 +71,24 @@ def train_tiny_run(root: Path, folder: Path) -> Path:
     recipe = tiny_recipe(root, "train.max_steps=3", "optim.ema_decay=0.9")
     train(recipe, run_dir=run_dir, progress=False)
     return run_dir
+
+
+@pytest.fixture
+def file_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
+    """A real HTTP server on 127.0.0.1 (see tests/http_server.py); proxies switched off."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    httpd = FileServer()
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.stopping = True
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

@@ -7,19 +7,18 @@ contacts any other address (proxies are switched off and the official URL is nev
 from __future__ import annotations
 
 import io
-import re
 import socket
 import tarfile
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 from pathlib import Path
 
 import pytest
+from http_server import FileServer
 from PIL import Image
 
 from ganzoo.data import fetch
-from ganzoo.data.fetch import DATASET_SPLITS, dataset_url, fetch_dataset
+from ganzoo.data.fetch import DATASET_SPLITS, ArchiveLimits, dataset_url, fetch_dataset
+from ganzoo.download import Limits
 from ganzoo.errors import DataError
 
 # --- tiny archives -------------------------------------------------------------------------------
@@ -94,67 +93,6 @@ def _assert_one_line(err: pytest.ExceptionInfo[DataError]) -> str:
     return message
 
 
-# --- a local HTTP server -------------------------------------------------------------------------
-
-
-class _ArchiveServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ArchiveHandler)
-        self.files: dict[str, bytes] = {}
-        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
-        self.statuses: list[int] = []
-        self.supports_range = True
-        self.cut_next_after: int | None = None  # send only this many body bytes, once
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-    def handle_error(self, request, client_address) -> None:  # a client hanging up is fine
-        pass
-
-
-class _ArchiveHandler(BaseHTTPRequestHandler):
-    server: _ArchiveServer
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        server = self.server
-        wanted = self.headers.get("Range")
-        server.requests.append((self.path, wanted))
-        data = server.files.get(self.path)
-        if data is None:
-            server.statuses.append(404)
-            self.send_error(404)
-            return
-        start = 0
-        match = re.fullmatch(r"bytes=(\d+)-", wanted or "")
-        if match and server.supports_range:
-            start = int(match[1])
-            if start >= len(data):
-                server.statuses.append(416)
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            server.statuses.append(206)
-        else:
-            self.send_response(200)
-            server.statuses.append(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if server.cut_next_after is not None:
-            body, server.cut_next_after = body[: server.cut_next_after], None
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(autouse=True)
 def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     """Requests to 127.0.0.1 must not be sent to a proxy (or anywhere else)."""
@@ -163,22 +101,12 @@ def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var.upper(), raising=False)
     monkeypatch.setenv("no_proxy", "*")
     monkeypatch.setenv("NO_PROXY", "*")
-    monkeypatch.setattr(fetch, "TIMEOUT_S", 5.0)
 
 
 @pytest.fixture
-def server() -> Iterator[_ArchiveServer]:
-    httpd = _ArchiveServer()
-    httpd.files["/facades.tar.gz"] = FACADES_ARCHIVE
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+def server(file_server: FileServer) -> FileServer:
+    file_server.files["/facades.tar.gz"] = FACADES_ARCHIVE
+    return file_server
 
 
 def _closed_port() -> int:
@@ -219,7 +147,7 @@ def test_unknown_name_suggests_the_closest_and_lists_all(tmp_path: Path) -> None
 # --- downloading ---------------------------------------------------------------------------------
 
 
-def test_fetch_over_http(server: _ArchiveServer, tmp_path: Path) -> None:
+def test_fetch_over_http(server: FileServer, tmp_path: Path) -> None:
     to = tmp_path / "datasets"
     root = fetch_dataset("facades", to=to, source=server.url("/facades.tar.gz"), progress=False)
     assert root == to / "facades"
@@ -229,7 +157,7 @@ def test_fetch_over_http(server: _ArchiveServer, tmp_path: Path) -> None:
 
 
 def test_interrupted_download_resumes_with_a_range_request(
-    server: _ArchiveServer, tmp_path: Path
+    server: FileServer, tmp_path: Path
 ) -> None:
     to = tmp_path / "datasets"
     url = server.url("/facades.tar.gz")
@@ -249,9 +177,7 @@ def test_interrupted_download_resumes_with_a_range_request(
     assert not part.exists()
 
 
-def test_server_without_range_support_restarts_cleanly(
-    server: _ArchiveServer, tmp_path: Path
-) -> None:
+def test_server_without_range_support_restarts_cleanly(server: FileServer, tmp_path: Path) -> None:
     server.supports_range = False
     to = tmp_path / "datasets"
     to.mkdir()
@@ -263,7 +189,7 @@ def test_server_without_range_support_restarts_cleanly(
     _assert_unpacked(to / "facades", FACADES)  # the stale bytes were not kept in front
 
 
-def test_part_longer_than_the_archive_is_discarded(server: _ArchiveServer, tmp_path: Path) -> None:
+def test_part_longer_than_the_archive_is_discarded(server: FileServer, tmp_path: Path) -> None:
     to = tmp_path / "datasets"
     to.mkdir()
     (to / "facades.tar.gz.part").write_bytes(b"x" * (len(FACADES_ARCHIVE) + 5))
@@ -288,7 +214,87 @@ def test_unreachable_host_says_what_failed_and_where_to_put_the_data(
     assert list(to.iterdir()) == []
 
 
-def test_http_error_is_one_line(server: _ArchiveServer, tmp_path: Path) -> None:
+# --- bounds: nothing unbounded, nothing left behind ----------------------------------------------
+
+TIGHT = Limits(max_bytes=256 * 1024, stall_seconds=1.0, stall_bytes=1024, timeout=2.0)
+
+
+@pytest.mark.parametrize(
+    "behaviour, expected",
+    [("endless", "passed 262,144 bytes"), ("trickle", "stalled"), ("huge", "announces")],
+)
+def test_hostile_servers_are_cut_off_in_seconds(
+    server: FileServer, tmp_path: Path, behaviour: str, expected: str
+) -> None:
+    server.behaviour["/facades.tar.gz"] = behaviour
+    to = tmp_path / "datasets"
+    t0 = time.monotonic()
+    with pytest.raises(DataError) as err:
+        fetch_dataset(
+            "facades",
+            to=to,
+            source=server.url("/facades.tar.gz"),
+            progress=False,
+            download_limits=TIGHT,
+        )
+    assert time.monotonic() - t0 < 10
+    assert expected in _assert_one_line(err)
+    assert list(to.iterdir()) == []  # no .part, no staging folder
+
+
+def test_the_official_limits_refuse_an_oversized_announcement(
+    server: FileServer, tmp_path: Path
+) -> None:
+    server.behaviour["/facades.tar.gz"] = "huge"  # 1 TB announced: facades is 29 MB
+    with pytest.raises(DataError, match="more than the 67,108,864 this file can be"):
+        fetch_dataset("facades", to=tmp_path, source=server.url("/facades.tar.gz"), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_decompression_bomb_is_refused_before_it_fills_the_disk(tmp_path: Path) -> None:
+    # 64 MiB of zeros compress to about 64 KiB: unpacking stops at 4x the archive + 16 MiB
+    big = tarfile.TarInfo("facades/train/bomb.jpg")
+    big.size = 64 * 1024 * 1024
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.addfile(big, io.BytesIO(bytes(big.size)))
+    archive = tmp_path / "facades.tar.gz"
+    archive.write_bytes(buffer.getvalue())
+    assert archive.stat().st_size < 1024 * 1024
+    to = tmp_path / "datasets"
+    to.mkdir()
+    t0 = time.monotonic()
+    with pytest.raises(DataError) as err:
+        fetch_dataset("facades", to=to, source=str(archive), progress=False)
+    assert "decompression bomb" in _assert_one_line(err)
+    assert time.monotonic() - t0 < 5
+    assert list(to.iterdir()) == []
+
+
+def test_too_many_members_are_refused(tmp_path: Path) -> None:
+    files = {f"facades/train/{i}.jpg": b"x" for i in range(30)}
+    archive = tmp_path / "facades.tar.gz"
+    archive.write_bytes(_build_archive(files))
+    to = tmp_path / "datasets"
+    to.mkdir()
+    with pytest.raises(DataError, match="more than 10 members"):
+        fetch_dataset(
+            "facades",
+            to=to,
+            source=str(archive),
+            progress=False,
+            limits=ArchiveLimits(1 << 20, 1 << 20, 10),
+        )
+    assert list(to.iterdir()) == []
+
+
+def test_to_naming_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        fetch_dataset("facades", to=tmp_path / "file", progress=False)
+
+
+def test_http_error_is_one_line(server: FileServer, tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
         fetch_dataset("maps", to=tmp_path, source=server.url("/maps.tar.gz"), progress=False)
     message = _assert_one_line(err)
@@ -297,7 +303,7 @@ def test_http_error_is_one_line(server: _ArchiveServer, tmp_path: Path) -> None:
 
 
 def test_second_fetch_does_nothing(
-    server: _ArchiveServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     to = tmp_path / "datasets"
     url = server.url("/facades.tar.gz")
@@ -311,9 +317,7 @@ def test_second_fetch_does_nothing(
     assert {path: path.stat().st_mtime_ns for path in to.rglob("*")} == before
 
 
-def test_incomplete_folder_is_left_alone_unless_forced(
-    server: _ArchiveServer, tmp_path: Path
-) -> None:
+def test_incomplete_folder_is_left_alone_unless_forced(server: FileServer, tmp_path: Path) -> None:
     to = tmp_path / "datasets"
     (to / "facades" / "train").mkdir(parents=True)
     (to / "facades" / "train" / "mine.jpg").write_bytes(b"keep")

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganzoo.errors import RecipeError, RegistryError
+from ganzoo.nn import Width
 from ganzoo.registry import register
 
 
@@ -56,8 +57,8 @@ class SelfAttention(nn.Module):
     def __init__(
         self,
         channels: int,
-        key_reduction: int = 8,
-        value_reduction: int = 1,
+        key_reduction: Width = 8,
+        value_reduction: Width = 1,
         pool: bool = False,
         bias: bool = True,
     ) -> None:
@@ -103,8 +104,8 @@ class ConditionalSelfAttention(nn.Module):
     def __init__(
         self,
         channels: int,
-        condition_channels: int = 3,
-        reduction: int = 16,
+        condition_channels: Width = 3,
+        reduction: Width = 16,
         value_from_condition: bool = False,
         bias: bool = True,
     ) -> None:

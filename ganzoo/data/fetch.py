@@ -1,16 +1,18 @@
 """Download and unpack the official pix2pix datasets (``ganzoo data fetch``), safely.
 
-The archive is downloaded to ``<to>/<name>.tar.gz.part`` (resumed with an HTTP Range request
-when the server allows it, restarted from zero when it does not), renamed when complete, checked
-member by member while it is unpacked into a hidden staging folder, and renamed into
+The archive is downloaded by :func:`ganzoo.download.download` to ``<to>/<name>.tar.gz.part``
+(resumable, bounded in size and in time without progress by the dataset's :data:`LIMITS`),
+checked member by member while it is unpacked into a hidden staging folder, and renamed into
 ``<to>/<name>`` only once every expected split holds images: a half-done fetch never looks
-finished. Only ``urllib.request`` is used, so proxies from the environment are honoured.
+finished. Unpacking is bounded too: a member count and a total unpacked size (the smaller of
+the dataset's cap and a multiple of the archive's size, since JPEG archives barely compress),
+so a decompression bomb is stopped after a few times its own size. Any failure or interrupt
+removes the staging folder.
 """
 
 from __future__ import annotations
 
 import difflib
-import http.client
 import os
 import re
 import shutil
@@ -21,20 +23,18 @@ import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    DownloadColumn,
     Progress,
     SpinnerColumn,
     TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 
-from ganzoo.errors import DataError
+from ganzoo.download import Limits, download, reason
+from ganzoo.errors import DataError, GanzooError
 
 #: Where the pix2pix authors host the archives (``<BASE_URL>/<name>.tar.gz``).
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
@@ -49,13 +49,34 @@ DATASET_SPLITS: dict[str, tuple[str, ...]] = {
     "night2day": ("train", "val", "test"),
 }
 
-#: Seconds to wait for a connection, and for each read before a stalled download gives up.
-TIMEOUT_S = 15.0
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Bounds for one official archive: download size, unpacked size and member count (each
+    about twice the real archive's, which are 29 MB .. 8.6 GB of JPEG pairs)."""
+
+    max_bytes: int
+    max_unpacked: int
+    max_members: int
+
+    def download(self) -> Limits:
+        return Limits(max_bytes=self.max_bytes)
+
+
+_MIB, _GIB = 1 << 20, 1 << 30
+LIMITS: dict[str, ArchiveLimits] = {
+    "facades": ArchiveLimits(64 * _MIB, 96 * _MIB, 2_000),
+    "cityscapes": ArchiveLimits(256 * _MIB, 384 * _MIB, 8_000),
+    "maps": ArchiveLimits(512 * _MIB, 768 * _MIB, 6_000),
+    "edges2shoes": ArchiveLimits(5 * _GIB, 8 * _GIB, 110_000),
+    "edges2handbags": ArchiveLimits(17 * _GIB, 26 * _GIB, 300_000),
+    "night2day": ArchiveLimits(5 * _GIB, 8 * _GIB, 45_000),
+}
+#: Unpacked bytes may be at most this multiple of the archive's size (plus 16 MiB).
+MAX_EXPANSION = 4
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
-_CHUNK_BYTES = 1 << 20
-_USER_AGENT = "ganzoo-data-fetch"
 # tarfile's own "data" filter (Python 3.11.4+) backs up the member checks below.
 _TAR_FILTER: dict[str, str] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
@@ -72,16 +93,24 @@ def fetch_dataset(
     *,
     progress: bool = True,
     force: bool = False,
+    limits: ArchiveLimits | None = None,
+    download_limits: Limits | None = None,
 ) -> Path:
     """Download (or take from ``source``), check and unpack dataset ``name`` into ``to/name``.
 
     ``source`` is an http(s)/file URL or a local archive path replacing the official URL.
     Returns the dataset folder (holding its split folders of A|B images). A folder already
     present and complete is left alone unless ``force``. ``progress`` shows a progress bar
-    (on a terminal) and status lines on stderr. Every failure is a one-line DataError.
+    (on a terminal) and status lines on stderr. ``limits`` / ``download_limits`` replace the
+    dataset's bounds (tests). Every failure is a one-line DataError.
     """
     name = _known_name(name)
+    limits = limits or LIMITS[name]
     to = Path(to)
+    if to.exists() and not to.is_dir():
+        raise DataError(
+            f"--to {to}: is a file, not a folder; give the folder that receives {name}/"
+        )
     target = to / name
     console = Console(stderr=True, quiet=not progress, markup=False, soft_wrap=True)
     if (target.exists() or target.is_symlink()) and not force:
@@ -92,9 +121,11 @@ def fetch_dataset(
         return target
 
     to.mkdir(parents=True, exist_ok=True)
-    archive, downloaded = _obtain_archive(name, to, source, console)
+    archive, downloaded = _obtain_archive(
+        name, to, source, console, download_limits or limits.download()
+    )
     try:
-        counts = _unpack_into_place(archive, name, target, console)
+        counts = _unpack_into_place(archive, name, target, console, limits)
     finally:
         if downloaded:
             archive.unlink(missing_ok=True)
@@ -117,19 +148,41 @@ def verify_dataset(root: Path, name: str, *, fix: str = "fetch it again") -> dic
     return counts
 
 
-def safe_extract(archive: Path, dest: Path, on_file: Callable[[], None] | None = None) -> int:
+def safe_extract(
+    archive: Path,
+    dest: Path,
+    on_file: Callable[[], None] | None = None,
+    *,
+    max_unpacked: int | None = None,
+    max_members: int | None = None,
+) -> int:
     """Unpack ``archive`` into the existing folder ``dest`` and return the number of files.
 
     Every member is checked before it is written: an absolute path, a ``..`` component, a link
     (symbolic or hard), a device node, a fifo, or a path resolving outside ``dest`` raises a
-    one-line DataError naming it. Members before the bad one may already be in ``dest``; the
-    caller unpacks into a staging folder and deletes it on error.
+    one-line DataError naming it; so does passing ``max_members`` members or ``max_unpacked``
+    bytes in all (checked on each member's declared size, before it is written). Members before
+    the bad one may already be in ``dest``; the caller unpacks into a staging folder and deletes
+    it on error.
     """
     dest_real = os.path.realpath(dest)
-    files = 0
+    files = members = unpacked = 0
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
+                members += 1
+                unpacked += max(member.size, 0) if member.isfile() else 0
+                if max_members is not None and members > max_members:
+                    raise DataError(
+                        f"refusing to unpack {archive.name}: more than {max_members:,} members, "
+                        "far more than this dataset has; nothing from it was kept"
+                    )
+                if max_unpacked is not None and unpacked > max_unpacked:
+                    raise DataError(
+                        f"refusing to unpack {archive.name}: it expands past {max_unpacked:,} "
+                        "bytes (a decompression bomb, or not this dataset); nothing from it was "
+                        "kept"
+                    )
                 problem = _member_problem(member, dest_real)
                 if problem is not None:
                     raise DataError(
@@ -145,7 +198,7 @@ def safe_extract(archive: Path, dest: Path, on_file: Callable[[], None] | None =
                     on_file()
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise DataError(
-            f"could not unpack {archive} ({_reason(err)}); it is not a complete .tar.gz archive,"
+            f"could not unpack {archive} ({reason(err)}); it is not a complete .tar.gz archive,"
             f" delete it and fetch again"
         ) from None
     return files
@@ -174,7 +227,9 @@ def _member_problem(member: tarfile.TarInfo, dest_real: str) -> str | None:
     return None
 
 
-def _obtain_archive(name: str, to: Path, source: str | None, console: Console) -> tuple[Path, bool]:
+def _obtain_archive(
+    name: str, to: Path, source: str | None, console: Console, limits: Limits
+) -> tuple[Path, bool]:
     """The archive to unpack, and whether it was downloaded here (and is ours to delete)."""
     if source is None:
         url = dataset_url(name)
@@ -192,9 +247,10 @@ def _obtain_archive(name: str, to: Path, source: str | None, console: Console) -
         else:
             return _local_archive(source)
     archive = to / f"{name}.tar.gz"
-    part = to / f"{name}.tar.gz.part"
-    _download(url, part, _by_hand_hint(name, to), console)
-    os.replace(part, archive)
+    try:
+        download(url, archive, limits, hint=_by_hand_hint(name, to), console=console)
+    except GanzooError as exc:
+        raise DataError(str(exc)) from None
     return archive, True
 
 
@@ -205,89 +261,22 @@ def _local_archive(path: str) -> tuple[Path, bool]:
     return archive, False
 
 
-def _download(url: str, part: Path, hint: str, console: Console) -> None:
-    """Download ``url`` into ``part``, continuing what ``part`` already holds when possible."""
-    host = urllib.parse.urlsplit(url).netloc
-    opener = urllib.request.build_opener()
-    for _attempt in range(2):  # a second request only after discarding a .part it cannot resume
-        have = part.stat().st_size if part.is_file() else 0
-        request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-        if have:
-            request.add_header("Range", f"bytes={have}-")
-        try:
-            response = opener.open(request, timeout=TIMEOUT_S)
-        except urllib.error.HTTPError as err:
-            err.close()
-            if err.code == 416 and have:  # the .part is not a prefix the server can continue
-                part.unlink()
-                continue
-            raise DataError(
-                f"{host} answered HTTP {err.code} {err.reason} for {url}; {hint}"
-            ) from None
-        except (OSError, http.client.HTTPException) as err:
-            raise DataError(f"could not reach {host} ({_reason(err)}); {hint}") from None
-        with response:
-            start, total = _resume_point(response, have)
-            if start is None:
-                part.unlink()
-                continue
-            if start:
-                console.print(f"resuming {url} at {start:,} bytes")
-            elif have:
-                console.print(f"{host} cannot resume downloads; downloading {url} from the start")
-            else:
-                console.print(f"downloading {url}")
-            _save_body(response, part, start, total, console)
-        return
-    raise DataError(f"{host} would neither resume nor restart the download of {url}; {hint}")
-
-
-def _resume_point(response: http.client.HTTPResponse, have: int) -> tuple[int | None, int | None]:
-    """(offset the body starts at or None if unusable, total archive size if known)."""
-    if response.status == 206:
-        match = re.fullmatch(
-            r"bytes (\d+)-\d+/(\d+|\*)", response.headers.get("Content-Range", "").strip()
-        )
-        if match is None or int(match[1]) != have:
-            return None, None
-        return have, None if match[2] == "*" else int(match[2])
-    length = response.headers.get("Content-Length", "").strip()
-    return 0, int(length) if length.isdigit() else None
-
-
-def _save_body(
-    response: http.client.HTTPResponse,
-    part: Path,
-    start: int,
-    total: int | None,
-    console: Console,
-) -> None:
-    """Write the body to ``part`` (appended at ``start``, or from scratch) with a progress bar."""
-    host = urllib.parse.urlsplit(response.url).netloc
-    done = start
-    again = "run the same command again to resume"
-    with part.open("ab" if start else "wb") as out, _download_bar(console) as bar:
-        task = bar.add_task(part.name.removesuffix(".part"), total=total, completed=start)
-        try:
-            while chunk := response.read(_CHUNK_BYTES):
-                out.write(chunk)
-                done += len(chunk)
-                bar.update(task, completed=done)
-        except (OSError, http.client.HTTPException) as err:
-            raise DataError(
-                f"download from {host} broke off at {done:,} bytes ({_reason(err)}); {again}"
-            ) from None
-    if total is not None and done < total:
-        raise DataError(f"download from {host} ended at {done:,} of {total:,} bytes; {again}")
-
-
-def _unpack_into_place(archive: Path, name: str, target: Path, console: Console) -> dict[str, int]:
+def _unpack_into_place(
+    archive: Path, name: str, target: Path, console: Console, limits: ArchiveLimits
+) -> dict[str, int]:
     """Unpack into a hidden staging folder, verify, then rename into ``target``."""
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.unpacking-", dir=target.parent))
+    max_unpacked = min(limits.max_unpacked, MAX_EXPANSION * archive.stat().st_size + 16 * _MIB)
     try:
         with _count_bar(console) as bar:
             task = bar.add_task(f"unpacking {archive.name}", total=None)
-            safe_extract(archive, staging, on_file=lambda: bar.advance(task))
+            safe_extract(
+                archive,
+                staging,
+                on_file=lambda: bar.advance(task),
+                max_unpacked=max_unpacked,
+                max_members=limits.max_members,
+            )
         root = staging / name if (staging / name).is_dir() else _single_folder(staging)
         counts = verify_dataset(
             root, name, fix=f"{archive.name} is not the {name} archive; nothing was unpacked"
@@ -308,18 +297,6 @@ def _single_folder(staging: Path) -> Path:
     """The archive's only top-level folder, or ``staging`` when the splits sit at the top."""
     entries = list(staging.iterdir())
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
-
-
-def _download_bar(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=console.quiet or not console.is_terminal,
-    )
 
 
 def _count_bar(console: Console) -> Progress:
@@ -367,10 +344,3 @@ def _describe(counts: dict[str, int]) -> str:
 
 def _split_list(splits: list[str] | tuple[str, ...]) -> str:
     return ", ".join(f"{split}/" for split in splits)
-
-
-def _reason(err: BaseException) -> str:
-    """A one-line reason for a network or archive error."""
-    reason = getattr(err, "reason", None) or err
-    text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
-    return " ".join(str(text).split())

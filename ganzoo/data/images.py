@@ -39,32 +39,46 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if is_image_file(p))
 
 
-def unreadable(path: Path | str, exc: BaseException) -> DataError:
+#: What to do about an unreadable training image.
+TRAINING_ADVICE = "replace or delete the file, or set data.skip_corrupt: true to skip it"
+#: PIL modes of more than 8 bits per channel, which an 8-bit conversion would saturate.
+DEEP_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def unreadable(path: Path | str, exc: BaseException, advice: str = TRAINING_ADVICE) -> DataError:
     """The one-line error for an image that cannot be opened or decoded."""
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return DataError(
-        f"{path}: cannot read image ({reason}); "
-        "replace or delete the file, or set data.skip_corrupt: true to skip it"
-    )
+    return DataError(f"{path}: cannot read image ({reason[:200]}); {advice}")
 
 
-def image_size(path: Path | str) -> tuple[int, int]:
+def _check_depth(img: Image.Image, path: Path | str) -> None:
+    """Refuse images of more than 8 bits per channel rather than saturate them."""
+    if img.mode in DEEP_MODES:
+        raise DataError(
+            f"{path}: a {img.mode} image (more than 8 bits per channel) cannot be read as 8-bit "
+            "RGB without losing it; convert it to 8 bits per channel"
+        )
+
+
+def image_size(path: Path | str, advice: str = TRAINING_ADVICE) -> tuple[int, int]:
     """(height, width) from the file header, without decoding the pixels."""
     try:
         with Image.open(path) as img:
+            _check_depth(img, path)
             w, h = img.size
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise unreadable(path, exc) from None
+        raise unreadable(path, exc, advice) from None
     return h, w
 
 
-def decode(path: Path | str) -> Image.Image:
+def decode(path: Path | str, advice: str = TRAINING_ADVICE) -> Image.Image:
     """The fully decoded image as RGB (the reference converts every file to RGB first)."""
     try:
         with Image.open(path) as img:
+            _check_depth(img, path)
             return img.convert("RGB")
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise unreadable(path, exc) from None
+        raise unreadable(path, exc, advice) from None
 
 
 def to_tensor(img: Image.Image, mode: str) -> torch.Tensor:

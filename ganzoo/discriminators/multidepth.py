@@ -16,6 +16,9 @@ by norm and LeakyReLU; sizes at 256x256::
 2x2 map, as in the authors' code; in general the final conv's kernel is the map size + 2
 (padding 1), so on non-square crops too its single logit sees the whole input.
 
+The GAN losses of the branches are averaged (``branch_reduction = "mean"``), as both the
+authors' ``main.py`` and ``test.py`` divide the summed branch losses by their number.
+
 Followed from the authors' TensorFlow code (github.com/LiYuhangUSTC/Lines2Face, network.py):
 widths, strides, depths, head order, and every branch's feature list starting with the shared
 trunk's features. Differences: zero padding by default (``padding_mode="reflect"`` gives
@@ -41,7 +44,7 @@ from ganzoo.discriminators.layers import (
     stage,
 )
 from ganzoo.errors import RegistryError, SizeError
-from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName, conv_bias
+from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName, Width, conv_bias
 from ganzoo.nn.init import finish_network
 from ganzoo.nn.receptive_field import ConvGeometry, conv_chain, output_side
 from ganzoo.registry import register
@@ -64,11 +67,14 @@ class MultiDepthDiscriminator(nn.Module):
     (3), head features, logits]``. Attention: in the trunk (resolutions ``H/2, H/4, H/8``).
     """
 
+    #: How the branches' GAN losses combine (Lines2Face averages them).
+    branch_reduction = "mean"
+
     def __init__(
         self,
         in_channels: int,
         branches: Literal[2, 3, 4] = 4,
-        ndf: int = 64,
+        ndf: Width = 64,
         norm: NormName = "batch",
         spectral_norm: bool = False,
         init: InitName = "normal",

@@ -6,9 +6,16 @@ average-pooled ``s`` times by ``AvgPool2d(3, stride=2, padding=1, count_include_
 from pix2pix's: 4x4 convs with padding 2, a bias on every conv, widths ``min(2^n * ndf, 512)``.
 So at 256x256 with ``n_layers=3`` the logits are 35x35, 19x19 and 11x11 (pix2pix's padding-1
 PatchGAN would give 30, 14 and 6).
+
+The GAN losses of the scales are summed (``reduction="sum"``), as pix2pixHD's
+``GANLoss.__call__`` adds every scale's loss; SPADE's ``GANLoss`` divides that sum by the number
+of scales (``reduction="mean"``). Feature matching weighs each scale 1/num_d in both. Conv
+biases keep PyTorch's default initialisation, as pix2pixHD's ``weights_init`` leaves them.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import nn
@@ -16,7 +23,7 @@ from torch import nn
 from ganzoo.discriminators.layers import sides, smallest_sides
 from ganzoo.discriminators.patchgan import patch_stack
 from ganzoo.errors import RegistryError
-from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName
+from ganzoo.nn import AttentionSlots, AttentionSpec, Count, InitName, NormName, Width
 from ganzoo.nn.init import finish_network
 from ganzoo.nn.receptive_field import ConvGeometry
 from ganzoo.registry import register
@@ -32,7 +39,8 @@ class MultiscaleDiscriminator(nn.Module):
     """pix2pixHD multi-scale PatchGANs: num_d branches with features, full resolution first.
 
     ``forward(x)``: ``x`` is ``(N, in_channels, H, W)``; returns one list per scale,
-    ``[f_1, ..., f_{n_layers+1}, logits]``. Attention: a spec at resolution ``r`` goes into
+    ``[f_1, ..., f_{n_layers+1}, logits]``. ``reduction``: how the scales' GAN losses combine
+    (pix2pixHD: ``sum``; SPADE: ``mean``). Attention: a spec at resolution ``r`` goes into
     every scale that has a stride-2 stage producing ``r``-high maps (nominal heights
     ``ceil(H / 2^s) / 2^k``), and must fit at least one.
     """
@@ -40,17 +48,19 @@ class MultiscaleDiscriminator(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        num_d: int = 3,
-        n_layers: int = 3,
-        ndf: int = 64,
+        num_d: Count = 3,
+        n_layers: Count = 3,
+        ndf: Width = 64,
         norm: NormName = "instance",
         spectral_norm: bool = False,
         init: InitName = "normal",
         init_gain: float = 0.02,
         attention: list[AttentionSpec] | None = None,
         image_size: int | tuple[int, int] = 256,
+        reduction: Literal["sum", "mean"] = "sum",
     ) -> None:
         super().__init__()
+        self.branch_reduction = reduction
         if num_d < 1:
             raise RegistryError(f"num_d must be at least 1, got {num_d}")
         self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
@@ -85,6 +95,7 @@ class MultiscaleDiscriminator(nn.Module):
             spectral_norm=spectral_norm,
             size_divisor=1,
             min_side=max(smallest_sides(chains)),
+            zero_bias=False,
         )
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:

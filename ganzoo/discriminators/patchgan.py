@@ -21,7 +21,7 @@ from torch import nn
 
 from ganzoo.discriminators.layers import FeatureStack, conv4, smallest_sides, stage
 from ganzoo.errors import RegistryError
-from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName, conv_bias
+from ganzoo.nn import AttentionSlots, AttentionSpec, Count, InitName, NormName, Width, conv_bias
 from ganzoo.nn.init import finish_network
 from ganzoo.registry import register
 
@@ -84,8 +84,8 @@ class PatchGAN(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        n_layers: int = 3,
-        ndf: int = 64,
+        n_layers: Count = 3,
+        ndf: Width = 64,
         norm: NormName = "batch",
         spectral_norm: bool = False,
         init: InitName = "normal",
@@ -114,8 +114,9 @@ class PatchGAN(nn.Module):
 class PixelDiscriminator(nn.Module):
     """pix2pix PixelGAN: 1x1 convs, one logit per pixel (H x W logits); one branch.
 
-    ``conv 1x1 (ndf, bias) -> LeakyReLU -> conv 1x1 (2 ndf) -> norm -> LeakyReLU -> conv 1x1 (1,
-    no bias)``: 9,024 parameters with 6 input channels, ``ndf=64`` and batch norm.
+    ``conv 1x1 (ndf, bias) -> LeakyReLU -> conv 1x1 (2 ndf) -> norm -> LeakyReLU -> conv 1x1
+    (1)``, the last two convs with a bias only when the norm cannot absorb one (the reference's
+    ``bias=use_bias``): 9,024 parameters with 6 input channels, ``ndf=64`` and batch norm.
     ``forward(x)`` returns ``[[f_1, f_2, logits]]``. Attention: after the first stage
     (resolution ``H``; mind the ``(H*W)^2`` attention matrix).
     """
@@ -123,7 +124,7 @@ class PixelDiscriminator(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        ndf: int = 64,
+        ndf: Width = 64,
         norm: NormName = "batch",
         spectral_norm: bool = False,
         init: InitName = "normal",
@@ -137,7 +138,7 @@ class PixelDiscriminator(nn.Module):
             [
                 stage(nn.Conv2d(in_channels, ndf, 1), None, slots.at(1, ndf)),
                 stage(nn.Conv2d(ndf, 2 * ndf, 1, bias=conv_bias(norm)), norm),
-                nn.Conv2d(2 * ndf, 1, 1, bias=False),
+                nn.Conv2d(2 * ndf, 1, 1, bias=conv_bias(norm)),
             ]
         )
         slots.finish()

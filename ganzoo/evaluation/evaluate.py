@@ -23,8 +23,8 @@ from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation import metrics
 from ganzoo.evaluation.inference import (
     check_mode,
-    default_batch_size,
     generator_in_mode,
+    resolve_batch_size,
     same_size_batches,
     translate_batch,
 )
@@ -85,7 +85,7 @@ def score_generator(
     n = 0
     rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     with generator_in_mode(net, mode, recipe.seed) as g:
-        for batch in same_size_batches(_items(ds), batch_size or default_batch_size(mode)):
+        for batch in same_size_batches(_items(ds), resolve_batch_size(batch_size, mode)):
             a = torch.stack([item["A"] for item, _ in batch]).to(device)
             b = torch.stack([item["B"] for item, _ in batch]).to(device)
             fake = translate_batch(g, a).float()

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
-import urllib.request
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ganzoo.download import Limits, download
 from ganzoo.errors import GanzooError
 from ganzoo.safe_io import load_weights
 
@@ -61,18 +59,13 @@ def require_torch_fidelity() -> None:
         )
 
 
+#: The weights file is 95.6 MB; a download may not exceed this.
+MAX_DOWNLOAD_BYTES = 128 * 1024 * 1024
+
+
 def _download(url: str, dest: Path) -> None:
-    """``url`` to ``dest`` through a temporary file renamed at the end (none left on failure)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
-        try:
-            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310
-                shutil.copyfileobj(response, tmp)
-        except BaseException:
-            tmp.close()
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, dest)
+    """``url`` to ``dest``, bounded and resumable (:func:`ganzoo.download.download`)."""
+    download(url, dest, Limits(MAX_DOWNLOAD_BYTES), hint=_how_to_provide())
 
 
 def inception_weights(
@@ -94,7 +87,7 @@ def inception_weights(
         raise GanzooError(f"FID/KID need the Inception weights; {_how_to_provide()}")
     try:
         _download(url, path)
-    except (OSError, ValueError) as exc:  # URLError, timeouts and HTTP errors are OSErrors
+    except (OSError, ValueError, GanzooError) as exc:
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         raise GanzooError(
             f"FID/KID need the Inception weights {INCEPTION_FILE}, which could not be downloaded "

@@ -28,6 +28,7 @@ from torchvision.transforms import InterpolationMode
 
 from ganzoo.errors import GanzooError, SizeError
 from ganzoo.nn.sizes import check_image_size
+from ganzoo.recipe import MAX_SIDE
 
 Mode = Literal["eval", "train"]
 T = TypeVar("T")
@@ -43,6 +44,15 @@ def default_batch_size(mode: str) -> int:
     """1 in train mode (batch statistics then depend on one image, as in the reference
     test.py), 8 in eval mode (where the batch size does not change the outputs)."""
     return 1 if mode == "train" else 8
+
+
+def resolve_batch_size(batch_size: int | None, mode: str) -> int:
+    """``batch_size``, or the mode's default when None; a one-line error below 1."""
+    if batch_size is None:
+        return default_batch_size(mode)
+    if batch_size < 1:
+        raise GanzooError(f"--batch-size {batch_size}: must be at least 1")
+    return batch_size
 
 
 @contextmanager
@@ -66,16 +76,25 @@ def generator_in_mode(net: nn.Module, mode: str, seed: int = 0) -> Iterator[nn.M
 
 
 def parse_size(text: str | int | tuple[int, int] | None) -> tuple[int, int] | None:
-    """'256' -> (256, 256); '256x512' (height x width) -> (256, 512); None stays None."""
-    if text is None or isinstance(text, tuple):
-        return text
+    """'256' -> (256, 256); '256x512' (height x width) -> (256, 512); None stays None.
+    Sides must be 1 .. :data:`ganzoo.recipe.MAX_SIDE` (one-line GanzooError otherwise)."""
+    if text is None:
+        return None
     if isinstance(text, int):
-        return (text, text)
-    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(text))
-    if not m or int(m.group(1)) < 1 or (m.group(2) is not None and int(m.group(2)) < 1):
-        raise GanzooError(f"size '{text}': expected N or HxW with positive integers, e.g. 256x512")
-    h = int(m.group(1))
-    return (h, int(m.group(2)) if m.group(2) is not None else h)
+        text = (text, text)
+    if isinstance(text, tuple):
+        h, w = int(text[0]), int(text[1])
+    else:
+        m = re.fullmatch(r"\s*(\d{1,9})\s*(?:[xX]\s*(\d{1,9}))?\s*", str(text))
+        if not m:
+            raise GanzooError(
+                f"size '{str(text)[:40]}': expected N or HxW with positive integers, e.g. 256x512"
+            )
+        h = int(m.group(1))
+        w = int(m.group(2)) if m.group(2) is not None else h
+    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        raise GanzooError(f"size {h}x{w}: each side must be between 1 and {MAX_SIDE}")
+    return (h, w)
 
 
 def valid_size(net: nn.Module, h: int, w: int) -> tuple[int, int]:
@@ -146,13 +165,25 @@ def check_resize_size(
         ) from None
 
 
+#: Pixels (height x width, summed over a batch) G is run on at once: eight 512x512 images; a
+#: larger image goes alone, so eight 4000x3000 photos never share a batch.
+PIXEL_BUDGET = 8 * 512 * 512
+
+
 def same_size_batches(
-    items: Iterable[tuple[T, torch.Tensor]], batch_size: int
+    items: Iterable[tuple[T, torch.Tensor]], batch_size: int, pixel_budget: int = PIXEL_BUDGET
 ) -> Iterator[list[tuple[T, torch.Tensor]]]:
-    """Group consecutive (key, image) items whose images have one shape, ``batch_size`` at most."""
+    """Group consecutive (key, image) items whose images have one shape: at most
+    ``batch_size`` of them and at most ``pixel_budget`` pixels together (an image larger than
+    the budget makes a batch of one)."""
     batch: list[tuple[T, torch.Tensor]] = []
     for item in items:
-        if batch and (len(batch) == batch_size or item[1].shape != batch[0][1].shape):
+        pixels = int(item[1].shape[-1]) * int(item[1].shape[-2])
+        if batch and (
+            len(batch) == batch_size
+            or item[1].shape != batch[0][1].shape
+            or (len(batch) + 1) * pixels > pixel_budget
+        ):
             yield batch
             batch = []
         batch.append(item)

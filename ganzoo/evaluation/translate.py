@@ -28,10 +28,10 @@ from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation.inference import (
     check_mode,
     check_resize_size,
-    default_batch_size,
     generator_in_mode,
     parse_size,
     resize_uint8,
+    resolve_batch_size,
     same_size_batches,
     to_uint8,
     to_unit,
@@ -96,7 +96,7 @@ def condition_image(
     path: Path, recipe: Recipe, direction: str, layout: str
 ) -> tuple[torch.Tensor, bool]:
     """The network input of one file, uint8 (in_channels, h, w), and whether it was an A|B file."""
-    image = decode(path)
+    image = decode(path, advice="replace it or remove it from --input")
     w, h = image.size
     paired = layout == "paired" or (layout == "auto" and is_pair(recipe, h, w))
     if paired:
@@ -148,10 +148,10 @@ def translate_files(
     if fit == "resize":
         target = target or recipe.data.image_size
         check_resize_size(net, target)  # a one-line error now, not after reading inputs
-    batch_size = batch_size or default_batch_size(mode)
-    if batch_size < 1:
-        raise GanzooError(f"--batch-size {batch_size}: must be at least 1")
+    batch_size = resolve_batch_size(batch_size, mode)
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise GanzooError(f"--output {output}: is a file; give a folder for the translated images")
     outs = output_paths(files, output)
     output.mkdir(parents=True, exist_ok=True)
     result = Translation(direction=direction, mode=mode)

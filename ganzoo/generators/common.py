@@ -89,7 +89,7 @@ def variant(builder: type, name: str, summary: str, **fixed: Any) -> Callable[..
         for p in inspect.signature(builder).parameters.values()
         if p.name not in fixed and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     ]
-    hints = typing.get_type_hints(builder.__init__)
+    hints = typing.get_type_hints(builder.__init__, include_extras=True)
 
     def build(*args: Any, **kwargs: Any) -> nn.Module:
         return builder(*args, **fixed, **kwargs)

@@ -35,7 +35,16 @@ from torch import nn
 
 from ganzoo.errors import RegistryError
 from ganzoo.generators.common import Attend, AttentionPath, Site, place_attention
-from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName, conv_bias, norm_layer
+from ganzoo.nn import (
+    AttentionSlots,
+    AttentionSpec,
+    Count,
+    InitName,
+    NormName,
+    Width,
+    conv_bias,
+    norm_layer,
+)
 from ganzoo.nn.init import finish_network
 from ganzoo.registry import register
 
@@ -89,9 +98,9 @@ class MRUGenerator(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        depth: int = 4,
-        ngf: int = 64,
-        max_channels: int = 512,
+        depth: Count = 4,
+        ngf: Width = 64,
+        max_channels: Width = 512,
         norm: NormName = "batch",
         attention_path: AttentionPath = "decoder",
         spectral_norm: bool = False,

@@ -7,7 +7,8 @@
     ReflectionPad(3) -> Conv 7x7 (out_channels) -> tanh
 
 Unlike the pix2pix ResNet generator every conv has a bias whatever the norm (the reference
-builds them with PyTorch's default), and the defaults are pix2pixHD's: ``n_downsample_global``
+builds them with PyTorch's default), biases keep PyTorch's default initialisation (pix2pixHD's
+``weights_init`` only draws conv weights), and the defaults are pix2pixHD's: ``n_downsample_global``
 4, ``n_blocks_global`` 9, instance norm. The layer list and state-dict keys are the reference's.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from ganzoo.generators.common import AttentionPath
 from ganzoo.generators.resnet import ResnetStack
-from ganzoo.nn import AttentionSpec, InitName, NormName
+from ganzoo.nn import AttentionSpec, Count, InitName, NormName, Width
 from ganzoo.registry import register
 
 PAPER = (
@@ -37,9 +38,9 @@ class GlobalGenerator(ResnetStack):
         self,
         in_channels: int,
         out_channels: int,
-        ngf: int = 64,
-        n_downsample: int = 4,
-        n_blocks: int = 9,
+        ngf: Width = 64,
+        n_downsample: Count = 4,
+        n_blocks: Count = 9,
         norm: NormName = "instance",
         attention_path: AttentionPath = "decoder",
         spectral_norm: bool = False,
@@ -64,4 +65,5 @@ class GlobalGenerator(ResnetStack):
             init_gain=init_gain,
             attention=attention,
             image_size=image_size,
+            zero_bias=False,
         )

@@ -27,7 +27,16 @@ from ganzoo.generators.common import (
     variant,
     with_attention,
 )
-from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName, conv_bias, norm_layer
+from ganzoo.nn import (
+    AttentionSlots,
+    AttentionSpec,
+    Count,
+    InitName,
+    NormName,
+    Width,
+    conv_bias,
+    norm_layer,
+)
 from ganzoo.nn.init import finish_network
 from ganzoo.registry import register
 
@@ -69,7 +78,8 @@ class ResnetStack(nn.Module):
     """Encoder, residual trunk, decoder: the layout shared by the pix2pix ResNet generator and
     pix2pixHD's GlobalGenerator. (N, C, H, W) -> (N, C', H, W) in [-1, 1].
 
-    ``bias``: the bias of the convs that feed a norm layer (the last conv always has one).
+    ``bias``: the bias of the convs that feed a norm layer (the last conv always has one);
+    ``zero_bias``: biases start at 0 (pix2pix) or keep PyTorch's default (pix2pixHD).
     Attention sites: the encoder's stem (H) and downsamplings (H/2 .. H/2**n_down); the
     decoder's residual-trunk output (H/2**n_down) and upsamplings (.. H/2, H); at a resolution
     both produce the block goes on ``attention_path``.
@@ -93,6 +103,7 @@ class ResnetStack(nn.Module):
         init_gain: float,
         attention: list[AttentionSpec] | None,
         image_size: int | tuple[int, int],
+        zero_bias: bool = True,
     ) -> None:
         super().__init__()
         n = n_downsampling
@@ -129,6 +140,7 @@ class ResnetStack(nn.Module):
             spectral_norm=spectral_norm,
             size_divisor=2**n,
             min_side=min_side,
+            zero_bias=zero_bias,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,8 +161,8 @@ class ResnetGenerator(ResnetStack):
         self,
         in_channels: int,
         out_channels: int,
-        n_blocks: int = 9,
-        ngf: int = 64,
+        n_blocks: Count = 9,
+        ngf: Width = 64,
         norm: NormName = "batch",
         dropout: bool = False,
         attention_path: AttentionPath = "decoder",

@@ -34,7 +34,16 @@ from ganzoo.generators.common import (
     variant,
     with_attention,
 )
-from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName, conv_bias, norm_layer
+from ganzoo.nn import (
+    AttentionSlots,
+    AttentionSpec,
+    Count,
+    InitName,
+    NormName,
+    Width,
+    conv_bias,
+    norm_layer,
+)
 from ganzoo.nn.init import finish_network
 from ganzoo.registry import register
 
@@ -115,8 +124,8 @@ class UnetGenerator(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        num_downs: int = 8,
-        ngf: int = 64,
+        num_downs: Count = 8,
+        ngf: Width = 64,
         norm: NormName = "batch",
         dropout: bool = True,
         attention_path: AttentionPath = "decoder",

@@ -3,10 +3,12 @@
 from ganzoo.nn.attention_slots import AttentionSlots, AttentionSpec
 from ganzoo.nn.init import InitName, finish_network, init_weights
 from ganzoo.nn.norm import NormName, conv_bias, norm_layer
-from ganzoo.nn.sizes import check_image_size
+from ganzoo.nn.sizes import Count, Width, check_image_size
 from ganzoo.nn.spectral import apply_spectral_norm
 
 __all__ = [
+    "Count",
+    "Width",
     "AttentionSlots",
     "AttentionSpec",
     "InitName",

@@ -11,10 +11,14 @@ from ganzoo.nn.spectral import apply_spectral_norm
 InitName = Literal["normal", "xavier", "kaiming", "orthogonal"]
 
 
-def init_weights(module: nn.Module, init: InitName = "normal", gain: float = 0.02) -> None:
-    """Initialise every conv/linear weight by ``init`` (bias 0) and every BatchNorm as N(1, gain).
+def init_weights(
+    module: nn.Module, init: InitName = "normal", gain: float = 0.02, zero_bias: bool = True
+) -> None:
+    """Initialise every conv/linear weight by ``init`` and every BatchNorm as N(1, gain), bias 0.
 
-    Call it before :func:`ganzoo.nn.apply_spectral_norm`, which re-parametrises the weights.
+    ``zero_bias``: conv/linear biases become 0 (pix2pix's ``init_weights``); False keeps
+    PyTorch's default uniform biases (pix2pixHD's ``weights_init`` never touches them). Call it
+    before :func:`ganzoo.nn.apply_spectral_norm`, which re-parametrises the weights.
     """
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
@@ -28,7 +32,7 @@ def init_weights(module: nn.Module, init: InitName = "normal", gain: float = 0.0
                 nn.init.orthogonal_(m.weight, gain=gain)
             else:
                 raise ValueError(f"unknown init '{init}'")
-            if m.bias is not None:
+            if m.bias is not None and zero_bias:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, gain)
@@ -43,9 +47,10 @@ def finish_network(
     spectral_norm: bool,
     size_divisor: int,
     min_side: int,
+    zero_bias: bool = True,
 ) -> None:
     """Initialise weights, apply spectral norm if asked, and declare the input sizes taken."""
-    init_weights(net, init, init_gain)
+    init_weights(net, init, init_gain, zero_bias)
     if spectral_norm:
         apply_spectral_norm(net)
     net.size_divisor = size_divisor

@@ -6,9 +6,18 @@ A network declares ``size_divisor`` (each side must be a multiple of it) and ``m
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
 from torch import nn
 
 from ganzoo.errors import SizeError
+
+#: A layer width a recipe may ask for (ngf, ndf, channels): bounded so that a recipe, or the
+#: recipe inside a downloaded file, cannot ask for a network of terabytes.
+Width = Annotated[int, Field(ge=1, le=4096)]
+#: A count of levels, layers or blocks a recipe may ask for.
+Count = Annotated[int, Field(ge=0, le=64)]
 
 
 def valid_side(side: int, divisor: int, min_side: int) -> bool:
