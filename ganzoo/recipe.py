@@ -193,6 +193,11 @@ class ScheduleSection(Section):
     linearly to 0 over ``decay_epochs``."""
 
     name: Literal["linear", "step", "cosine", "plateau", "constant"] = "linear"
+    form: Literal["pix2pix", "pix2pixhd"] = Field(
+        "pix2pix",
+        description="linear: pix2pix's 1 - max(0, e + 1 - epochs) / (decay_epochs + 1), or "
+        "pix2pixHD's 1 - max(0, e - epochs) / decay_epochs (e counted from 0)",
+    )
     epochs: int = Field(100, ge=0)
     decay_epochs: int = Field(100, ge=0)
     step_size: int = Field(50, ge=1, description="step: epochs between decays")

@@ -45,3 +45,12 @@ def test_step_cosine_plateau_constant() -> None:
     plateau = lrs(ScheduleSection(name="plateau", patience=1, gamma=0.1), 5, [1, 1, 1, 1, 1])
     assert plateau[:3] == pytest.approx([2e-4] * 3) and plateau[3] == pytest.approx(2e-5)
     assert lrs(ScheduleSection(name="constant"), 3) == pytest.approx([2e-4] * 3)
+
+
+def test_linear_in_pix2pixhd_form() -> None:
+    # pix2pixHD's update_learning_rate: after every epoch past niter, lr -= lr0 / niter_decay,
+    # so epoch niter + k (from 1) trains with lr0 * (1 - (k - 1) / niter_decay)
+    s = ScheduleSection(name="linear", form="pix2pixhd", epochs=3, decay_epochs=4)
+    got = lrs(s, 7)
+    assert got == pytest.approx([2e-4] * 4 + [1.5e-4, 1e-4, 0.5e-4])
+    assert total_epochs(s) == 7

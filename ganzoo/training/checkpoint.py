@@ -38,7 +38,13 @@ def save_checkpoint(state: dict[str, Any], directory: Path, step: int, keep: int
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            torch.save(state, f)
+            writer = _Writer(f)
+            try:
+                torch.save(state, writer)
+            except RuntimeError:
+                if writer.error is None:
+                    raise
+                raise writer.error from None  # torch's zip writer hides the OSError
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -57,6 +63,25 @@ def save_checkpoint(state: dict[str, Any], directory: Path, step: int, keep: int
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+class _Writer:
+    """A file for ``torch.save`` that remembers the OSError of a failed write (a full disk),
+    which torch's zip writer would otherwise turn into an opaque RuntimeError."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -15,6 +15,14 @@ def total_epochs(schedule: ScheduleSection) -> int:
 def build_scheduler(optimizer: optim.Optimizer, schedule: ScheduleSection):  # noqa: ANN201
     """A torch scheduler for ``schedule``; call ``.step()`` after each epoch
     (``.step(val_l1)`` for ``plateau``)."""
+    if schedule.name == "linear" and schedule.form == "pix2pixhd":
+        epochs, decay = schedule.epochs, schedule.decay_epochs
+
+        # pix2pixHD's update_learning_rate: after each epoch past niter, lr -= lr0 / niter_decay
+        def factor_hd(epoch: int) -> float:
+            return 1.0 - max(0, epoch - epochs) / float(max(decay, 1))
+
+        return optim.lr_scheduler.LambdaLR(optimizer, factor_hd)
     if schedule.name == "linear":
         epochs, decay = schedule.epochs, schedule.decay_epochs
 

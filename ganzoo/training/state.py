@@ -198,6 +198,7 @@ class TrainState:
                 obj.load_state_dict(state[key])
             else:
                 missing.append(key)
+        self._apply_recipe_hyperparameters()
         if "pool" in state:
             self.pool.load_state_dict(state["pool"], self.device)
         if self.ema is not None:
@@ -215,6 +216,27 @@ class TrainState:
         if "rng" in state:
             set_rng_state(state["rng"])
         return missing
+
+    def _apply_recipe_hyperparameters(self) -> None:
+        """After a restore: the recipe's learning rates (scaled by the schedule's current
+        factor), betas and weight decay, which a resume may change. Unchanged values are left
+        exactly as restored, so an uninterrupted and a resumed run stay bit-identical."""
+        o = self.recipe.optim
+        pairs = ((self.opt_g, self.sched_g, o.lr_g), (self.opt_d, self.sched_d, o.lr_d))
+        for opt, sched, lr in pairs:
+            base_lrs = getattr(sched, "base_lrs", None)
+            for i, group in enumerate(opt.param_groups):
+                group["betas"] = tuple(o.betas)
+                group["weight_decay"] = o.weight_decay
+                old_base = base_lrs[i] if base_lrs else group.get("initial_lr", lr)
+                if old_base == lr:
+                    continue
+                group["lr"] = lr * (group["lr"] / old_base) if old_base else lr
+                group["initial_lr"] = lr
+                if base_lrs is not None:
+                    base_lrs[i] = lr
+            if base_lrs is not None:
+                sched._last_lr = [g["lr"] for g in opt.param_groups]
 
     def _load_net(self, net: nn.Module, weights: dict[str, torch.Tensor], what: str) -> None:
         try:
