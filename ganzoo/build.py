@@ -17,9 +17,13 @@ from ganzoo.recipe import ComponentSection, Recipe
 MAX_PARAMETERS = 2**31
 
 
-def _create(kind: str, name: str, **kwargs: Any) -> nn.Module:
-    """Build on the meta device first (no memory, no RNG draws) to count the parameters, then
-    for real; a one-line SizeError when the count exceeds :data:`MAX_PARAMETERS`."""
+def _probe(kind: str, name: str, **kwargs: Any) -> nn.Module:
+    """The network built on the meta device (no memory, no RNG draws) without spectral norm
+    (which keeps the parameter count, and whose power iterations are slow on meta); a
+    one-line SizeError when it has more than :data:`MAX_PARAMETERS` parameters."""
+    accepted = {p.name for p in registry.get(kind, name).parameters()}
+    if "spectral_norm" in accepted:
+        kwargs = {**kwargs, "spectral_norm": False}
     with torch.device("meta"):
         probe = registry.create(kind, name, **kwargs)
     count = sum(p.numel() for p in probe.parameters())
@@ -28,7 +32,7 @@ def _create(kind: str, name: str, **kwargs: Any) -> nn.Module:
             f"{kind} {name} would have {count:,} parameters, more than the {MAX_PARAMETERS:,} "
             "ganzoo builds; reduce its widths or depth"
         )
-    return registry.create(kind, name, **kwargs)
+    return probe
 
 
 def _params_with_image_size(section: ComponentSection, recipe: Recipe) -> dict[str, Any]:
@@ -41,31 +45,35 @@ def _params_with_image_size(section: ComponentSection, recipe: Recipe) -> dict[s
     return params
 
 
+def _arguments(recipe: Recipe, kind: str) -> tuple[str, dict[str, Any]]:
+    data = recipe.data
+    if kind == "generator":
+        section: ComponentSection = recipe.generator
+        channels = {"in_channels": data.in_channels, "out_channels": data.out_channels}
+    else:
+        section = recipe.discriminator
+        channels = {"in_channels": data.in_channels + data.out_channels}
+    return section.name, {**channels, **_params_with_image_size(section, recipe)}
+
+
+def _build(recipe: Recipe, kind: str, probe_only: bool = False) -> nn.Module:
+    """Probe the size, then build (unless ``probe_only``) and check the crop size."""
+    name, kwargs = _arguments(recipe, kind)
+    net = _probe(kind, name, **kwargs)
+    if not probe_only:
+        net = registry.create(kind, name, **kwargs)
+    check_image_size(net, f"{kind} {name}", *recipe.data.image_size)
+    return net
+
+
 def build_generator(recipe: Recipe) -> nn.Module:
     """G(in_channels -> out_channels) for the recipe, checked against the crop size."""
-    data = recipe.data
-    net = _create(
-        "generator",
-        recipe.generator.name,
-        in_channels=data.in_channels,
-        out_channels=data.out_channels,
-        **_params_with_image_size(recipe.generator, recipe),
-    )
-    check_image_size(net, f"generator {recipe.generator.name}", *data.image_size)
-    return net
+    return _build(recipe, "generator")
 
 
 def build_discriminator(recipe: Recipe) -> nn.Module:
     """D over (condition, image) concatenated: in_channels + out_channels input channels."""
-    data = recipe.data
-    net = _create(
-        "discriminator",
-        recipe.discriminator.name,
-        in_channels=data.in_channels + data.out_channels,
-        **_params_with_image_size(recipe.discriminator, recipe),
-    )
-    check_image_size(net, f"discriminator {recipe.discriminator.name}", *data.image_size)
-    return net
+    return _build(recipe, "discriminator")
 
 
 def build_objective(recipe: Recipe) -> Any:
@@ -75,9 +83,9 @@ def build_objective(recipe: Recipe) -> Any:
 
 
 def check_recipe(recipe: Recipe) -> None:
-    """Build G and D on the meta device (no memory, no compute) so that sizes and attention
-    placements are refused now, with one line, not deep inside a forward pass."""
-    with torch.device("meta"):
-        build_generator(recipe)
-        build_discriminator(recipe)
+    """Build G and D on the meta device (no memory, no compute) so that sizes, attention
+    placements and parameter counts are refused now, with one line, not deep inside a forward
+    pass."""
+    _build(recipe, "generator", probe_only=True)
+    _build(recipe, "discriminator", probe_only=True)
     build_objective(recipe)

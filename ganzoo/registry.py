@@ -51,7 +51,8 @@ _BUILTIN_MODULES = (
     "ganzoo.discriminators",
     "ganzoo.attention",
     "ganzoo.losses",
-    "ganzoo.data",
+    "ganzoo.data.aligned",
+    "ganzoo.data.folders",
 )
 
 BUILTIN = "built-in"

@@ -16,8 +16,6 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ganzoo.errors import GanzooError
 
 #: Marks a temporary file: ``.NAME.tmp-PID`` (stale ones are removed when a run is opened).
@@ -55,6 +53,8 @@ def load_weights(path: str | Path, what: str = "file") -> Any:
     missing or unreadable file and for one that holds Python objects a weights-only load
     refuses (the objects are never built).
     """
+    import torch  # here: the atomic writers must not cost a torch import
+
     path = Path(path)
     if not path.is_file():
         raise GanzooError(f"{path}: no such {what}")

@@ -104,24 +104,28 @@ def test_softmax_runs_over_keys_not_queries():
     torch.testing.assert_close(block(x), x + 3.0)
 
 
-def test_conditional_self_attention_matches_a_per_pixel_loop():
+def test_conditional_self_attention_follows_the_paper_by_default():
+    # LinesToFacePhoto's CSAM: f, g and h all from [features (+) resized condition]
     block = randomised(ConditionalSelfAttention(8, condition_channels=2, reduction=2))
+    assert block.value.in_channels == 10 and block.query.in_channels == 10
     x = torch.randn(2, 8, 4, 4, dtype=torch.float64)
     condition = torch.randn(2, 2, 4, 4, dtype=torch.float64)
     joint = torch.cat([x, condition], 1)
-    expected = x + naive_attention(block.query(joint), block.key(joint), block.value(x))
+    expected = x + naive_attention(block.query(joint), block.key(joint), block.value(joint))
     torch.testing.assert_close(block(x, condition), expected)
+    # the published CSAM at 128 channels: f, g 131 -> 8, h 131 -> 128, gamma
+    assert sum(p.numel() for p in ConditionalSelfAttention(128).parameters()) == 19_009
 
 
-def test_conditional_value_from_condition_option():
+def test_conditional_value_from_the_features_alone_is_an_option():
     block = randomised(
-        ConditionalSelfAttention(8, condition_channels=2, reduction=2, value_from_condition=True)
+        ConditionalSelfAttention(8, condition_channels=2, reduction=2, value_from_condition=False)
     )
-    assert block.value.in_channels == 10
+    assert block.value.in_channels == 8
     x = torch.randn(1, 8, 3, 3, dtype=torch.float64)
     condition = torch.randn(1, 2, 3, 3, dtype=torch.float64)
     joint = torch.cat([x, condition], 1)
-    expected = x + naive_attention(block.query(joint), block.key(joint), block.value(joint))
+    expected = x + naive_attention(block.query(joint), block.key(joint), block.value(x))
     torch.testing.assert_close(block(x, condition), expected)
 
 
@@ -160,7 +164,9 @@ def test_widths_follow_the_papers():
     assert biggan.query.bias is None
     csam = ConditionalSelfAttention(64)
     assert csam.query.in_channels == 67 and csam.query.out_channels == 4
-    assert csam.value.in_channels == 64 and csam.value.out_channels == 64
+    assert (
+        csam.value.in_channels == 67 and csam.value.out_channels == 64
+    )  # the paper: h sees it too
 
 
 @pytest.mark.parametrize(

@@ -90,15 +90,19 @@ class SelfAttention(nn.Module):
     "Self-Attention GAN, ACM MM 2019",
 )
 class ConditionalSelfAttention(nn.Module):
-    """CSAM: self-attention whose query and key also see the condition image, identity at init.
+    """CSAM: self-attention whose query, key and value see the condition image; identity at init.
 
-    Query and key are 1x1 convs of ``concat(x, condition resized to x)`` to
-    ``channels // reduction`` (paper and code: 16); the value a 1x1 conv of ``x`` alone to
-    ``channels`` (``value_from_condition=True`` feeds it the concatenation too, as the
-    authors' released code does). ``condition`` is ``(N, condition_channels, H', W')``, resized
+    As the paper's figure: f (query), g (key) and h (value) are 1x1 convs of ``concat(x,
+    condition resized to x)``, to ``channels // reduction`` (16 in the authors' code,
+    ``channel_fac``) for f and g and ``channels`` for h; ``o = softmax(f^T g) h`` and ``x +
+    gamma * o``. ``value_from_condition=False`` computes h from ``x`` alone. The authors'
+    ``ops.selfatt`` computes all three from the concatenation when ``flag_condition`` is on, but
+    their released generator calls it with ``flag_condition=False``, i.e. as plain
+    self-attention (``self_attention`` with ``key_reduction: 16``), after its second-to-last
+    deconvolution at 128x128. ``condition`` is ``(N, condition_channels, H', W')``, resized
     bilinearly to ``x``'s size (as the reference's ``tf.image.resize_images``). With
-    ``condition=None`` (inside a discriminator) the condition is zero-filled, so query and key
-    come from ``x`` alone through the same convs: one set of weights serves both uses.
+    ``condition=None`` (inside a discriminator) the condition is zero-filled, so one set of
+    weights serves both uses.
     """
 
     def __init__(
@@ -106,7 +110,7 @@ class ConditionalSelfAttention(nn.Module):
         channels: int,
         condition_channels: Width = 3,
         reduction: Width = 16,
-        value_from_condition: bool = False,
+        value_from_condition: bool = True,
         bias: bool = True,
     ) -> None:
         super().__init__()

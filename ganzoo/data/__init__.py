@@ -1,4 +1,4 @@
-"""Paired datasets and their shared preprocessing; importing this package registers the datasets.
+"""Paired datasets and their shared preprocessing (the registry registers the datasets).
 
 The trainer's whole surface::
 
@@ -7,15 +7,37 @@ The trainer's whole surface::
         batch["A"], batch["B"]  # (N, C, h, w) float32 in [-1, 1]; batch["path"]: list[str]
 """
 
-from ganzoo.data import aligned, folders  # noqa: F401  (registers the datasets)
-from ganzoo.data.aligned import AlignedPairs
-from ganzoo.data.dataset import DataWarning, PairedDataset, build_dataset, split_name
-from ganzoo.data.embedded import embedded_names, resolve_root
-from ganzoo.data.folders import PairedFolders
-from ganzoo.data.images import IMAGE_EXTENSIONS
-from ganzoo.data.loader import epoch_batches, epoch_order, len_batches
-from ganzoo.data.source import ImageFilePairs, PairSource
-from ganzoo.data.transforms import PairTransform
+import importlib
+from typing import Any
+
+#: Public name -> the module that defines it. Imported on first use, so that light commands
+#: (``ganzoo data fetch``) do not pay for torch and torchvision; the registry imports
+#: :mod:`ganzoo.data.aligned` and :mod:`ganzoo.data.folders` to register the datasets.
+_EXPORTS = {
+    "AlignedPairs": "ganzoo.data.aligned",
+    "DataWarning": "ganzoo.data.dataset",
+    "PairedDataset": "ganzoo.data.dataset",
+    "build_dataset": "ganzoo.data.dataset",
+    "split_name": "ganzoo.data.dataset",
+    "embedded_names": "ganzoo.data.embedded",
+    "resolve_root": "ganzoo.data.embedded",
+    "PairedFolders": "ganzoo.data.folders",
+    "IMAGE_EXTENSIONS": "ganzoo.data.images",
+    "epoch_batches": "ganzoo.data.loader",
+    "epoch_order": "ganzoo.data.loader",
+    "len_batches": "ganzoo.data.loader",
+    "ImageFilePairs": "ganzoo.data.source",
+    "PairSource": "ganzoo.data.source",
+    "PairTransform": "ganzoo.data.transforms",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ganzoo.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -21,11 +21,14 @@ authors' ``main.py`` and ``test.py`` divide the summed branch losses by their nu
 
 Followed from the authors' TensorFlow code (github.com/LiYuhangUSTC/Lines2Face, network.py):
 widths, strides, depths, head order, and every branch's feature list starting with the shared
-trunk's features. Differences: zero padding by default (``padding_mode="reflect"`` gives
-theirs), hidden conv biases as pix2pix (only where the norm cannot absorb one; theirs always
-have one), spectral norm opt-in (theirs always on: set ``spectral_norm: true``), and logits
-without the sigmoid. Their ``double`` variant uses ``2 ndf`` widths throughout its heads; here
-every head is ``8 ndf`` as in ``triple`` and ``quadruple``.
+trunk's features. Their configuration is ``padding_mode: reflect``, ``hidden_bias: true`` and
+``spectral_norm: true`` (34,265,284 parameters with 4 branches, ``ndf`` 64, batch norm);
+the defaults differ: zero padding, hidden conv biases as pix2pix (only where the norm cannot
+absorb one), spectral norm opt-in. Logits come without the sigmoid, and their batch norm
+always normalises with the batch's statistics (ganzoo's uses running statistics in eval mode,
+which a discriminator only meets outside training). Their ``double`` variant uses ``2 ndf``
+widths throughout its heads; here every head is ``8 ndf`` as in ``triple`` and
+``quadruple``.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class MultiDepthDiscriminator(nn.Module):
     ``forward(x)``: ``x`` is ``(N, in_channels, H, W)`` with ``H x W`` at least the sizes the
     global head was built for (``image_size``); returns one list per head, ``[trunk features
     (3), head features, logits]``. Attention: in the trunk (resolutions ``H/2, H/4, H/8``).
+    ``hidden_bias``: a bias on every hidden conv (the authors' code), or only where the norm
+    cannot absorb one (None, as pix2pix).
     """
 
     #: How the branches' GAN losses combine (Lines2Face averages them).
@@ -82,11 +87,12 @@ class MultiDepthDiscriminator(nn.Module):
         attention: list[AttentionSpec] | None = None,
         image_size: int | tuple[int, int] = 256,
         padding_mode: PaddingMode = "zeros",
+        hidden_bias: bool | None = None,
     ) -> None:
         super().__init__()
         if branches not in HEADS:
             raise RegistryError(f"branches must be 2, 3 or 4, got {branches}")
-        bias = conv_bias(norm)
+        bias = conv_bias(norm) if hidden_bias is None else hidden_bias
         wide = 8 * ndf
 
         def conv(c_in: int, c_out: int, stride: int, bias: bool = bias) -> nn.Conv2d:

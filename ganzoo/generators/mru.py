@@ -21,13 +21,35 @@ paper's outline and, where the paper leaves a choice, the authors' released code
   encoder's output at that resolution (the U-Net skip; the code feeds skips this way);
 - a 7x7 conv and tanh make the output.
 
-Left out, as this is paired translation: the paper's noise vector at the bottleneck, its
-conditional batch norm (class labels), and the gate variants of the released code (LeakyReLU
-gates rescaled to [0, 1], the gate-free ``v3`` block). Widths are ``ngf * 2**k`` capped at
-``max_channels`` rather than the code's fixed list.
+Differences from the released code (wchen342/SketchyGAN ``src_single/models_mru.py`` and
+``mru.py``), each deliberate, as this follows the paper's equations for paired translation:
+
+- stem: the code's is a 7x7 *stride-2* conv to 8 channels on its 64x64 input (no norm, no
+  activation); here a stride-1 7x7 conv to ``ngf`` channels.
+- depth: the code has 4 encoder MRU levels of widths 64, 128, 256, 512 (5 halvings counting
+  its stem) and 5 decoder levels of 384, 256, 128, 128, 64; here ``depth`` levels each way
+  (default 4) of ``ngf * 2**k`` channels capped at ``max_channels``.
+- blocks: the code's encoder uses ``mru_conv_block_v3`` (no output gate: ``x' + conv(act(norm(
+  conv(act(norm(x + m * conv(I)))))))`` with a linear 1x1 projection ``x'``) and its decoder
+  ``mru_deconv_block_v2`` (two conv-norm-activation layers for z, a conv-norm-activation 1x1
+  projection); both replace the sigmoid gates by LeakyReLU(0.2) rescaled to [0, 1] over each
+  map (min-max). Here every unit is the paper's sigmoid-gated MRU above.
+- activation: the code's is miu-ReLU, ``(x + sqrt((1 - mu)^2 + x^2)) / 2`` with mu = 0.7;
+  ``activation: miu_relu`` gives it, ReLU is the default.
+- normalisation: the code uses class-conditional batch norm with the batch's statistics at
+  test time too; here the ``norm`` chosen, unconditional.
+- decoder inputs: the code feeds noise (a 256-d normal vector through a dense layer) at the
+  coarsest level in place of the encoder's 4x4 features and skips only the 8, 16 and 32 pixel
+  encoder outputs; here every level takes its encoder output and there is no noise.
+- around it: the code's discriminator is an MRU critic with spectral norm, its losses a
+  non-saturating GAN loss, an auxiliary classifier, an Inception perceptual term and a
+  diversity term, Adam with betas (0, 0.9); ``recipes/sketchygan_mru.yaml`` keeps the pix2pix
+  PatchGAN, losses and optimiser so that it differs from the reference in the generator alone.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +76,17 @@ PAPER = (
 )
 
 
+class MiuReLU(nn.Module):
+    """SketchyGAN's miu-ReLU: ``(x + sqrt((1 - mu)^2 + x^2)) / 2``, a smooth ReLU (0.15 at 0)."""
+
+    def __init__(self, mu: float = 0.7) -> None:
+        super().__init__()
+        self.mu = mu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + torch.sqrt((1 - self.mu) ** 2 + x * x)) / 2
+
+
 class MaskedResidualUnit(nn.Module):
     """``y = (1 - n) * x' + n * z`` (see the module docstring).
 
@@ -61,7 +94,12 @@ class MaskedResidualUnit(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, image_channels: int, out_channels: int, norm: NormName
+        self,
+        in_channels: int,
+        image_channels: int,
+        out_channels: int,
+        norm: NormName,
+        activation: Literal["relu", "miu_relu"] = "relu",
     ) -> None:
         super().__init__()
         both = in_channels + image_channels
@@ -69,7 +107,7 @@ class MaskedResidualUnit(nn.Module):
         self.gate = nn.Conv2d(both, out_channels, kernel_size=3, padding=1)
         self.conv = nn.Conv2d(both, out_channels, kernel_size=3, padding=1, bias=conv_bias(norm))
         self.norm = norm_layer(norm, out_channels)
-        self.activation = nn.ReLU()
+        self.activation = nn.ReLU() if activation == "relu" else MiuReLU()
         self.project = (
             nn.Identity()
             if in_channels == out_channels
@@ -102,6 +140,7 @@ class MRUGenerator(nn.Module):
         ngf: Width = 64,
         max_channels: Width = 512,
         norm: NormName = "batch",
+        activation: Literal["relu", "miu_relu"] = "relu",
         attention_path: AttentionPath = "decoder",
         spectral_norm: bool = False,
         init: InitName = "normal",
@@ -116,11 +155,11 @@ class MRUGenerator(nn.Module):
         width = [min(ngf * 2**k, max_channels) for k in range(depth + 1)]
         self.stem = nn.Conv2d(in_channels, width[0], kernel_size=7, padding=3)
         self.encoder = nn.ModuleList(
-            MaskedResidualUnit(width[k - 1], in_channels, width[k], norm)
+            MaskedResidualUnit(width[k - 1], in_channels, width[k], norm, activation)
             for k in range(1, depth + 1)
         )
         self.decoder = nn.ModuleList(  # coarsest first
-            MaskedResidualUnit(width[k + 1], in_channels + width[k], width[k], norm)
+            MaskedResidualUnit(width[k + 1], in_channels + width[k], width[k], norm, activation)
             for k in range(depth - 1, -1, -1)
         )
         self.out = nn.Sequential(
