@@ -487,6 +487,8 @@ def test_translate_advice_is_about_its_input(tmp_path: Path, tiny_data: Path, ca
         "0",
     )
     assert code == 2 and "--batch-size 0: must be at least 1" in one_line(err)
+    code, _, err = run_cli(capsys, "export", run, "--out", tmp_path)
+    assert code == 2 and "is a folder; give the file to write" in one_line(err)
 
 
 def test_a_plugin_calling_sys_exit_is_isolated(tmp_path: Path, monkeypatch) -> None:

@@ -189,6 +189,11 @@ def export_generator(
             base = base.parent
         out = base / "export" / f"generator{SUFFIX[format]}"
     path = Path(out)
+    if path.is_dir():
+        raise GanzooError(
+            f"--out {path}: is a folder; give the file to write, e.g. "
+            f"{path / ('generator' + SUFFIX[format])}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, recipe.data.in_channels, *hw)
     dynamic = False
