@@ -193,7 +193,11 @@ def plot(
 
 
 ModelArg = Annotated[
-    Path, typer.Argument(help="run directory, step_*.pt checkpoint or exported .safetensors")
+    str,
+    typer.Argument(
+        help="run directory, step_*.pt checkpoint, .safetensors, Hub folder, hf://NAMESPACE/NAME "
+        "or a pretrained model's name"
+    ),
 ]
 EmaOpt = Annotated[bool, typer.Option("--ema/--no-ema", help="use the EMA weights if kept")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda")]
@@ -314,17 +318,27 @@ def eval_cmd(
 def export(
     run_dir: ModelArg,
     format_: Annotated[
-        str, typer.Option("--format", help="safetensors, torchscript or onnx")
+        str, typer.Option("--format", help="safetensors, torchscript, onnx or hub (a folder)")
     ] = "safetensors",
     out: Annotated[
-        Path | None, typer.Option(help="file (default RUN_DIR/export/generator.*)")
+        Path | None, typer.Option(help="file, or folder for hub (default RUN_DIR/export/...)")
     ] = None,
     size: Annotated[
         str | None, typer.Option(help="N or HxW example input (default crop size)")
     ] = None,
     ema: EmaOpt = True,
 ) -> None:
-    """Export a trained generator (EMA weights if kept) with its recipe for use outside ganzoo."""
+    """Export a trained generator (EMA weights if kept) with its recipe for use outside ganzoo;
+    --format hub writes a Hugging Face Hub folder with a model card."""
+    if format_ == "hub":
+        from ganzoo.evaluation.hub import export_hub_folder
+        from ganzoo.evaluation.sources import find_checkpoint, output_base
+
+        target = out or output_base(run_dir, find_checkpoint(run_dir)) / "export" / "hub"
+        folder = export_hub_folder(run_dir, target, use_ema=ema)
+        files = ", ".join(sorted(p.name for p in folder.iterdir()))
+        console.print(f"wrote {folder} ({files})", highlight=False)
+        return
     from ganzoo.evaluation.export import export_generator
 
     e = export_generator(run_dir, format_, out=out, size=size, use_ema=ema)
@@ -337,6 +351,65 @@ def export(
         f"wrote {e.path} ({e.format}, {e.nbytes / 2**20:.1f} MiB, {shape})", highlight=False
     )
     console.print(f"generator: {e.info.describe()}", highlight=False)
+
+
+@app.command()
+def push(
+    run_dir: ModelArg,
+    repo_id: Annotated[str, typer.Argument(help="NAMESPACE/NAME on the Hugging Face Hub")],
+    private: Annotated[bool, typer.Option(help="create the repository private")] = False,
+    ema: EmaOpt = True,
+) -> None:
+    """Upload a trained generator to the Hugging Face Hub (the folder of --format hub); the
+    token comes from HF_TOKEN or `huggingface-cli login`."""
+    from ganzoo.evaluation.hub import push as push_to_hub
+
+    url = push_to_hub(run_dir, repo_id, private=private, use_ema=ema)
+    console.print(f"pushed to {repo_id}: {url}", highlight=False)
+    console.print(f"load it with ganzoo.load('hf://{repo_id}')", highlight=False)
+
+
+pretrained_app = typer.Typer(
+    no_args_is_help=True, help="The official pretrained pix2pix generators."
+)
+app.add_typer(pretrained_app, name="pretrained")
+
+
+@pretrained_app.command("list")
+def pretrained_list() -> None:
+    """The official pix2pix models: task, data, direction, upstream flags, licence."""
+    from ganzoo.pretrained import CATALOG, LICENCE
+
+    table = Table("name", "task", "dataset", "direction", "upstream flags", header_style="bold")
+    for p in CATALOG.values():
+        table.add_row(p.name, p.task, f"{p.dataset} ({p.data_source})", p.direction, p.flags)
+    console.print(table)
+    console.print(f"licence and citation: {LICENCE}", highlight=False)
+
+
+@pretrained_app.command("fetch")
+def pretrained_fetch(
+    name: Annotated[str, typer.Argument(help="a name from `ganzoo pretrained list`")],
+    to: Annotated[Path, typer.Option(help="folder that receives the run directory NAME/")] = (
+        Path("runs") / "pretrained"
+    ),
+    from_: Annotated[
+        str | None, typer.Option("--from", help="a mirror of the authors' models folder (URL)")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="download and import again")] = False,
+) -> None:
+    """Download an official pix2pix generator and import it as a run directory."""
+    from ganzoo.pretrained import fetch_pretrained
+
+    result = fetch_pretrained(name, to, base_url=from_, overwrite=overwrite)
+    verb = "downloaded and imported" if result.downloaded else "already present in"
+    console.print(f"{name}: {verb} {result.run_dir}", highlight=False)
+    m = result.model
+    console.print(
+        f"translate with: ganzoo translate {result.run_dir} --input {m.dataset} A|B files or "
+        f"inputs --output OUT (direction {m.direction})",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -29,21 +29,12 @@ from ganzoo.evaluation.inference import (
     translate_batch,
 )
 from ganzoo.evaluation.loading import load_generator
+from ganzoo.evaluation.sources import output_base
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.training.samples import save_grid
 
 
-def eval_dir(run_dir_or_checkpoint: Path) -> Path:
-    """RUN_DIR/eval; for a checkpoint file, the eval/ folder of its run (or beside the file)."""
-    path = Path(run_dir_or_checkpoint)
-    if path.is_dir():
-        return path / "eval"
-    if path.parent.name == "checkpoints":
-        return path.parent.parent / "eval"
-    return path.parent / "eval"
-
-
-def with_data_root(recipe: Recipe, data_root: str | Path | None, source: Path) -> Recipe:
+def with_data_root(recipe: Recipe, data_root: str | Path | None, source: str | Path) -> Recipe:
     """The recipe with ``data.root`` replaced; a one-line error when the root is missing."""
     if data_root is not None:
         tree = recipe.to_dict()
@@ -127,7 +118,7 @@ def evaluate_run(
     check_mode(mode)
     if num_samples < 0:
         raise GanzooError(f"--num-samples {num_samples}: must be 0 or more")
-    source = Path(run_dir)
+    source = str(run_dir)
     net, recipe, info = load_generator(source, use_ema=use_ema, device=device)
     recipe = with_data_root(recipe, data_root, source)
     distances = None
@@ -158,7 +149,7 @@ def evaluate_run(
         record["fid_features"] = (
             "inception" if feature_extractor is None else (type(feature_extractor).__name__)
         )
-    out = Path(out_dir) if out_dir is not None else eval_dir(source)
+    out = Path(out_dir) if out_dir is not None else output_base(source, info.path) / "eval"
     out.mkdir(parents=True, exist_ok=True)
     record.update(
         step=info.step,

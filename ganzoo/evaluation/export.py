@@ -33,6 +33,7 @@ from torch import nn
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.inference import check_resize_size, parse_size
 from ganzoo.evaluation.loading import SAFETENSORS_FORMAT, GeneratorInfo, load_generator
+from ganzoo.evaluation.sources import output_base
 from ganzoo.recipe import Recipe
 
 Format = Literal["safetensors", "torchscript", "onnx"]
@@ -179,15 +180,11 @@ def export_generator(
         raise GanzooError(f"export format '{format}' is unknown; use {', '.join(FORMATS)}")
     if format == "onnx":
         require_onnx()
-    source = Path(run_dir)
-    net, recipe, info = load_generator(source, use_ema=use_ema, device="cpu")
+    net, recipe, info = load_generator(run_dir, use_ema=use_ema, device="cpu")
     hw = parse_size(size) or recipe.data.image_size
     check_resize_size(net, hw, "pass --size accordingly")
     if out is None:
-        base = source if source.is_dir() else source.parent
-        if base.name == "checkpoints":
-            base = base.parent
-        out = base / "export" / f"generator{SUFFIX[format]}"
+        out = output_base(run_dir, info.path) / "export" / f"generator{SUFFIX[format]}"
     path = Path(out)
     if path.is_dir():
         raise GanzooError(

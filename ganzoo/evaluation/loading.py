@@ -1,11 +1,8 @@
-"""A trained generator back from a run directory, a checkpoint or an exported safetensors file.
-
-``load_generator(path)`` accepts
-
-* a run directory: its newest ``checkpoints/step_*.pt``;
-* a checkpoint ``.pt`` (read with ``weights_only=True``, never unpickling code);
-* a ``.safetensors`` file written by ``ganzoo export --format safetensors``, whose metadata
-  carries the resolved recipe as JSON (key ``recipe``), so the file alone rebuilds G.
+"""A trained generator back from any source :mod:`ganzoo.evaluation.sources` resolves: a run
+directory, a checkpoint ``.pt`` (read with ``weights_only=True``, never unpickling code), a
+``.safetensors`` file written by ``ganzoo export`` (whose metadata carries the resolved recipe
+as JSON, key ``recipe``, so the file alone rebuilds G), a Hub folder or repository, or an
+official pretrained model's name.
 
 When the run kept an EMA of G (``optim.ema_decay``) its weights are used unless
 ``use_ema=False``; :class:`GeneratorInfo` says which weights were loaded.
@@ -23,8 +20,9 @@ from torch import nn
 
 from ganzoo.build import build_generator
 from ganzoo.errors import GanzooError, TrainingError
+from ganzoo.evaluation.sources import find_checkpoint
 from ganzoo.recipe import Recipe, from_dict
-from ganzoo.training.checkpoint import latest_checkpoint, load_checkpoint
+from ganzoo.training.checkpoint import load_checkpoint
 
 #: ``format`` value in the metadata of an exported safetensors generator.
 SAFETENSORS_FORMAT = "ganzoo-generator-1"
@@ -57,27 +55,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise GanzooError(f"unknown device '{name}'; use auto, cpu or cuda") from None
-
-
-def find_checkpoint(path: Path) -> Path:
-    """The checkpoint file named by ``path``: itself, or a run directory's newest one."""
-    path = Path(path)
-    if not path.exists():
-        raise TrainingError(
-            f"{path}: no such run directory or checkpoint; give RUN_DIR, a step_*.pt file or an "
-            "exported .safetensors file"
-        )
-    if path.is_file():
-        return path
-    ckpt = latest_checkpoint(path / "checkpoints")
-    if ckpt is None:
-        what = (
-            "has no checkpoints yet"
-            if (path / "recipe.yaml").is_file()
-            else ("is not a run directory (no checkpoints/ folder)")
-        )
-        raise TrainingError(f"{path} {what}; train it first (`ganzoo train`) or give a .pt file")
-    return ckpt
 
 
 def ema_weights(ema_state: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -160,7 +137,7 @@ def load_generator(
 
     G maps (N, in_channels, H, W) in [-1, 1] to (N, out_channels, H, W) in [-1, 1].
     """
-    path = find_checkpoint(Path(run_dir_or_checkpoint))
+    path = find_checkpoint(run_dir_or_checkpoint)
     if path.suffix == ".safetensors":
         net, recipe, info = _from_safetensors(path)
     else:

@@ -1,0 +1,157 @@
+"""Inference in three lines::
+
+    import ganzoo
+    model = ganzoo.load("runs/facades")   # run dir, checkpoint, .safetensors, hf://, pretrained
+    photo = model(label_image)            # PIL image / numpy array / tensor in, the same kind out
+    model.translate("labels/", "out/")    # folders, with the CLI's size handling
+
+:func:`load` returns a :class:`Translator`, a plain ``nn.Module`` whose ``generator`` is the
+network itself. Defaults: the CUDA device when there is one, eval mode (BatchNorm's running
+statistics, no dropout: deterministic), float32, the EMA weights when the run kept them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganzoo.errors import GanzooError
+from ganzoo.evaluation.inference import check_mode, generator_in_mode, translate_batch
+from ganzoo.evaluation.loading import GeneratorInfo, load_generator, resolve_device
+from ganzoo.evaluation.translate import Translation, input_files, translate_files
+from ganzoo.recipe import Recipe
+
+_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Translator(nn.Module):
+    """A trained generator that translates images of any size (padded to the sizes it takes,
+    cropped back). Call it on a PIL image, a numpy array (``H x W`` or ``H x W x C``, uint8 in
+    [0, 255] or float in [0, 1]) or a tensor (``(C, H, W)`` or ``(N, C, H, W)`` float in
+    [-1, 1], or uint8); the output is of the same kind, layout and range."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        recipe: Recipe,
+        info: GeneratorInfo,
+        *,
+        mode: str = "eval",
+        precision: str = "fp32",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        check_mode(mode)
+        if precision not in _PRECISIONS:
+            raise GanzooError(f"precision '{precision}' is unknown; use fp32, bf16 or fp16")
+        self.generator = generator
+        self.recipe = recipe
+        self.info = info
+        self.mode = mode
+        self.precision = precision
+        self.seed = seed
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        dtype = _PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, H, W) or (C_in, H, W) float in [-1, 1] -> the same shape with C_out
+        channels, float32 in [-1, 1], on this model's device."""
+        single = x.dim() == 3
+        batch = (x[None] if single else x).to(self.device, torch.float32)
+        expected = self.recipe.data.in_channels
+        if batch.dim() != 4 or batch.shape[1] != expected:
+            raise GanzooError(
+                f"the generator takes {expected}-channel images, got a tensor of shape "
+                f"{tuple(x.shape)}"
+            )
+        with generator_in_mode(self.generator, self.mode, self.seed) as g, self._autocast():
+            y = translate_batch(g, batch, pad=True).float()
+        return y[0] if single else y
+
+    def __call__(self, image: Any) -> Any:
+        """Translate a PIL image, numpy array or tensor (see the class docstring)."""
+        from PIL import Image
+
+        if isinstance(image, torch.Tensor):
+            if image.dtype == torch.uint8:
+                y = self.forward(image.float() / 127.5 - 1)
+                return ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+            return self.forward(image)
+        if isinstance(image, Image.Image):
+            array = np.asarray(image.convert("L" if self.recipe.data.in_channels == 1 else "RGB"))
+            out = self(array)
+            return Image.fromarray(out[..., 0] if out.ndim == 3 and out.shape[2] == 1 else out)
+        if isinstance(image, np.ndarray):
+            return self._numpy(image)
+        raise GanzooError(
+            f"cannot translate a {type(image).__name__}: give a PIL image, a numpy array or a "
+            "tensor"
+        )
+
+    def _numpy(self, array: np.ndarray) -> np.ndarray:
+        flat = array.ndim == 2
+        hwc = array[..., None] if flat else array
+        if hwc.ndim != 3:
+            raise GanzooError(f"a numpy image is H x W or H x W x C, got shape {array.shape}")
+        if array.dtype == np.uint8:
+            x = torch.from_numpy(np.array(hwc, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+        elif np.issubdtype(array.dtype, np.floating):
+            x = torch.from_numpy(np.array(hwc, dtype=np.float32)).permute(2, 0, 1) * 2 - 1
+        else:
+            raise GanzooError(f"numpy images are uint8 or float in [0, 1], got {array.dtype}")
+        y = self.forward(x).clamp(-1, 1).permute(1, 2, 0).cpu().numpy()
+        if array.dtype == np.uint8:
+            y = np.round((y + 1) * 127.5).astype(np.uint8)
+        else:
+            y = ((y + 1) / 2).astype(array.dtype)
+        return y[..., 0] if flat and y.shape[2] == 1 else y
+
+    def translate(self, inputs: str | Path, output: str | Path, **options: Any) -> Translation:
+        """Translate an image or a folder of images into ``output/<stem>.png``, as
+        ``ganzoo translate`` does (``options``: direction, size, fit, batch_size, layout)."""
+        result = translate_files(
+            self.generator,
+            self.recipe,
+            input_files(inputs),
+            output,
+            mode=self.mode,
+            seed=self.seed,
+            **options,
+        )
+        result.info = self.info
+        return result
+
+
+def load(
+    source: str | Path,
+    *,
+    device: str = "auto",
+    mode: str = "eval",
+    precision: str = "fp32",
+    use_ema: bool = True,
+    seed: int = 0,
+) -> Translator:
+    """A :class:`Translator` from a run directory, a checkpoint, an exported ``.safetensors``,
+    a Hub folder, ``hf://namespace/name[@revision]`` (or ``namespace/name``), or the name of an
+    official pretrained model (downloaded once; ``ganzoo pretrained list``).
+
+    ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; ``mode``: ``eval`` (the
+    default: deterministic) or ``train`` (the reference test.py's batch statistics and
+    dropout, drawn from ``seed``); ``precision``: ``fp32``, ``bf16`` or ``fp16``.
+    """
+    net, recipe, info = load_generator(source, use_ema=use_ema, device=resolve_device(device))
+    return Translator(net, recipe, info, mode=mode, precision=precision, seed=seed)
