@@ -80,6 +80,11 @@ class DiscriminatorSection(ComponentSection):
     section = "discriminator"
 
 
+class LoggerSection(ComponentSection):
+    kind = "logger"
+    section = "train.loggers"
+
+
 class ObjectiveSection(ComponentSection):
     kind = "objective"
     section = "loss.objective"
@@ -225,6 +230,11 @@ class TrainSection(Section):
         None,
         description="a run directory or checkpoint whose G (and D) weights start this run; "
         "parameters with no counterpart there keep their initialisation",
+    )
+    loggers: list[LoggerSection] = Field(
+        default_factory=list,
+        description="where metrics also go: tensorboard, wandb, mlflow or a plugin's logger "
+        "(metrics.jsonl is always written)",
     )
 
 

@@ -43,6 +43,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "attention": ("ganzoo.attention", ("channels",)),
     "objective": ("ganzoo.objectives", ()),
     "dataset": ("ganzoo.datasets", ("root", "split", "in_channels", "out_channels")),
+    "logger": ("ganzoo.loggers", ("run_dir",)),
 }
 
 #: Modules whose import registers the built-in components.
@@ -53,6 +54,7 @@ _BUILTIN_MODULES = (
     "ganzoo.losses",
     "ganzoo.data.aligned",
     "ganzoo.data.folders",
+    "ganzoo.loggers",
 )
 
 BUILTIN = "built-in"

@@ -56,9 +56,11 @@ def test_example_plugin_is_listed_with_its_distribution(installed_plugin: Path) 
         for line in result.stdout.splitlines()
         if line.count("│") >= 4
     }
-    for name in ("example_resnet_small", "example_dilated"):
+    for name in ("example_resnet_small", "example_dilated", "example_csv"):
         assert "ganzoo-example-plugin 0.1.0" in lines[name]
     assert "Small residual generator" in lines["example_resnet_small"]
+    loggers = ganzoo("list", "logger", site=installed_plugin)
+    assert "example_csv" in loggers.stdout and "tensorboard" in loggers.stdout
 
 
 @pytest.mark.slow
@@ -73,7 +75,7 @@ def test_recipe_naming_plugin_components_validates_and_trains(
         generator: {{name: example_resnet_small, ngf: 8, n_blocks: 1}}
         discriminator: {{name: example_dilated, ndf: 8}}
         data: {{crop_size: 32, load_size: 36, num_workers: 0, batch_size: 2}}
-        train: {{max_steps: 2, sample_every: 2, log_every: 1}}
+        train: {{max_steps: 2, sample_every: 2, log_every: 1, loggers: [example_csv]}}
         """)
     )
     result = ganzoo("check", str(recipe), site=installed_plugin)
@@ -86,6 +88,9 @@ def test_recipe_naming_plugin_components_validates_and_trains(
     )
     assert run.returncode == 0, run.stderr
     assert list((tmp_path / "run" / "checkpoints").glob("step_*.pt"))
+    rows = (tmp_path / "run" / "scalars.csv").read_text().splitlines()
+    assert rows[0] == "step,name,value" and any(r.startswith("2,loss_g_l1,") for r in rows)
+    assert any(r.startswith("final,val_l1,") for r in rows)
 
 
 def test_broken_plugin_leaves_list_working_with_a_warning(tmp_path: Path) -> None:

@@ -44,8 +44,8 @@ def one_line(text: str) -> str:
 def _poison_after(trainer: Trainer, step: int, poison) -> None:  # noqa: ANN001
     real = trainer.update
 
-    def update(batch):  # noqa: ANN001, ANN202
-        out = real(batch)
+    def update(batch, **options):  # noqa: ANN001, ANN003, ANN202
+        out = real(batch, **options)
         if trainer.state.step + 1 >= step:  # the step being taken now
             poison(trainer)
         return out

@@ -38,6 +38,8 @@ class Objective:
     needs_penalty: bool = False
     #: Factor of the discriminator's real + fake terms: pix2pix and pix2pixHD halve them.
     d_scale: float = 0.5
+    #: D output separating "real" (above) from "fake" (below): its accuracy's threshold.
+    threshold: float = 0.0
 
     def real_loss(self, real_logits: Tensor) -> Tensor:
         """Scalar the discriminator minimises on one branch's logits of real pairs."""
@@ -99,11 +101,13 @@ class Vanilla(Objective):
     paper="Mao et al., Least Squares Generative Adversarial Networks, ICCV 2017 (arXiv:1611.04076)",
 )
 class LeastSquares(Objective):
-    """Least-squares GAN: MSE of the logits against 1 (real) and 0 (fake).
+    """Least-squares GAN: MSE of the logits against 1 (real) and 0 (fake) (threshold 0.5).
 
     D loss is ``0.5 * (MSE(real, 1) + MSE(fake, 0))``; G loss is ``MSE(fake, 1)`` (pix2pix's
     and pix2pixHD's ``nn.MSELoss`` against a target tensor, computed the same way).
     """
+
+    threshold = 0.5
 
     def real_loss(self, real_logits: Tensor) -> Tensor:
         real = real_logits.float()

@@ -1,11 +1,31 @@
-"""Where a run's records go: ``RUN_DIR/metrics.jsonl``, one JSON object per line, always
-written (rank 0 only) and the source of truth for plots, reports and ablations."""
+"""Where a run's records go: ``RUN_DIR/metrics.jsonl`` (always, the source of truth for plots,
+reports and ablations) and the loggers of ``train.loggers`` (TensorBoard, W&B, MLflow, plugins).
+
+Only rank 0 writes. A logger that raises — not installed, no network, a server down — is
+reported once in one line and dropped; the run goes on. What a logger needs to continue its
+remote run after a resume (a run id) is kept in ``RUN_DIR/loggers.json``.
+"""
 
 from __future__ import annotations
 
 import json
+import platform
+import warnings
 from pathlib import Path
 from typing import Any
+
+import torch
+
+from ganzoo import __version__, registry
+from ganzoo.loggers.base import Logger, RunInfo
+from ganzoo.recipe import Recipe
+from ganzoo.safe_io import write_text_atomic
+
+LOGGERS_STATE = "loggers.json"
+
+
+class LoggerWarning(UserWarning):
+    """A logger that failed and was dropped."""
 
 
 class MetricsLog:
@@ -19,3 +39,124 @@ class MetricsLog:
         if self.enabled:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    """ganzoo, torch, CUDA and Python versions and the device, as strings."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return {
+        "ganzoo": __version__,
+        "torch": torch.__version__,
+        "cuda": str(torch.version.cuda or "none"),
+        "python": platform.python_version(),
+        "device": f"{device.type}: {name or platform.machine()}",
+    }
+
+
+class RunLogs:
+    """The JSONL log plus the recipe's loggers, with failures isolated (see the module
+    docstring)."""
+
+    def __init__(self, recipe: Recipe, run_dir: Path, *, enabled: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=enabled)
+        self.loggers: dict[str, Logger] = {}
+        self.recipe = recipe
+        self.enabled = enabled
+        if not enabled:
+            return
+        for section in recipe.train.loggers:
+            label = section.name
+            try:
+                self.loggers[label] = registry.create(
+                    "logger", section.name, self.run_dir, **section.params
+                )
+            except Exception as exc:  # a broken plugin's constructor
+                self._drop(label, exc, "could not be built")
+
+    def start(self, device: torch.device, step: int, resumed: bool) -> None:
+        if not self.enabled:
+            return
+        states = self._read_states()
+        for label in list(self.loggers):
+            info = RunInfo(
+                run_dir=self.run_dir,
+                name=self.recipe.name,
+                recipe=self.recipe.to_dict(),
+                recipe_yaml=self.recipe.to_yaml(),
+                environment=environment(device),
+                step=step,
+                resumed=resumed,
+                state=states.get(label, {}),
+            )
+            self._call(label, "start", info)
+        self._write_states()
+
+    def write(self, record: dict[str, Any]) -> None:
+        """A record: into the JSONL log, and its numbers to every logger at its step."""
+        self.metrics.write(record)
+        values = {
+            k: float(v)
+            for k, v in record.items()
+            if k not in ("step", "epoch")
+            and isinstance(v, (int, float))
+            and not isinstance(v, bool)
+        }
+        for label in list(self.loggers):
+            self._call(label, "log_scalars", int(record["step"]), values)
+
+    def image(self, step: int, name: str, path: Path) -> None:
+        for label in list(self.loggers):
+            self._call(label, "log_image", step, name, path)
+
+    def finish(self, final: dict[str, Any]) -> None:
+        numbers = {
+            k: float(v)
+            for k, v in final.items()
+            if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        for label in list(self.loggers):
+            self._call(label, "finish", numbers)
+        self._write_states()
+        self.loggers.clear()
+
+    # -- failure isolation and resume state -------------------------------------------------------
+    def _call(self, label: str, method: str, *args: Any) -> None:
+        logger = self.loggers.get(label)
+        if logger is None:
+            return
+        try:
+            getattr(logger, method)(*args)
+        except Exception as exc:
+            self._drop(label, exc, f"failed in {method}")
+
+    def _drop(self, label: str, exc: BaseException, what: str) -> None:
+        self.loggers.pop(label, None)
+        text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        hint = " (pip install 'ganzoo[" + label + "]')" if isinstance(exc, ImportError) else ""
+        warnings.warn(
+            f"logger {label} {what} ({reason}){hint}; training goes on without it",
+            LoggerWarning,
+            stacklevel=3,
+        )
+
+    def _read_states(self) -> dict[str, dict[str, Any]]:
+        path = self.run_dir / LOGGERS_STATE
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write_states(self) -> None:
+        states = self._read_states()
+        for label, logger in self.loggers.items():
+            try:
+                state = logger.state()
+            except Exception:
+                continue
+            if state:
+                states[label] = state
+        if states:
+            write_text_atomic(self.run_dir / LOGGERS_STATE, json.dumps(states, indent=2) + "\n")

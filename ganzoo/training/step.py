@@ -12,7 +12,11 @@
 
 The losses come back detached (no host synchronisation): ``d`` (what D minimised), ``d_real``,
 ``d_fake`` (the objective's unscaled terms, pix2pix's ``D_real`` / ``D_fake``), ``g_gan``,
-``g_l1`` (unweighted) and, where used, ``d_penalty``, ``g_fm``, ``g_vgg``, ``g_style``.
+``g_l1`` (unweighted) and, where used, ``d_penalty``, ``g_fm``, ``g_vgg``, ``g_style``; with them
+the diagnostics ``d_out_real`` / ``d_out_fake`` (D's mean output on real and generated pairs)
+and ``d_acc`` (the share of patches D puts on the right side of the objective's decision
+threshold), and, on the steps asked to ``measure``, the gradient norms ``grad_norm_g`` /
+``grad_norm_d`` before the optimizer steps.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ class UpdateStep:
         s = self.state
         return x.to(s.device, non_blocking=True).contiguous(memory_format=s.memory_format)
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def __call__(self, batch: dict[str, Any], measure: bool = False) -> dict[str, torch.Tensor]:
         s, rl = self.state, self.recipe.loss
         real_a, real_b = self.to_device(batch["A"]), self.to_device(batch["B"])
         with self.autocast():
@@ -68,7 +72,8 @@ class UpdateStep:
         real_pair = torch.cat([real_a, real_b], 1)
         out: dict[str, torch.Tensor] = {}
         if s.d_trains():
-            out.update(self._update_d(real_pair, torch.cat([real_a, fake_b.detach()], 1)))
+            fake_pair = torch.cat([real_a, fake_b.detach()], 1)
+            out.update(self._update_d(real_pair, fake_pair, measure))
 
         # G update: D frozen, called unwrapped (no DDP sync for a module not being updated).
         s.d_module.requires_grad_(False)
@@ -104,6 +109,8 @@ class UpdateStep:
             loss_g = loss_g + rl.perceptual * loss_vgg
             out["g_vgg"] = loss_vgg.detach()
         s.scaler_g.scale(loss_g).backward()
+        if measure:
+            out["grad_norm_g"] = grad_norm(s.g_module.parameters(), s.scaler_g)
         s.scaler_g.step(s.opt_g)
         s.scaler_g.update()
         if s.ema is not None:
@@ -111,7 +118,7 @@ class UpdateStep:
         return out
 
     def _update_d(
-        self, real_pair: torch.Tensor, fake_pair: torch.Tensor
+        self, real_pair: torch.Tensor, fake_pair: torch.Tensor, measure: bool = False
     ) -> dict[str, torch.Tensor]:
         """``optim.d_steps`` D updates on a pooled fake pair (fake first, then real)."""
         s = self.state
@@ -123,8 +130,9 @@ class UpdateStep:
             with self.autocast():
                 fake_out = s.D(fake_pair)
                 real_out = s.D(real_pair)
+            real_out, fake_out = _float(real_out), _float(fake_out)
             real, fake = losses.discriminator_terms(
-                self.objective, _float(real_out), _float(fake_out), self.reduction
+                self.objective, real_out, fake_out, self.reduction
             )
             loss_d = (fake + real) * self.objective.d_scale
             if self.objective.needs_penalty:
@@ -132,7 +140,35 @@ class UpdateStep:
                 loss_d = loss_d + penalty
                 out["d_penalty"] = penalty.detach()
             s.scaler_d.scale(loss_d).backward()
+            if measure:
+                out["grad_norm_d"] = grad_norm(s.d_module.parameters(), s.scaler_d)
             s.scaler_d.step(s.opt_d)
             s.scaler_d.update()
         out.update(d=loss_d.detach(), d_real=real.detach(), d_fake=fake.detach())
+        out.update(self._d_outputs(real_out, fake_out))
         return out
+
+    @torch.no_grad()
+    def _d_outputs(self, real_out: Outputs, fake_out: Outputs) -> dict[str, torch.Tensor]:
+        """D's mean output on real and fake pairs and its accuracy, over every branch."""
+        threshold = self.objective.threshold
+        real = [branch[-1].detach() for branch in real_out]
+        fake = [branch[-1].detach() for branch in fake_out]
+        right = [
+            (r > threshold).float().mean() + (f < threshold).float().mean()
+            for r, f in zip(real, fake)
+        ]
+        return {
+            "d_out_real": torch.stack([r.mean() for r in real]).mean(),
+            "d_out_fake": torch.stack([f.mean() for f in fake]).mean(),
+            "d_acc": torch.stack(right).mean() / 2,
+        }
+
+
+def grad_norm(parameters: Any, scaler: torch.amp.GradScaler) -> torch.Tensor:
+    """The global L2 norm of the gradients (unscaled under fp16), a device tensor."""
+    grads = [p.grad.detach() for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    return norm / scaler.get_scale() if scaler.is_enabled() else norm

@@ -17,6 +17,7 @@ import math
 import random
 import signal
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
 from ganzoo.training.batches import BatchSource, DatasetBatches
 from ganzoo.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from ganzoo.training.diagnostics import TrainingMonitor
 from ganzoo.training.distributed import (
     DistInfo,
     any_rank,
@@ -39,13 +41,17 @@ from ganzoo.training.distributed import (
     broadcast_float,
     init_distributed,
 )
-from ganzoo.training.logs import MetricsLog
+from ganzoo.training.logs import RunLogs
 from ganzoo.training.precision import autocast_dtype, resolve_precision
 from ganzoo.training.progress import ProgressReporter
 from ganzoo.training.samples import save_grid
 from ganzoo.training.schedule import total_epochs
 from ganzoo.training.state import TrainState
 from ganzoo.training.step import UpdateStep
+
+
+class TrainingWarning(UserWarning):
+    """A pattern in the logged records that usually means training is not working."""
 
 
 def seed_everything(seed: int) -> None:
@@ -136,9 +142,10 @@ class Trainer:
         self.val_batches = val_batches or self._dataset_batches(train=False)
         epochs = total_epochs(recipe.schedule)
         self.total_steps = t.max_steps or max(1, epochs * self.train_batches.batches_per_epoch)
-        self.log = MetricsLog(self.run.metrics_path, enabled=self.dist.is_main)
-        self.running: dict[str, torch.Tensor] = {}
-        self.running_count = 0
+        self.logs = RunLogs(recipe, self.run_dir, enabled=self.dist.is_main)
+        self.monitor = TrainingMonitor()
+        self.resumed = resume
+        self.running: dict[str, tuple[torch.Tensor, int]] = {}
         self.last_losses: dict[str, torch.Tensor] | None = None
         if resume:
             self._resume()
@@ -236,9 +243,12 @@ class Trainer:
         return "no checkpoint was written yet"
 
     def _check_finite(self, step_losses: dict[str, torch.Tensor]) -> None:
-        values = torch.stack(list(step_losses.values()))
+        losses = {
+            k: v for k, v in step_losses.items() if not k.startswith(("d_out", "d_acc", "grad_"))
+        }
+        values = torch.stack(list(losses.values()))
         if not bool(torch.isfinite(values).all()):
-            bad = ", ".join(k for k, v in step_losses.items() if not torch.isfinite(v))
+            bad = ", ".join(k for k, v in losses.items() if not torch.isfinite(v))
             raise TrainingError(
                 f"loss {bad} became NaN/inf at step {self.step}; {self._last_good()} "
                 "(lower the learning rates or use precision fp32, then --resume)"
@@ -289,6 +299,8 @@ class Trainer:
         reporter = ProgressReporter(
             self.total_steps, self.step, self.console, enabled=self.show_progress
         )
+        final: dict[str, Any] = {}
+        self.logs.start(self.device, self.step, self.resumed)
         try:
             final = self._loop(reporter)
             self.save()
@@ -300,6 +312,7 @@ class Trainer:
             ) from None
         finally:
             reporter.close()
+            self.logs.finish({k: v for k, v in final.items() if k.startswith(("val_", "loss_"))})
         final["step"] = self.step
         final["checkpoint"] = str(self.last_checkpoint) if self.last_checkpoint else None
         if self.stop_requested is not None and self.show_progress:
@@ -317,13 +330,14 @@ class Trainer:
         while self.step < self.total_steps and self.stop_requested is None:
             s.begin_epoch(s.epoch, fresh=s.samples_in_epoch == 0)
             for batch in source.epoch(s.epoch, s.samples_in_epoch):
-                step_losses = self.last_losses = self.update(batch)
+                measure = (self.step + 1) % t.log_every == 0
+                step_losses = self.last_losses = self.update(batch, measure=measure)
                 s.step += 1
                 s.samples_in_epoch += source.samples_per_batch
                 steps_since_log += 1
                 for k, v in step_losses.items():
-                    self.running[k] = self.running.get(k, 0.0) + v
-                self.running_count += 1
+                    total, count = self.running.get(k, (0.0, 0))
+                    self.running[k] = (total + v, count + 1)
                 if self.step % check_every == 0:
                     self._check_finite(step_losses)
                 if self.dist.enabled and any_rank(self.stop_requested is not None, self.device):
@@ -361,20 +375,27 @@ class Trainer:
             s.sched_d.step()
 
     def _log_losses(self, reporter: ProgressReporter, t0: float, steps: int) -> dict[str, Any]:
-        n = max(self.running_count, 1)
-        values = {k: float(v) / n for k, v in self.running.items()}
-        self.running, self.running_count = {}, 0
-        elapsed = time.perf_counter() - t0
+        values = {k: float(total) / max(n, 1) for k, (total, n) in self.running.items()}
+        self.running = {}
+        ms = 1000 * (time.perf_counter() - t0) / max(steps, 1)
+        diagnostics = ("d_out_real", "d_out_fake", "d_acc", "grad_norm_g", "grad_norm_d")
         record = {
             "step": self.step,
             "epoch": self.epoch,
-            **{f"loss_{k}": v for k, v in values.items()},
+            **{f"loss_{k}": v for k, v in values.items() if k not in diagnostics},
+            **{k: v for k, v in values.items() if k in diagnostics},
             "lr_g": self.state.opt_g.param_groups[0]["lr"],
             "lr_d": self.state.opt_d.param_groups[0]["lr"],
-            "ms_per_step": 1000 * elapsed / max(steps, 1),
+            "ms_per_step": ms,
+            "images_per_s": 1000 * self.train_batches.samples_per_batch / max(ms, 1e-9),
         }
-        self.log.write(record)
-        reporter.log(self.step, self.epoch, values)
+        self.logs.write(record)
+        if self.dist.is_main:
+            for message in self.monitor.observe(record):
+                warnings.warn(message, TrainingWarning, stacklevel=2)
+        reporter.log(
+            self.step, self.epoch, {k: v for k, v in values.items() if k not in diagnostics}
+        )
         return record
 
     def _validate_and_log(self, reporter: ProgressReporter) -> dict[str, Any]:
@@ -382,7 +403,10 @@ class Trainer:
             return {}
         values = self.validate()
         record = {"step": self.step, "epoch": self.epoch, **values}
-        self.log.write(record)
+        self.logs.write(record)
+        grid = self.run.samples / f"step_{self.step:08d}.png"
+        if grid.is_file():
+            self.logs.image(self.step, "samples", grid)
         reporter.message(
             f"step {self.step}: val L1 {values['val_l1']:.4f}, PSNR {values['val_psnr']:.2f} dB"
         )

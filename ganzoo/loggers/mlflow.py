@@ -1,0 +1,57 @@
+"""MLflow tracking (``pip install 'ganzoo[mlflow]'``): a tracking server, or a local store
+(``tracking_uri: sqlite:///mlflow.db`` or ``file:./mlruns``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ganzoo.loggers.base import Logger, RunInfo, flatten
+from ganzoo.registry import register
+
+
+@register("logger", "mlflow", paper="MLflow (https://mlflow.org)")
+class MlflowLogger(Logger):
+    """One MLflow run per ganzoo run in experiment ``experiment``: the recipe as parameters and
+    as the artifact ``recipe.yaml``, the environment as tags, scalars as metrics, sample sheets
+    as artifacts. A resume continues the same MLflow run (its id is kept in the run
+    directory). ``tracking_uri`` defaults to MLflow's own (``MLFLOW_TRACKING_URI``)."""
+
+    def __init__(
+        self, run_dir: Path, tracking_uri: str | None = None, experiment: str = "ganzoo"
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.tracking_uri, self.experiment = tracking_uri, experiment
+        self.client: Any = None
+        self.run_id: str | None = None
+
+    def start(self, info: RunInfo) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.run_id = info.state.get("run_id")
+        if self.run_id is None:
+            exp = self.client.get_experiment_by_name(self.experiment)
+            exp_id = exp.experiment_id if exp else self.client.create_experiment(self.experiment)
+            run = self.client.create_run(exp_id, run_name=info.name, tags=info.environment)
+            self.run_id = run.info.run_id
+            for key, value in flatten(info.recipe).items():
+                self.client.log_param(self.run_id, key, str(value)[:500])
+            self.client.log_text(self.run_id, info.recipe_yaml, "recipe.yaml")
+        else:
+            self.client.update_run(self.run_id, status="RUNNING")
+
+    def log_scalars(self, step: int, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.client.log_metric(self.run_id, key, value, step=step)
+
+    def log_image(self, step: int, name: str, path: Path) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path=name)
+
+    def finish(self, final: dict[str, float]) -> None:
+        for key, value in final.items():
+            self.client.log_metric(self.run_id, f"final_{key}", value)
+        self.client.set_terminated(self.run_id)
+
+    def state(self) -> dict[str, Any]:
+        return {"run_id": self.run_id} if self.run_id else {}

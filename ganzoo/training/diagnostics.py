@@ -1,0 +1,87 @@
+"""Is my training working? Warnings from the logged records, once each per run.
+
+Two patterns, the most frequent complaints in the pix2pix family's issue trackers:
+
+* **the discriminator wins outright**: for ``PATIENCE`` log intervals in a row D classifies
+  almost every patch right (``d_acc`` >= ``WIN_ACCURACY``: real outputs above, fake ones below
+  the objective's decision threshold) while G's GAN loss climbs;
+* **a loss diverges**: a loss more than ``DIVERGE_FACTOR`` times its value in the first log
+  intervals and still rising for ``PATIENCE`` intervals.
+
+Each warning is one line saying what users usually change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Log intervals a pattern must hold for before it is reported.
+PATIENCE = 3
+#: D accuracy above which D is "winning outright".
+WIN_ACCURACY = 0.95
+#: How many times its early level a loss must grow to count as diverging.
+DIVERGE_FACTOR = 10.0
+#: Intervals that set a loss's early level (their median).
+BASELINE = 3
+
+D_WINS = (
+    "the discriminator is winning outright (it classifies {acc:.0%} of patches right and G's GAN "
+    "loss has risen for {n} log intervals): G is learning little from it; usual remedies: a "
+    "lower optim.lr_d or several G steps per D step, loss.objective: lsgan, spectral_norm: true "
+    "on the discriminator, or a smaller discriminator (fewer layers, ndf)"
+)
+DIVERGES = (
+    "{name} is diverging ({value:.4g}, {factor:.0f}x its early level, rising for {n} log "
+    "intervals); usual remedies: lower learning rates (optim.lr_g, optim.lr_d), "
+    "train.precision: fp32, spectral norm, or gradient-friendly objectives (lsgan, hinge)"
+)
+
+
+class TrainingMonitor:
+    """Feed it every loss record (``observe``); it returns the warnings due, each once."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, Any]] = []
+        self.warned: set[str] = set()
+
+    def observe(self, record: dict[str, Any]) -> list[str]:
+        self.history.append(record)
+        out = []
+        win = self._discriminator_wins()
+        if win and "d_wins" not in self.warned:
+            self.warned.add("d_wins")
+            out.append(win)
+        for name in sorted(k for k in record if k.startswith("loss_")):
+            if name not in self.warned:
+                message = self._diverges(name)
+                if message:
+                    self.warned.add(name)
+                    out.append(message)
+        return out
+
+    def _recent(self, key: str, n: int) -> list[float] | None:
+        values = [r[key] for r in self.history if key in r]
+        return values[-n:] if len(values) >= n else None
+
+    def _discriminator_wins(self) -> str | None:
+        acc = self._recent("d_acc", PATIENCE)
+        gan = self._recent("loss_g_gan", PATIENCE + 1)
+        if acc is None or gan is None:
+            return None
+        rising = all(b > a for a, b in zip(gan, gan[1:]))
+        if min(acc) >= WIN_ACCURACY and rising:
+            return D_WINS.format(acc=min(acc), n=PATIENCE)
+        return None
+
+    def _diverges(self, name: str) -> str | None:
+        values = [r[name] for r in self.history if name in r]
+        if len(values) < BASELINE + PATIENCE + 1:
+            return None
+        early = sorted(abs(v) for v in values[:BASELINE])[BASELINE // 2]
+        recent = values[-(PATIENCE + 1) :]
+        rising = all(b > a for a, b in zip(recent, recent[1:]))
+        if early > 0 and rising and recent[-1] > DIVERGE_FACTOR * early:
+            return DIVERGES.format(
+                name=name, value=recent[-1], factor=recent[-1] / early, n=PATIENCE
+            )
+        return None

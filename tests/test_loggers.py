@@ -1,0 +1,246 @@
+"""Loggers (TensorBoard, W&B, MLflow), read back from what they wrote; failures isolated;
+training diagnostics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import tiny_recipe
+
+from ganzoo.training.diagnostics import TrainingMonitor
+from ganzoo.training.logs import LoggerWarning
+from ganzoo.training.trainer import TrainingWarning, train
+
+STEPS = ("train.max_steps=4", "train.log_every=1", "train.sample_every=2")
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def loss_values(run: Path, key: str) -> dict[int, float]:
+    return {r["step"]: r[key] for r in records(run) if key in r}
+
+
+# -- TensorBoard -------------------------------------------------------------------------------
+def test_tensorboard_events_read_back_and_resume_without_duplicates(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    recipe = tiny_recipe(tiny_data, *STEPS, "train.loggers=[tensorboard]", "train.max_steps=2")
+    train(recipe, run_dir=run, progress=False)
+    # a crash after step 3 was logged, before its checkpoint: the resume must not repeat it
+    train(None, run_dir=run, resume=True, overrides=["train.max_steps=4"], progress=False)
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    tags = events.Tags()
+    scalars = {e.step: e.value for e in events.Scalars("loss/g_l1")}
+    assert sorted(scalars) == [1, 2, 3, 4]  # each step once, across the resume
+    for step, value in loss_values(run, "loss_g_l1").items():
+        assert scalars[step] == pytest.approx(value, rel=1e-6)
+    for tag in ("lr/g", "speed/ms_per_step", "speed/images_per_s", "val/l1", "d/acc"):
+        assert tag in tags["scalars"], tag
+    assert "grad_norm/g" in tags["scalars"] and "d_out/real" in tags["scalars"]
+    assert [e.step for e in events.Images("samples")] == [2, 4]
+    assert any("recipe" in t for t in tags["tensors"])  # the recipe and environment as text
+    assert any(t.startswith("_hparams_") for t in tags["tensors"])  # final metrics: HPARAMS
+
+
+# -- Weights & Biases ----------------------------------------------------------------------------
+def wandb_log_entries(run_file: Path) -> list[bytes]:
+    """The records of a ``.wandb`` file: W&B's LevelDB-style log (a 7-byte header, then 32 KiB
+    blocks of [crc32c (4), length (2, little-endian), type (1), data] chunks, a record split
+    into FIRST / MIDDLE / LAST chunks across blocks)."""
+    data = run_file.read_bytes()
+    assert data[:4] == b":W&B"
+    block, pos, out, partial = 32768, 7, [], b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a chunk header is padding
+            pos += block - pos % block
+            continue
+        length = int.from_bytes(data[pos + 4 : pos + 6], "little")
+        kind, chunk = data[pos + 6], data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:
+            out.append(chunk)
+        elif kind == 2:
+            partial = chunk
+        elif kind == 3:
+            partial += chunk
+        elif kind == 4:
+            out.append(partial + chunk)
+    return out
+
+
+def wandb_records(run_file: Path) -> dict[str, list]:
+    """Config, history and summary records of an offline W&B run, parsed with wandb's own
+    protobuf messages."""
+    from wandb.proto import wandb_internal_pb2
+
+    out: dict[str, list] = {"run": [], "history": [], "summary": []}
+    for entry in wandb_log_entries(run_file):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(entry)
+        kind = record.WhichOneof("record_type")
+        if kind in out:
+            out[kind].append(getattr(record, kind))
+    return out
+
+
+def items(update) -> dict:  # noqa: ANN001
+    """A W&B config or history update as {key: value}."""
+    return {"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in update}
+
+
+def test_wandb_offline_run_holds_the_recipe_history_and_resumes_the_same_run(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = tmp_path / "run"
+    recipe = tiny_recipe(tiny_data, *STEPS, "train.loggers=[wandb]", "train.max_steps=2")
+    train(recipe, run_dir=run, progress=False)
+    run_id = json.loads((run / "loggers.json").read_text())["wandb"]["run_id"]
+    train(None, run_dir=run, resume=True, overrides=["train.max_steps=4"], progress=False)
+    folders = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(folders) == 2 and all(f.name.endswith(run_id) for f in folders)
+    first = wandb_records(next(folders[0].glob("*.wandb")))
+    config = items(first["run"][0].config.update)
+    assert config["name"] == "quickstart" and "torch" in config["environment"]
+    assert config["optim"]["lr_g"] == 0.0002
+    steps = [(h.step.num, items(h.item)) for h in first["history"]]
+    logged = {s: v["loss_g_l1"] for s, v in steps if "loss_g_l1" in v}
+    expected = loss_values(run, "loss_g_l1")
+    assert logged.keys() == {1, 2} and all(
+        logged[s] == pytest.approx(expected[s], rel=1e-6) for s in logged
+    )
+    second = wandb_records(next(folders[1].glob("*.wandb")))
+    later = {h.step.num for h in second["history"]}
+    assert {3, 4} <= later and not later & {1, 2}
+
+
+# -- MLflow --------------------------------------------------------------------------------------
+def test_mlflow_file_store_is_queried_back_and_resumes_the_same_run(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps it for local use
+    uri = (tmp_path / "mlruns").as_uri()
+    run = tmp_path / "run"
+    loggers = f"train.loggers=[{{name: mlflow, tracking_uri: '{uri}', experiment: tiny}}]"
+    recipe = tiny_recipe(tiny_data, *STEPS, loggers, "train.max_steps=2")
+    train(recipe, run_dir=run, progress=False)
+    run_id = json.loads((run / "loggers.json").read_text())["mlflow"]["run_id"]
+    train(None, run_dir=run, resume=True, overrides=["train.max_steps=4"], progress=False)
+    client = MlflowClient(tracking_uri=uri)
+    history = client.get_metric_history(run_id, "loss_g_l1")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4]
+    expected = loss_values(run, "loss_g_l1")
+    assert all(m.value == pytest.approx(expected[m.step], rel=1e-6) for m in history)
+    info = client.get_run(run_id)
+    assert info.data.params["optim.lr_g"] == "0.0002" and "torch" in info.data.tags
+    assert info.info.status == "FINISHED" and "final_val_l1" in info.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"recipe.yaml", "samples"} <= artifacts
+
+
+# -- failures are reported once and training goes on ----------------------------------------
+def test_a_failing_logger_is_dropped_with_one_warning(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    import socket
+
+    with socket.socket() as probe:  # a tracking server that is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    loggers = f"train.loggers=[{{name: mlflow, tracking_uri: 'http://127.0.0.1:{port}'}}]"
+    with pytest.warns(LoggerWarning) as caught:
+        _, final = train(
+            tiny_recipe(tiny_data, *STEPS, loggers), run_dir=tmp_path / "run", progress=False
+        )
+    assert final["step"] == 4
+    messages = [str(w.message) for w in caught if w.category is LoggerWarning]
+    assert len(messages) == 1 and "logger mlflow failed in start" in messages[0]
+    assert "training goes on without it" in messages[0] and "\n" not in messages[0]
+
+
+def test_a_missing_package_says_what_to_install(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_wandb(name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if name == "wandb" or name.startswith("wandb."):
+            raise ImportError("No module named 'wandb'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_wandb)
+    with pytest.warns(LoggerWarning, match=r"pip install 'ganzoo\[wandb\]'"):
+        train(
+            tiny_recipe(tiny_data, *STEPS, "train.loggers=[wandb]"),
+            run_dir=tmp_path / "run",
+            progress=False,
+        )
+    assert records(tmp_path / "run")  # the JSONL log was written regardless
+
+
+def test_only_rank_zero_logs(tiny_data: Path, tmp_path: Path) -> None:
+    from ganzoo.training.logs import RunLogs
+
+    logs = RunLogs(tiny_recipe(tiny_data, "train.loggers=[tensorboard]"), tmp_path, enabled=False)
+    assert logs.loggers == {}
+    logs.write({"step": 1, "loss_d": 1.0})
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+# -- diagnostics ------------------------------------------------------------------------------
+def test_diagnostics_are_logged(tiny_data: Path, tmp_path: Path) -> None:
+    train(tiny_recipe(tiny_data, *STEPS), run_dir=tmp_path / "run", progress=False)
+    logged = [r for r in records(tmp_path / "run") if "loss_d" in r]
+    assert all(0 <= r["d_acc"] <= 1 for r in logged)
+    assert all(r["grad_norm_g"] > 0 and r["grad_norm_d"] > 0 for r in logged)
+    assert all({"d_out_real", "d_out_fake", "images_per_s"} <= r.keys() for r in logged)
+
+
+def test_the_monitor_warns_when_d_wins_outright_and_when_a_loss_diverges() -> None:
+    monitor = TrainingMonitor()
+    warned = []
+    for step, (acc, gan) in enumerate([(0.6, 1.0), (0.97, 1.2), (0.98, 1.5), (0.99, 2.0)]):
+        warned += monitor.observe({"step": step, "d_acc": acc, "loss_g_gan": gan})
+    assert len(warned) == 1 and "discriminator is winning outright" in warned[0]
+    assert "lsgan" in warned[0] and "spectral_norm" in warned[0]
+    # a healthy run: D uncertain, G's loss level
+    calm = TrainingMonitor()
+    assert not [
+        w for s in range(20) for w in calm.observe({"step": s, "d_acc": 0.7, "loss_g_gan": 1.0})
+    ]
+    diverging = TrainingMonitor()
+    out = []
+    for step, value in enumerate([1.0, 1.1, 0.9, 1.0, 2.0, 5.0, 20.0]):
+        out += diverging.observe({"step": step, "loss_g_l1": value})
+    assert len(out) == 1 and "loss_g_l1 is diverging" in out[0] and "lr_g" in out[0]
+
+
+def test_the_trainer_raises_the_warning(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ganzoo.training.diagnostics as diagnostics
+
+    monkeypatch.setattr(diagnostics, "WIN_ACCURACY", 0.0)  # any accuracy counts as winning
+    monkeypatch.setattr(diagnostics, "PATIENCE", 1)
+    recipe = tiny_recipe(tiny_data, "train.max_steps=40", "train.log_every=1", "optim.lr_g=1e-6")
+    with pytest.warns(TrainingWarning, match="winning outright"):
+        train(recipe, run_dir=tmp_path / "run", progress=False)
