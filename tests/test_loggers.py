@@ -48,7 +48,8 @@ def test_tensorboard_events_read_back_and_resume_without_duplicates(
     assert "grad_norm/g" in tags["scalars"] and "d_out/real" in tags["scalars"]
     assert [e.step for e in events.Images("samples")] == [2, 4]
     assert any("recipe" in t for t in tags["tensors"])  # the recipe and environment as text
-    assert any(t.startswith("_hparams_") for t in tags["tensors"])  # final metrics: HPARAMS
+    hparams = events.PluginTagToContent("hparams")  # the final metrics in the HPARAMS tab
+    assert "_hparams_/session_start_info" in hparams and "hparam/val_l1" in tags["scalars"]
 
 
 # -- Weights & Biases ----------------------------------------------------------------------------
