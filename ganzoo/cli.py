@@ -459,6 +459,19 @@ def show(
     console.print(table)
 
 
+@app.command()
+def report(
+    source: Annotated[Path, typer.Argument(help="a run directory or an ablation directory")],
+    out: Annotated[Path | None, typer.Option(help="the HTML file (default SOURCE/report.html)")] = (
+        None
+    ),
+) -> None:
+    """One self-contained HTML page of a run or an ablation (opens offline)."""
+    from ganzoo.report import write_report
+
+    console.print(f"wrote {write_report(source, out)}", highlight=False)
+
+
 docs_app = typer.Typer(no_args_is_help=True, help="Generated documentation.")
 app.add_typer(docs_app, name="docs")
 

@@ -22,6 +22,8 @@ from ganzoo.recipe import Recipe
 from ganzoo.safe_io import write_text_atomic
 
 LOGGERS_STATE = "loggers.json"
+#: The software and device of the latest training session (for reports).
+ENVIRONMENT = "environment.json"
 
 
 class LoggerWarning(UserWarning):
@@ -77,6 +79,8 @@ class RunLogs:
     def start(self, device: torch.device, step: int, resumed: bool) -> None:
         if not self.enabled:
             return
+        env = environment(device)
+        write_text_atomic(self.run_dir / ENVIRONMENT, json.dumps(env, indent=2) + "\n")
         states = self._read_states()
         for label in list(self.loggers):
             info = RunInfo(
@@ -84,7 +88,7 @@ class RunLogs:
                 name=self.recipe.name,
                 recipe=self.recipe.to_dict(),
                 recipe_yaml=self.recipe.to_yaml(),
-                environment=environment(device),
+                environment=env,
                 step=step,
                 resumed=resumed,
                 state=states.get(label, {}),

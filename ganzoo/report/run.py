@@ -1,0 +1,202 @@
+"""The report of one run: what was trained, how the curves went, what it produces, how fast."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from ganzoo.evaluation.plots import read_metrics
+from ganzoo.report import page
+from ganzoo.run_dir import RunDir
+
+#: Sample sheets shown under the slider at most (evenly spaced, first and last included).
+MAX_FRAMES = 12
+
+
+def _series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    pts = [(r["step"], r[key]) for r in records if key in r and isinstance(r[key], (int, float))]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+#: Panels of the curves figure: a title and the keys drawn together in it.
+PANELS = (
+    ("discriminator loss", ("loss_d", "loss_d_real", "loss_d_fake", "loss_d_penalty")),
+    ("generator GAN loss", ("loss_g_gan",)),
+    ("reconstruction", ("loss_g_l1", "loss_g_fm", "loss_g_vgg", "loss_g_style")),
+    ("validation L1", ("val_l1",)),
+    ("validation PSNR (dB)", ("val_psnr",)),
+    ("D accuracy", ("d_acc",)),
+    ("D mean output", ("d_out_real", "d_out_fake")),
+    ("gradient norm", ("grad_norm_g", "grad_norm_d")),
+    ("learning rate", ("lr_g", "lr_d")),
+)
+COLORS = ("#1f4e79", "#c0504d", "#4f8f3a", "#8064a2")
+
+
+def curves_png(records: list[dict[str, Any]], panels: tuple = PANELS) -> bytes | None:
+    """One panel per group of keys (lines with a legend), against the step; None when no key
+    has data."""
+    groups = [(t, [k for k in keys if _series(records, k)[0]]) for t, keys in panels]
+    groups = [(t, keys) for t, keys in groups if keys]
+    if not groups:
+        return None
+    plt = page.pyplot()
+    cols = min(3, len(groups))
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.5 * cols, 2.5 * rows), squeeze=False, layout="constrained"
+    )
+    for ax, (title, keys) in zip(axes.flat, groups):
+        for key, color in zip(keys, COLORS):
+            steps, values = _series(records, key)
+            marker = "." if len(steps) < 30 else None
+            ax.plot(steps, values, color=color, linewidth=1.2, marker=marker, label=key)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.25)
+        if len(keys) > 1:
+            ax.legend(fontsize=7, frameon=False)
+    for ax in list(axes.flat)[len(groups) :]:
+        ax.axis("off")
+    return page.figure_png(fig)
+
+
+def _frames(run: RunDir) -> list[tuple[str, Path]]:
+    sheets = sorted(run.samples.glob("step_*.png"))
+    if len(sheets) > MAX_FRAMES:
+        idx = sorted({round(i * (len(sheets) - 1) / (MAX_FRAMES - 1)) for i in range(MAX_FRAMES)})
+        sheets = [sheets[i] for i in idx]
+    return [(f"step {int(p.stem.split('_')[-1])}", p) for p in sheets]
+
+
+def _evals(run: RunDir) -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(run.eval_dir.glob("*.json")) if run.eval_dir.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(record, dict) and "l1" in record:
+            out.append(record)
+    return out
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def run_report(run_dir: str | Path) -> str:
+    """The HTML of a run directory's report (see :func:`ganzoo.report.write_report`)."""
+    run = RunDir(run_dir)
+    recipe = run.read_recipe()
+    records = read_metrics(run.path)
+    losses = [r for r in records if any(k.startswith("loss_") for k in r)]
+    vals = [r for r in records if "val_l1" in r]
+    last = losses[-1] if losses else {}
+    previous = 0
+    seconds = 0.0
+    for r in losses:  # training time from each interval's ms/step
+        seconds += r.get("ms_per_step", 0.0) * (r["step"] - previous) / 1000
+        previous = r["step"]
+    speeds = [r["ms_per_step"] for r in losses if "ms_per_step" in r]
+    rates = [r["images_per_s"] for r in losses if "images_per_s" in r]
+    median = sorted(speeds)[len(speeds) // 2] if speeds else math.nan
+    d = recipe.data
+    summary = page.facts(
+        [
+            ("generator", f"{recipe.generator.name} {_params(recipe.generator.params)}"),
+            (
+                "discriminator",
+                f"{recipe.discriminator.name} {_params(recipe.discriminator.params)}",
+            ),
+            ("objective", f"{recipe.loss.objective.name}, L1 x {recipe.loss.l1:g}"),
+            ("data", f"{d.root} ({d.image_size[0]}x{d.image_size[1]}, batch {d.batch_size})"),
+            ("steps / epochs", f"{last.get('step', 0)} / {last.get('epoch', 0)}"),
+            ("training time", _duration(seconds) if seconds else "-"),
+            ("ms per step (median)", f"{median:.1f}" if speeds else "-"),
+            ("images per second", f"{sorted(rates)[len(rates) // 2]:.1f}" if rates else "-"),
+            (
+                "last val L1 / PSNR",
+                f"{vals[-1]['val_l1']:.4f} / {vals[-1]['val_psnr']:.2f} dB" if vals else "-",
+            ),
+        ]
+    )
+    png = curves_png(records)
+    figures = (
+        page.image(
+            png,
+            "Losses averaged over each logging interval; validation on the first val batches; D's "
+            "accuracy and mean outputs, gradient norms and learning rates (the diagnostics of "
+            "docs/training.md).",
+            alt="curves",
+        )
+        if png
+        else "<p>No records yet.</p>"
+    )
+    evals = _evals(run)
+    eval_table = (
+        page.table(
+            ["split", "mode", "images", "step", "L1", "PSNR (dB)", "SSIM", "FID"],
+            [
+                [
+                    e["split"],
+                    e.get("mode", "eval"),
+                    e.get("n", ""),
+                    e.get("step", ""),
+                    f"{e['l1']:.4f}",
+                    f"{e['psnr']:.2f}",
+                    f"{e['ssim']:.4f}",
+                    f"{e['fid']:.2f}" if "fid" in e else "-",
+                ]
+                for e in evals
+            ],
+        )
+        if evals
+        else "<p>No <code>ganzoo eval</code> results yet.</p>"
+    )
+    sheets = "".join(
+        page.sheet(
+            Path(e["sheet"]),
+            f"{e['split']} split, {e.get('mode', 'eval')} mode: input | output | target",
+        )
+        for e in evals
+        if e.get("sheet") and Path(e["sheet"]).is_file()
+    )
+    env_path = run.path / "environment.json"
+    environment = json.loads(env_path.read_text()) if env_path.is_file() else {}
+    sections = [
+        ("Summary", summary),
+        ("Curves", figures),
+        (
+            "Samples over the run",
+            page.slider(
+                _frames(run),
+                "Rows: input | output | target on the first validation images; drag to see "
+                "earlier steps.",
+            ),
+        ),
+        ("Evaluation", eval_table + sheets),
+        ("Recipe", f"<pre>{page.esc(recipe.to_yaml())}</pre>"),
+        (
+            "Environment",
+            page.table(["", "value"], [[k, v] for k, v in environment.items()])
+            if environment
+            else "",
+        ),
+    ]
+    subtitle = f"{run.path} — report written {time.strftime('%Y-%m-%d %H:%M')} by ganzoo"
+    return page.document(f"Run {recipe.name}", subtitle, sections)
+
+
+def _params(params: dict[str, Any]) -> str:
+    shown = {
+        k: v
+        for k, v in params.items()
+        if k in ("ngf", "ndf", "norm", "n_layers", "num_d", "branches", "num_downs", "n_blocks")
+    }
+    return "(" + ", ".join(f"{k} {v}" for k, v in shown.items()) + ")" if shown else ""

@@ -1,0 +1,112 @@
+"""``ganzoo report``: self-contained HTML pages, checked in a real headless browser (Debian's
+chromium; the browser checks skip where it is absent)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tiny_recipe
+from PIL import Image
+
+from ganzoo.cli import main
+from ganzoo.errors import GanzooError
+from ganzoo.report import write_report
+from ganzoo.training.trainer import train
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--log-level=0",
+    "--virtual-time-budget=5000",
+]
+
+
+def browse(page: Path, tmp_path: Path, *extra: str) -> tuple[str, str]:
+    """(the DOM after load, the browser's log) of ``page`` opened in headless chromium."""
+    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+    done = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, page.resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.stdout, done.stderr
+
+
+def check_in_browser(page: Path, tmp_path: Path) -> None:
+    """No console message, every image decoded, a non-blank screenshot."""
+    dom, log = browse(page, tmp_path, "--dump-dom")
+    console = [line for line in log.splitlines() if ":CONSOLE" in line]
+    assert not console, console[:3]
+    decoded = re.search(r'data-images="(\d+)/(\d+)"', dom)
+    assert decoded, "the page's self-check did not run"
+    ok, total = int(decoded[1]), int(decoded[2])
+    assert total >= 3 and ok == total
+    shot = tmp_path / f"{page.stem}.png"
+    browse(page, tmp_path, f"--screenshot={shot}", "--window-size=1200,1600")
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert pixels.std() > 10 and (pixels < 128).mean() > 0.005  # text and figures, not blank
+
+
+def assert_self_contained(page: Path) -> None:
+    text = page.read_text()
+    assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched from a network
+    assert "<script src" not in text and "<link" not in text
+
+
+@pytest.fixture(scope="module")
+def run(tiny_data: Path, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("report") / "run"
+    recipe = tiny_recipe(
+        tiny_data, "train.max_steps=6", "train.log_every=1", "train.sample_every=2"
+    )
+    train(recipe, run_dir=folder, progress=False)
+    assert main(["eval", str(folder), "--num-samples", "2"]) == 0
+    return folder
+
+
+def test_a_run_report_holds_everything_in_one_file(run: Path, tmp_path: Path) -> None:
+    page = tmp_path / "run.html"
+    assert main(["report", str(run), "--out", str(page)]) == 0
+    text = page.read_text()
+    assert_self_contained(page)
+    for expected in (
+        "Run quickstart",
+        "Summary",
+        "training time",
+        "Samples over the run",
+        "Evaluation",
+        "eval",
+        "val",
+        "Recipe",
+        "name: quickstart",
+        "Environment",
+        "torch",
+        "images per second",
+    ):
+        assert expected in text, expected
+    assert text.count('class="frame"') == 3  # samples at steps 2, 4, 6 under the slider
+    assert len(re.findall(r'src="data:image/png;base64,', text)) >= 6
+
+
+@needs_browser
+def test_a_run_report_renders_in_a_browser(run: Path, tmp_path: Path) -> None:
+    check_in_browser(write_report(run, tmp_path / "run.html"), tmp_path)
+
+
+def test_report_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(GanzooError, match="neither a run directory"):
+        write_report(tmp_path)
