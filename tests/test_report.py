@@ -99,7 +99,7 @@ def test_a_run_report_holds_everything_in_one_file(run: Path, tmp_path: Path) ->
     ):
         assert expected in text, expected
     assert text.count('class="frame"') == 3  # samples at steps 2, 4, 6 under the slider
-    assert len(re.findall(r'src="data:image/png;base64,', text)) >= 6
+    assert len(re.findall(r'src="data:image/png;base64,', text)) == 5  # curves, 3 samples, eval
 
 
 @needs_browser
