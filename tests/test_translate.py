@@ -62,7 +62,7 @@ def test_load_errors_are_one_line(run: Path, tmp_path: Path) -> None:
     (tmp_path / "bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
     (tmp_path / "empty").mkdir()
     for path, expected in [
-        (tmp_path / "missing", "no such run directory or checkpoint"),
+        (tmp_path / "missing", "no such run directory, checkpoint"),
         (tmp_path / "bad.pt", "not a readable ganzoo checkpoint"),
         (tmp_path / "bad.safetensors", "safetensors"),
         (tmp_path / "empty", "not a run directory"),

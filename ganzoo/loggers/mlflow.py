@@ -12,10 +12,13 @@ from ganzoo.registry import register
 
 @register("logger", "mlflow", paper="MLflow (https://mlflow.org)")
 class MlflowLogger(Logger):
-    """One MLflow run per ganzoo run in experiment ``experiment``: the recipe as parameters and
-    as the artifact ``recipe.yaml``, the environment as tags, scalars as metrics, sample sheets
-    as artifacts. A resume continues the same MLflow run (its id is kept in the run
-    directory). ``tracking_uri`` defaults to MLflow's own (``MLFLOW_TRACKING_URI``)."""
+    """One MLflow run per ganzoo run, in experiment ``experiment``.
+
+    The recipe as parameters and as the artifact ``recipe.yaml``, the environment as tags,
+    scalars as metrics, sample sheets as artifacts. A resume continues the same MLflow run (its
+    id is kept in the run directory). ``tracking_uri`` defaults to MLflow's own
+    (``MLFLOW_TRACKING_URI``).
+    """
 
     def __init__(
         self, run_dir: Path, tracking_uri: str | None = None, experiment: str = "ganzoo"

@@ -13,9 +13,12 @@ from ganzoo.registry import register
 
 @register("logger", "tensorboard", paper="TensorBoard (https://www.tensorflow.org/tensorboard)")
 class TensorBoardLogger(Logger):
-    """Scalars, sample sheets, the recipe and environment as text, and the final metrics as
-    hyperparameters (the HPARAMS tab), in ``RUN_DIR/tensorboard`` (or ``log_dir``). A resume
-    purges events past the checkpoint's step, so no step appears twice."""
+    """TensorBoard event files in ``RUN_DIR/tensorboard`` (or ``log_dir``).
+
+    Scalars, sample sheets, the recipe and environment as text, and the final metrics as
+    hyperparameters (the HPARAMS tab). A resume purges events past the checkpoint's step, so
+    no step appears twice.
+    """
 
     def __init__(self, run_dir: Path, log_dir: str | None = None) -> None:
         self.log_dir = Path(log_dir) if log_dir else Path(run_dir) / "tensorboard"

@@ -13,9 +13,12 @@ from ganzoo.registry import register
 
 @register("logger", "wandb", paper="Weights & Biases (https://wandb.ai)")
 class WandbLogger(Logger):
-    """One W&B run per ganzoo run: the recipe and environment as its config, scalars and sample
-    sheets as history, the final metrics as its summary. A resume continues the same W&B run
-    (its id is kept in the run directory)."""
+    """One W&B run per ganzoo run.
+
+    The recipe and environment as its config, scalars and sample sheets as history, the final
+    metrics as its summary. A resume continues the same W&B run (its id is kept in the run
+    directory).
+    """
 
     def __init__(
         self,
