@@ -110,3 +110,35 @@ def test_a_run_report_renders_in_a_browser(run: Path, tmp_path: Path) -> None:
 def test_report_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(GanzooError, match="neither a run directory"):
         write_report(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def ablation(tiny_data: Path, tmp_path_factory) -> Path:
+    """A finished 2-step ablation: two discriminators, two seeds."""
+    from test_ablation import DISCRIMINATORS, tiny_sets, write_spec
+
+    folder = tmp_path_factory.mktemp("report-ablation")
+    axes = {"discriminator": {k: DISCRIMINATORS[k] for k in ("patchgan", "multiscale")}}
+    spec = write_spec(folder, budget={"max_steps": 2}, axes=axes)
+    args = ["ablate", str(spec), "--out", str(folder / "out")]
+    for s in tiny_sets(tiny_data):
+        args += ["--set", s]
+    assert main(args) == 0
+    return folder / "out"
+
+
+def test_an_ablation_report_compares_the_variants(ablation: Path, tmp_path: Path) -> None:
+    page = tmp_path / "ablation.html"
+    assert main(["report", str(ablation), "--out", str(page)]) == 0
+    text = page.read_text()
+    assert_self_contained(page)
+    for expected in ("Ablation tiny", "Comparison", "patchgan", "multiscale", "L1 ↓", "Curves"):
+        assert expected in text, expected
+    assert text.count("<tr>") == 3  # header and one row per variant
+    assert text.count("class=best") >= 3  # L1, PSNR, SSIM each have a best cell
+    assert len(re.findall(r'src="data:image/png;base64,', text)) == 3  # metrics, samples, curves
+
+
+@needs_browser
+def test_an_ablation_report_renders_in_a_browser(ablation: Path, tmp_path: Path) -> None:
+    check_in_browser(write_report(ablation, tmp_path / "ablation.html"), tmp_path)

@@ -220,10 +220,11 @@ def _loss_metrics(summaries: list[VariantSummary]) -> list[Metric]:
     return [Metric(k, k, 4, None) for k in keys]
 
 
-def _table(
-    summaries: list[VariantSummary], manifest: dict[str, Any], bold: tuple[str, str]
-) -> tuple[list[str], list[list[str]]]:
-    """Header and rows shared by results.md and the terminal table."""
+def summary_table(
+    summaries: list[VariantSummary], manifest: dict[str, Any]
+) -> tuple[list[str], list[list[str]], set[tuple[int, int]]]:
+    """(header, rows, best cells as (row, column)) shared by results.md, the terminal table and
+    the HTML report."""
     axes = manifest["axes"] if len(manifest["axes"]) > 1 else []
     metrics = list(METRICS) + _loss_metrics(summaries)
     header = [
@@ -235,8 +236,9 @@ def _table(
         *(m.header + m.arrow for m in metrics),
     ]
     best = {m.key: best_variants(summaries, m) for m in metrics}
-    rows = []
-    for s in summaries:
+    first = len(header) - len(metrics)
+    rows, bold = [], set()
+    for i, s in enumerate(summaries):
         cells = [
             s.name,
             *(s.values[a] for a in axes),
@@ -244,10 +246,21 @@ def _table(
             f"{s.params_g:,}",
             f"{s.params_d:,}",
         ]
-        for m in metrics:
-            cell = format_cell(*s.stats[m.key], m.decimals)
-            cells.append(f"{bold[0]}{cell}{bold[1]}" if s.name in best[m.key] else cell)
+        for j, m in enumerate(metrics):
+            cells.append(format_cell(*s.stats[m.key], m.decimals))
+            if s.name in best[m.key]:
+                bold.add((i, first + j))
         rows.append(cells)
+    return header, rows, bold
+
+
+def _table(
+    summaries: list[VariantSummary], manifest: dict[str, Any], bold: tuple[str, str]
+) -> tuple[list[str], list[list[str]]]:
+    """The summary table with the best cells wrapped in ``bold`` (opening, closing)."""
+    header, rows, best = summary_table(summaries, manifest)
+    for i, j in best:
+        rows[i][j] = f"{bold[0]}{rows[i][j]}{bold[1]}"
     return header, rows
 
 

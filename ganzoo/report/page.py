@@ -19,6 +19,8 @@ h2 { font-size: 1.25em; margin: 34px 0 10px; border-bottom: 1px solid #d0d0d5; p
 table { border-collapse: collapse; margin: 8px 0 4px; font-size: 0.92em;
         font-family: -apple-system, 'Helvetica Neue', Arial, sans-serif; }
 th, td { padding: 4px 12px; text-align: right; }
+td { white-space: nowrap; }
+.wide { overflow-x: auto; }
 th:first-child, td:first-child { text-align: left; }
 thead tr { border-top: 2px solid #222; border-bottom: 1px solid #222; }
 tbody tr:last-child { border-bottom: 2px solid #222; }
@@ -114,7 +116,7 @@ def table(
         + "</tr>"
         for i, row in enumerate(rows)
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def facts(items: list[tuple[str, Any]]) -> str:

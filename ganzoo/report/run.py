@@ -16,7 +16,7 @@ from ganzoo.run_dir import RunDir
 MAX_FRAMES = 12
 
 
-def _series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+def series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     pts = [(r["step"], r[key]) for r in records if key in r and isinstance(r[key], (int, float))]
     return [p[0] for p in pts], [p[1] for p in pts]
 
@@ -39,7 +39,7 @@ COLORS = ("#1f4e79", "#c0504d", "#4f8f3a", "#8064a2")
 def curves_png(records: list[dict[str, Any]], panels: tuple = PANELS) -> bytes | None:
     """One panel per group of keys (lines with a legend), against the step; None when no key
     has data."""
-    groups = [(t, [k for k in keys if _series(records, k)[0]]) for t, keys in panels]
+    groups = [(t, [k for k in keys if series(records, k)[0]]) for t, keys in panels]
     groups = [(t, keys) for t, keys in groups if keys]
     if not groups:
         return None
@@ -51,7 +51,7 @@ def curves_png(records: list[dict[str, Any]], panels: tuple = PANELS) -> bytes |
     )
     for ax, (title, keys) in zip(axes.flat, groups):
         for key, color in zip(keys, COLORS):
-            steps, values = _series(records, key)
+            steps, values = series(records, key)
             marker = "." if len(steps) < 30 else None
             ax.plot(steps, values, color=color, linewidth=1.2, marker=marker, label=key)
         ax.set_title(title, fontsize=9)
