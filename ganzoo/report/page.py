@@ -116,7 +116,8 @@ def table(
         + "</tr>"
         for i, row in enumerate(rows)
     )
-    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    rows_html = f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+    return f'<div class="wide"><table>{rows_html}</table></div>'
 
 
 def facts(items: list[tuple[str, Any]]) -> str:
