@@ -30,7 +30,7 @@ from ganzoo.training.trainer import train
 SETTINGS = {
     "tensorboard": "tensorboard",
     "wandb": "{name: wandb, mode: offline}",
-    "mlflow": "{name: mlflow, tracking_uri: 'sqlite:///{tmp}/mlflow.db'}",
+    "mlflow": "{name: mlflow, tracking_uri: 'sqlite:///TMP/mlflow.db'}",
 }
 
 
@@ -58,9 +58,8 @@ def main() -> None:
         f"train.log_every={args.log_every}",
         f"train.sample_every={args.sample_every}",
         f"train.checkpoint_every={args.steps}",
-        "train.val_every=0",
     ]
-    configs = {"none": "[]", **{n: "[" + SETTINGS[n].format(tmp=tmp) + "]" for n in names}}
+    configs = {"none": "[]", **{n: "[" + SETTINGS[n].replace("TMP", str(tmp)) + "]" for n in names}}
     recipes = {
         name: load_recipe(args.recipe, [*base, f"train.loggers={value}"])
         for name, value in configs.items()
