@@ -2,8 +2,8 @@
 its parameter counts, the SPADE layer, the recipe's defaults, and a tiny model that learns.
 
 Source lines cited are NVlabs/SPADE at the commits docs/faithfulness.md lists:
-generator.py 0ff661e7, architecture.py / normalization.py / loss.py / base_options.py
-1eb35f1b, discriminator.py c0d50e6c, pix2pix_model.py / train_options.py 1aa3633e,
+generator.py 0ff661e7, architecture.py 9ebceac2, normalization.py 29f7c108, loss.py /
+base_options.py 1eb35f1b, discriminator.py c0d50e6c, pix2pix_model.py / train_options.py 1aa3633e,
 data/ade20k_dataset.py a0a13825, data/cityscapes_dataset.py 1a687bae, data/coco_dataset.py
 1eb35f1b.
 """
