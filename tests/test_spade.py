@@ -224,6 +224,56 @@ def test_sizes_it_cannot_take_are_one_line_errors() -> None:
         registry.create("generator", "spade", 4, 3, ngf=1, num_upsampling_layers="most")
 
 
+@pytest.mark.parametrize(
+    ("upsampling", "sides"),
+    [
+        # generator.py forward: up before G_middle_0; 'more'/'most' one more up before
+        # G_middle_1; up before each of up_0..up_3; 'most': up, up_4
+        ("normal", [1, 2, 2, 4, 8, 16, 32]),
+        ("more", [1, 2, 4, 8, 16, 32, 64]),
+        ("most", [1, 2, 4, 8, 16, 32, 64, 128]),
+    ],
+)
+def test_each_block_runs_at_the_source_resolution(upsampling: str, sides: list[int]) -> None:
+    g = registry.create(
+        "generator",
+        "spade",
+        2,
+        3,
+        ngf=2,
+        nhidden=4,
+        spectral=False,
+        num_upsampling_layers=upsampling,
+    )
+    names = ["head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3", "up_4"]
+    seen: list[tuple[str, int]] = []
+    for name in names[: len(sides)]:
+        getattr(g, name).register_forward_hook(
+            lambda m, args, out, name=name: seen.append((name, out.shape[-1]))
+        )
+    side = sides[-1]
+    g(torch.ones(2, 2, side, side))
+    assert seen == list(zip(names, sides, strict=False))
+
+
+def test_the_block_normalises_before_each_conv() -> None:
+    # architecture.py forward: x_s = conv_s(norm_s(x, seg)) when learned;
+    # dx = conv_1(actvn(norm_1(conv_0(actvn(norm_0(x, seg))), seg))), actvn leaky 0.2
+    torch.manual_seed(0)
+    block = SPADEResnetBlock(8, 4, 3, "instance", nhidden=8, kernel_size=3)
+    x, seg = torch.randn(2, 8, 8, 8), torch.rand(2, 3, 16, 16)
+
+    def act(t: torch.Tensor) -> torch.Tensor:
+        return nn.functional.leaky_relu(t, 0.2)
+
+    dx = block.conv_1(act(block.norm_1(block.conv_0(act(block.norm_0(x, seg))), seg)))
+    assert torch.allclose(block(x, seg), block.conv_s(block.norm_s(x, seg)) + dx, atol=1e-6)
+    same = SPADEResnetBlock(4, 4, 3, "instance", nhidden=8, kernel_size=3)
+    y = torch.randn(2, 4, 8, 8)
+    dy = same.conv_1(act(same.norm_1(same.conv_0(act(same.norm_0(y, seg))), seg)))
+    assert torch.allclose(same(y, seg), y + dy, atol=1e-6)
+
+
 def test_spade_is_the_plain_norm_when_gamma_and_beta_are_zero() -> None:
     torch.manual_seed(0)
     layer = SPADE(6, 3, "instance", nhidden=8, kernel_size=3)
