@@ -11,6 +11,11 @@ The GAN losses of the scales are summed (``reduction="sum"``), as pix2pixHD's
 ``GANLoss.__call__`` adds every scale's loss; SPADE's ``GANLoss`` divides that sum by the number
 of scales (``reduction="mean"``). Feature matching weighs each scale 1/num_d in both. Conv
 biases keep PyTorch's default initialisation, as pix2pixHD's ``weights_init`` leaves them.
+
+SPADE's ``MultiscaleDiscriminator`` (``norm_D`` ``spectralinstance``) is this one with
+``spectral_norm: hidden`` and ``hidden_bias: false``: its ``get_nonspade_norm_layer`` wraps
+only the normalised convs in spectral norm and drops their biases; its ``n_layers_D`` 4 is
+``n_layers`` 3 here (it counts the stride-1 conv before the logits).
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ from torch import nn
 from ganzoo.discriminators.layers import sides, smallest_sides
 from ganzoo.discriminators.patchgan import patch_stack
 from ganzoo.errors import RegistryError
-from ganzoo.nn import AttentionSlots, AttentionSpec, Count, InitName, NormName, Width
+from ganzoo.nn import (
+    AttentionSlots,
+    AttentionSpec,
+    Count,
+    InitName,
+    NormName,
+    Width,
+    apply_spectral_norm,
+)
 from ganzoo.nn.init import finish_network
 from ganzoo.nn.receptive_field import ConvGeometry
 from ganzoo.registry import register
@@ -40,7 +53,9 @@ class MultiscaleDiscriminator(nn.Module):
 
     ``forward(x)``: ``x`` is ``(N, in_channels, H, W)``; returns one list per scale,
     ``[f_1, ..., f_{n_layers+1}, logits]``. ``reduction``: how the scales' GAN losses combine
-    (pix2pixHD: ``sum``; SPADE: ``mean``). Attention: a spec at resolution ``r`` goes into
+    (pix2pixHD: ``sum``; SPADE: ``mean``). ``spectral_norm``: every conv (True) or only the
+    normalised ones (``hidden``, SPADE); ``hidden_bias``: biases on the normalised convs
+    (pix2pixHD: true; SPADE: false). Attention: a spec at resolution ``r`` goes into
     every scale that has a stride-2 stage producing ``r``-high maps (nominal heights
     ``ceil(H / 2^s) / 2^k``), and must fit at least one.
     """
@@ -52,12 +67,13 @@ class MultiscaleDiscriminator(nn.Module):
         n_layers: Count = 3,
         ndf: Width = 64,
         norm: NormName = "instance",
-        spectral_norm: bool = False,
+        spectral_norm: bool | Literal["hidden"] = False,
         init: InitName = "normal",
         init_gain: float = 0.02,
         attention: list[AttentionSpec] | None = None,
         image_size: int | tuple[int, int] = 256,
         reduction: Literal["sum", "mean"] = "sum",
+        hidden_bias: bool = True,
     ) -> None:
         super().__init__()
         self.branch_reduction = reduction
@@ -78,6 +94,7 @@ class MultiscaleDiscriminator(nn.Module):
                     norm=norm,
                     slots=slots,
                     style="pix2pixhd",
+                    hidden_bias=hidden_bias,
                 )
             )
             used |= slots.used
@@ -92,11 +109,15 @@ class MultiscaleDiscriminator(nn.Module):
             self,
             init=init,
             init_gain=init_gain,
-            spectral_norm=spectral_norm,
+            spectral_norm=spectral_norm is True,
             size_divisor=1,
             min_side=max(smallest_sides(chains)),
             zero_bias=False,
         )
+        if spectral_norm == "hidden":
+            for stack in scales:
+                for hidden_stage in list(stack)[1:-1]:
+                    apply_spectral_norm(hidden_stage)
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         result = []

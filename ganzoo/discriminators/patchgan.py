@@ -42,10 +42,12 @@ def patch_stack(
     norm: NormName,
     slots: AttentionSlots,
     style: PatchStyle = "pix2pix",
+    hidden_bias: bool | None = None,
 ) -> FeatureStack:
     """The PatchGAN layers as ``n_layers + 2`` stages (the last: logits), attention offered
     after each stride-2 stage (feature height ``image / 2^k``; pix2pixhd's padding makes the
-    actual map one pixel larger). Call ``slots.finish()`` after all stacks are built."""
+    actual map one pixel larger). ``hidden_bias`` None: the style's choice. Call
+    ``slots.finish()`` after all stacks are built."""
     if n_layers < 1:
         raise RegistryError(
             f"n_layers must be at least 1, got {n_layers}; "
@@ -53,7 +55,8 @@ def patch_stack(
         )
     hd = style == "pix2pixhd"
     padding = 2 if hd else 1
-    hidden_bias = True if hd else conv_bias(norm)
+    if hidden_bias is None:
+        hidden_bias = True if hd else conv_bias(norm)
 
     def width(n: int) -> int:
         return min(2**n * ndf, 512) if hd else min(2**n, 8) * ndf

@@ -128,7 +128,16 @@ class LeastSquares(Objective):
     "CVPR 2019 (arXiv:1903.07291)",
 )
 class Hinge(Objective):
-    """Hinge GAN: D mean(relu(1 - real)) + mean(relu(1 + fake)) (halved), G -mean(fake)."""
+    """Hinge GAN: D d_scale * (mean(relu(1 - real)) + mean(relu(1 + fake))), G -mean(fake).
+
+    ``d_scale`` 0.5 halves the D loss as ganzoo's other objectives; SPADE's ``GANLoss`` adds
+    the real and fake terms unhalved (``d_scale: 1``).
+    """
+
+    def __init__(self, d_scale: float = 0.5) -> None:
+        if not d_scale > 0:
+            raise RegistryError(f"hinge.d_scale: must be > 0 (0.5 or SPADE's 1), got {d_scale!r}")
+        self.d_scale = float(d_scale)
 
     def real_loss(self, real_logits: Tensor) -> Tensor:
         return F.relu(1 - real_logits.float()).mean()
