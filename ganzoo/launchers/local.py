@@ -61,8 +61,10 @@ def plan_devices(jobs: int, devices: str = "auto") -> list[str]:
 
 @register("launcher", "local")
 class LocalLauncher(Launcher):
-    """``jobs`` runs at once in worker processes, each on its own GPU, or on CPU with
-    ``threads_per_run`` torch threads (default ``cores // jobs``)."""
+    """Up to ``jobs`` runs at once on this machine (``ganzoo ablate --jobs N``).
+
+    Each run in a worker process pinned to its own GPU, or on CPU with ``threads_per_run``
+    torch threads (default ``cores // jobs``). ``devices``: auto, cpu or cuda."""
 
     def __init__(
         self, jobs: int = 2, threads_per_run: int | None = None, devices: str = "auto"

@@ -15,10 +15,10 @@ from ganzoo.registry import register
 
 @register("launcher", "sequential")
 class SequentialLauncher(Launcher):
-    """Every run in this process, one after another, the trainer's progress on the terminal.
+    """Every run in this process, one after another (the default).
 
-    ``threads_per_run``: torch threads of each run (None: this process's setting), to match
-    the per-run settings of a parallel launch."""
+    The trainer's progress shows on the terminal. ``threads_per_run``: torch threads of each
+    run (None: this process's setting), to match the per-run settings of a parallel launch."""
 
     def __init__(self, threads_per_run: int | None = None, progress: bool = True) -> None:
         self.threads_per_run = threads_per_run

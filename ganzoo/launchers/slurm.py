@@ -37,8 +37,10 @@ def require_submitit() -> Any:
 
 @register("launcher", "submitit", paper="submitit (https://github.com/facebookincubator/submitit)")
 class SubmititLauncher(Launcher):
-    """Every run as its own job of one SLURM job array (``cluster``: None detects SLURM,
-    'local' runs the jobs as local processes, 'debug' in this process). Resources per run:
+    """Every run as its own SLURM job (one job array), through submitit.
+
+    ``cluster``: None detects SLURM, 'local' runs the jobs as local processes, 'debug' in
+    this process. Resources per run:
     ``partition``, ``gpus_per_node``, ``cpus_per_task`` (also the run's torch threads),
     ``time`` (minutes), ``mem_gb``; ``array_parallelism`` caps the runs in flight; ``folder``
     holds submitit's logs (default OUT/submitit)."""
