@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_ablation
 import yaml
 from conftest import ROOT
 from rich.console import Console
@@ -37,21 +38,7 @@ from ganzoo.errors import GanzooError
 from ganzoo.launchers.base import build_launcher
 
 QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
-TINY = [
-    "data.direction=AtoB",
-    "data.load_size=36",
-    "data.crop_size=32",
-    "data.batch_size=2",
-    "data.num_workers=0",
-    "generator={name: unet, num_downs: 5, ngf: 4, norm: batch}",
-    "train.precision=fp32",
-    "train.deterministic=true",
-    "train.device=cpu",
-    "train.log_every=1",
-    "train.sample_every=1000",
-    "train.checkpoint_every=1",
-    "train.val_batches=1",
-]
+TINY = [*test_ablation.TINY, "train.device=cpu"]  # 32x32, tiny widths, deterministic
 VARIANTS = {
     "patchgan": {"name": "patchgan", "n_layers": 2, "ndf": 4, "norm": "batch"},
     "multiscale": {"name": "multiscale", "num_d": 2, "n_layers": 2, "ndf": 4, "norm": "batch"},
