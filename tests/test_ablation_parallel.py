@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,8 +22,8 @@ from conftest import ROOT
 from rich.console import Console
 from scipy import stats as st
 
+from ganzoo.ablation import compare_to_base, load_plan, run_ablation, write_report
 from ganzoo.ablation import job as job_module
-from ganzoo.ablation import load_plan, run_ablation, write_report
 from ganzoo.ablation.claims import claim_path, read_status, try_claim, write_status
 from ganzoo.ablation.progress import ProgressView, progress_table, run_progress
 from ganzoo.ablation.statistics import (
@@ -206,7 +207,14 @@ def test_a_failed_run_is_reported_and_only_it_is_rerun(
     report = write_report(out)
     assert not report.failed and "Failed runs" not in report.markdown.read_text()
     assert {c.variant for c in report.comparisons} == {"multiscale"}
-    assert "## Against the base variant" in report.markdown.read_text()
+    md = report.markdown.read_text()
+    assert "## Against the base variant" in md
+    # one seed: a difference, no test, no CI
+    assert re.search(
+        r"\| l1 \| multiscale \| [+-]0\.\d{4} \| – \| none \| 1 \| – \| needs more seeds \| – \|",
+        md,
+    )
+    assert compare_to_base(out) == report.comparisons
 
 
 def test_progress_is_read_from_the_ablation_directory(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def failures(out: Path, manifest: dict[str, Any]) -> list[RunFailure]:
     return found
 
 
-def statistics(out: str | Path, rows: list[dict[str, Any]] | None = None) -> list[Comparison]:
+def compare_to_base(out: str | Path, rows: list[dict[str, Any]] | None = None) -> list[Comparison]:
     """Each variant against the base (the first) for every quality metric (L1, PSNR, SSIM and
     FID / KID when scored), from the finished runs of the ablation directory ``out``; what
     the HTML report renders."""
@@ -114,7 +114,7 @@ def write_report(out: str | Path, console: Console | None = None) -> Report:
             stacklevel=2,
         )
     summaries = summarize(rows, manifest)
-    comparisons = statistics(out, rows)
+    comparisons = compare_to_base(out, rows)
     failed = failures(out, manifest)
     csv_path = write_csv(rows, manifest, out / "results.csv")
     md_path = out / "results.md"

@@ -29,6 +29,7 @@ class SequentialLauncher(Launcher):
         for i, job in enumerate(jobs, 1):
             label = f"[{i}/{len(jobs)}] {job.variant.name}, seed {job.seed}"
             job = dataclasses.replace(job, threads=self.threads_per_run)
+            console.print(f"{label}: {job.name}", highlight=False)
             outcome = execute(job, console=console, progress=self.progress)
             detail = f": {outcome.error} (log {outcome.log})" if outcome.log else ""
             if outcome.action == "claimed":
