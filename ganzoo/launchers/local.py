@@ -43,6 +43,14 @@ def _run(job: RunJob) -> RunOutcome:
     return execute(job)  # the trainer writes into the run's log
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. a SLURM or cgroup cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def plan_devices(jobs: int, devices: str = "auto") -> list[str]:
     """One device per worker: 'cuda:0'..'cuda:N-1' with CUDA ('auto' or 'cuda'), else 'cpu'."""
     if devices not in ("auto", "cpu", "cuda"):
@@ -72,7 +80,7 @@ class LocalLauncher(Launcher):
         if jobs < 1:
             raise GanzooError(f"--jobs {jobs}: give at least 1")
         self.jobs, self.devices = jobs, devices
-        self.threads_per_run = threads_per_run or max(1, (os.cpu_count() or 1) // jobs)
+        self.threads_per_run = threads_per_run or max(1, usable_cores() // jobs)
 
     def launch(self, jobs: list[RunJob], out: Path, console: Console) -> list[RunOutcome]:
         devices = plan_devices(min(self.jobs, max(1, len(jobs))), self.devices)
