@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import test_ablation
-import yaml
 from conftest import ROOT
 from rich.console import Console
 from scipy import stats as st
@@ -38,7 +37,6 @@ from ganzoo.cli import main
 from ganzoo.errors import GanzooError
 from ganzoo.launchers.base import build_launcher
 
-QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 TINY = [*test_ablation.TINY, "train.device=cpu"]  # 32x32, tiny widths, deterministic
 VARIANTS = {
     "patchgan": {"name": "patchgan", "n_layers": 2, "ndf": 4, "norm": "batch"},
@@ -49,19 +47,9 @@ COMPARED = ("variant", "seed", "loss_d", "loss_g_gan", "loss_g_l1", "l1", "psnr"
 
 
 def write_spec(folder: Path, **changes) -> Path:
-    spec = {
-        "name": "tiny",
-        "base": str(QUICKSTART),
-        "budget": {"max_steps": BUDGET},
-        "seeds": [0],
-        "eval": {"split": "val", "mode": "eval", "samples": 2},
-        "axes": {"discriminator": VARIANTS},
-        **changes,
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
+    """The tiny spec of test_ablation: 2 discriminators, 1 seed, 2 steps (``changes`` apply)."""
+    tiny = {"budget": {"max_steps": BUDGET}, "seeds": [0], "axes": {"discriminator": VARIANTS}}
+    return test_ablation.write_spec(folder, **{**tiny, **changes})
 
 
 def cli_args(spec: Path, out: Path, data: Path, *extra: str) -> list[str]:
