@@ -213,6 +213,8 @@ def test_progress_is_read_from_the_ablation_directory(tmp_path: Path) -> None:
         "".join(json.dumps(x) + "\n" for x in lines) + '{"step": 5, "ms_'  # being written
     )
     claim_path(tmp_path, "a__seed0").write_text("{}")
+    write_status(tmp_path / "new", "b__seed0", state="failed")  # a worker that never started
+    assert read_status(tmp_path / "new", "b__seed0") == {"state": "failed"}
     write_status(tmp_path, "b__seed0", state="done", finished=time.time())
     write_status(tmp_path, "c__seed0", state="failed", error="boom", finished=time.time())
     a, b, c, d = (run_progress(tmp_path, f"{n}__seed0", 10) for n in "abcd")

@@ -54,7 +54,9 @@ def read_status(out: Path, run: str) -> dict[str, Any] | None:
 
 def write_status(out: Path, run: str, **fields: Any) -> None:
     """Replace the run's status record atomically (``state`` and whatever else is given)."""
-    write_text_atomic(status_path(out, run), json.dumps(fields, indent=2) + "\n")
+    path = status_path(out, run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(fields, indent=2) + "\n")
 
 
 def pid_alive(pid: int) -> bool:
