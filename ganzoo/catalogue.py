@@ -28,6 +28,9 @@ Contracts:
 - **objective**: `d_loss(real_logits, fake_logits)`, `g_loss(fake_logits)`, and a gradient
   `penalty(...)` where `needs_penalty`.
 - **dataset** `Cls(root, split, in_channels, out_channels, **params)`: a source of decoded pairs.
+- **logger** `Cls(run_dir, **params)`: a `ganzoo.loggers.Logger`.
+- **launcher** `Cls(**params)`: a `ganzoo.launchers.Launcher`, `launch(jobs, out, console)` runs
+  every run of an ablation through `ganzoo.ablation.job.execute` (`ganzoo ablate --launcher`).
 """
 
 

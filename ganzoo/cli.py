@@ -509,9 +509,37 @@ def ablate(
     report: Annotated[
         Path | None, typer.Option(help="rebuild the report of this directory, no training")
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="runs at once on this machine (one GPU each, or cores/N threads)"),
+    ] = None,
+    threads_per_run: Annotated[
+        int | None, typer.Option(help="torch threads of each run (match --jobs sequentially)")
+    ] = None,
+    launcher: Annotated[
+        str | None, typer.Option(help="sequential, local, submitit or a plugin's launcher")
+    ] = None,
+    launcher_opt: Annotated[
+        list[str] | None,
+        typer.Option(help="a launcher parameter, key=value (YAML value), repeatable"),
+    ] = None,
+    partition: Annotated[str | None, typer.Option(help="submitit: SLURM partition")] = None,
+    gpus_per_node: Annotated[int | None, typer.Option(help="submitit: GPUs per run")] = None,
+    cpus_per_task: Annotated[
+        int | None, typer.Option(help="submitit: CPUs per run (its torch threads)")
+    ] = None,
+    time: Annotated[int | None, typer.Option(help="submitit: minutes per run")] = None,
+    mem_gb: Annotated[float | None, typer.Option(help="submitit: memory per run, GB")] = None,
+    fid: Annotated[
+        bool, typer.Option(help="also FID and KID per run (skipped when no Inception weights)")
+    ] = False,
+    inception_weights: Annotated[
+        Path | None, typer.Option(help="the Inception weights file for --fid")
+    ] = None,
 ) -> None:
     """Train every variant of an ablation the same way (resumable) and compare them."""
     from ganzoo.ablation import load_plan, run_ablation, write_report
+    from ganzoo.launchers.base import build_launcher, parse_options
 
     if report is not None:
         if source is not None or vary or seeds or steps or set_:
@@ -521,6 +549,20 @@ def ablate(
     if source is None:
         raise GanzooError("give an ablation spec (or a recipe with --vary), or --report DIR")
     plan = load_plan(source, set_ or [], vary=vary, seeds=seeds, steps=steps)
+    if jobs is not None and launcher is None and not plan.launcher.get("name"):
+        launcher = "local"
+    options = parse_options(launcher_opt or [])
+    options.update(
+        jobs=jobs,
+        threads_per_run=threads_per_run,
+        partition=partition,
+        gpus_per_node=gpus_per_node,
+        cpus_per_task=cpus_per_task,
+        time=time,
+        mem_gb=mem_gb,
+    )
+    runner = build_launcher(plan.launcher, launcher, options)
+    inception = _inception_or_none(inception_weights) if fid else None
     out = out or Path("runs") / "ablations" / plan.name
     runs = len(plan.variants) * len(plan.seeds)
     console.print(
@@ -528,8 +570,32 @@ def ablate(
         f"{runs} runs of {plan.max_steps} steps into {out}",
         highlight=False,
     )
-    run_ablation(plan, out, console=console)
-    write_report(out, console)
+    outcomes = run_ablation(plan, out, console=console, launcher=runner, inception=inception)
+    claimed = [o for o in outcomes if o.action == "claimed"]
+    for o in claimed:
+        console.print(f"{o.run_dir.name}: left alone, {o.error}", highlight=False)
+    failed = [o for o in outcomes if o.action == "failed"]
+    if len(failed) + len(claimed) < len(outcomes) or any(
+        (o.run_dir / "eval").is_dir() for o in outcomes
+    ):
+        write_report(out, console)
+    if failed:
+        raise GanzooError(
+            f"{len(failed)} run(s) failed ({', '.join(o.run_dir.name for o in failed)}; errors "
+            f"in {out / 'results.md'}); run the same command again to retry them"
+        )
+
+
+def _inception_or_none(weights: Path | None) -> str | None:
+    """The Inception weights for --fid, or None after a one-line note (the ablation goes on)."""
+    from ganzoo.evaluation.fid import inception_weights, require_torch_fidelity
+
+    try:
+        require_torch_fidelity()
+        return str(inception_weights(weights, download=False))
+    except GanzooError as exc:
+        err_console.print(f"--fid: left out ({exc})", highlight=False)
+        return None
 
 
 import_app = typer.Typer(

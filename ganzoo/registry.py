@@ -44,6 +44,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "objective": ("ganzoo.objectives", ()),
     "dataset": ("ganzoo.datasets", ("root", "split", "in_channels", "out_channels")),
     "logger": ("ganzoo.loggers", ("run_dir",)),
+    "launcher": ("ganzoo.launchers", ()),
 }
 
 #: Modules whose import registers the built-in components.
@@ -55,6 +56,7 @@ _BUILTIN_MODULES = (
     "ganzoo.data.aligned",
     "ganzoo.data.folders",
     "ganzoo.loggers",
+    "ganzoo.launchers",
 )
 
 BUILTIN = "built-in"

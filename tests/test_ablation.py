@@ -81,7 +81,10 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def read_md_table(path: Path) -> tuple[list[str], list[list[str]]]:
-    lines = [x for x in path.read_text().splitlines() if x.startswith("|")]
+    """The first table of a markdown file (the summary; the statistics follow)."""
+    text = path.read_text()
+    first = text[text.index("\n|") + 1 :].split("\n\n")[0]
+    lines = [x for x in first.splitlines() if x.startswith("|")]
     split = [[c.strip() for c in x.strip("|").split("|")] for x in lines]
     return split[0], split[2:]
 

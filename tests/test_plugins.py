@@ -3,6 +3,7 @@ a broken plugin leaves `ganzoo list` working with a warning."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -61,6 +62,40 @@ def test_example_plugin_is_listed_with_its_distribution(installed_plugin: Path) 
     assert "Small residual generator" in lines["example_resnet_small"]
     loggers = ganzoo("list", "logger", site=installed_plugin)
     assert "example_csv" in loggers.stdout and "tensorboard" in loggers.stdout
+    launchers = ganzoo("list", "launcher", site=installed_plugin)
+    for name in ("example_last_first", "sequential", "local", "submitit"):
+        assert name in launchers.stdout
+
+
+@pytest.mark.slow
+def test_an_ablation_runs_through_the_plugin_launcher(
+    installed_plugin: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        textwrap.dedent(f"""\
+        base: {ROOT / "recipes" / "quickstart.yaml"}
+        budget: {{max_steps: 1}}
+        axes:
+          discriminator:
+            patchgan: {{name: patchgan, n_layers: 2, ndf: 4}}
+            pixel: {{name: pixel, ndf: 4}}
+        launcher: {{name: example_last_first}}
+        """)
+    )
+    sets = [f"data.root={tiny_data}", "data.crop_size=32", "data.load_size=36"]
+    sets += ["data.num_workers=0", "data.batch_size=2", "train.precision=fp32"]
+    sets += ["generator={name: unet, num_downs: 5, ngf: 4}"]
+    out = tmp_path / "out"
+    args = ["ablate", str(spec), "--out", str(out), *(x for s in sets for x in ("--set", s))]
+    result = ganzoo(*args, "--launcher-opt", "threads=1", site=installed_plugin)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    order = [line.split()[1] for line in lines if line.startswith("example_last_first:")]
+    assert order == ["pixel__seed0", "patchgan__seed0"]
+    assert (out / "results.md").is_file()
+    status = json.loads((out / "runs" / "pixel__seed0.status.json").read_text())
+    assert status["state"] == "done" and status["threads"] == 1
 
 
 @pytest.mark.slow

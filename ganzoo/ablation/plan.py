@@ -64,6 +64,7 @@ class Plan:
     seeds: list[int]
     max_steps: int
     eval: EvalSettings
+    launcher: dict[str, Any] = field(default_factory=dict)  # the spec's, not in the manifest
 
     def runs(self) -> list[tuple[Variant, int]]:
         """(variant, seed) in training order: every variant of the first seed first, so a
@@ -201,6 +202,7 @@ def build_plan(spec: AblationSpec, overrides: list[str] | None = None) -> Plan:
         seeds=list(spec.seeds),
         max_steps=spec.budget.max_steps,
         eval=spec.eval,
+        launcher=dict(spec.launcher or {}),
     )
 
 

@@ -26,6 +26,7 @@ from ganzoo.evaluation.plots import read_metrics
 from ganzoo.recipe import from_dict, read_yaml
 from ganzoo.training.checkpoint import latest_checkpoint
 
+from .claims import read_status
 from .runner import MANIFEST, checkpoint_step, read_eval
 
 
@@ -50,6 +51,10 @@ METRICS = (
     Metric("ssim", "SSIM", 4, False),
     Metric("ms_per_iter", "ms/iter", 1, True),
 )
+#: Added when the runs were scored with ``--fid``.
+FID_METRICS = (Metric("fid", "FID", 2, True), Metric("kid", "KID", 4, True))
+#: The metrics the statistics compare (quality, not speed or losses).
+QUALITY = ("l1", "psnr", "ssim", "fid", "kid")
 NO_SPREAD = "–"
 
 
@@ -108,6 +113,7 @@ def collect_rows(out: Path, manifest: dict[str, Any]) -> tuple[list[dict[str, An
             if variant["name"] not in params:
                 params[variant["name"]] = count_parameters(run_dir)
             records = read_metrics(run_dir)
+            fid = {k: record[k] for k in ("fid", "kid") if k in record}
             rows.append(
                 {
                     "variant": variant["name"],
@@ -117,14 +123,21 @@ def collect_rows(out: Path, manifest: dict[str, Any]) -> tuple[list[dict[str, An
                     "params_g": params[variant["name"]][0],
                     "params_d": params[variant["name"]][1],
                     "ms_per_iter": ms_per_iter(records),
+                    "threads": (read_status(out, name) or {}).get("threads", ""),
                     **final_losses(records),
                     "l1": record["l1"],
                     "psnr": record["psnr"],
                     "ssim": record["ssim"],
+                    **fid,
                     "n_images": record["n"],
                 }
             )
     return rows, missing
+
+
+def metric_columns(rows: list[dict[str, Any]]) -> list[Metric]:
+    """:data:`METRICS`, and FID / KID when any run has them."""
+    return [*METRICS, *(m for m in FID_METRICS if any(m.key in r for r in rows))]
 
 
 def loss_keys(rows: list[dict[str, Any]]) -> list[str]:
@@ -141,10 +154,12 @@ def write_csv(rows: list[dict[str, Any]], manifest: dict[str, Any], path: Path) 
         "params_g",
         "params_d",
         "ms_per_iter",
+        "threads",
         *loss_keys(rows),
         "l1",
         "psnr",
         "ssim",
+        *(k for k in ("fid", "kid") if any(k in r for r in rows)),
         "n_images",
     ]
     with open(path, "w", newline="") as f:
@@ -176,7 +191,7 @@ class VariantSummary:
 
 def summarize(rows: list[dict[str, Any]], manifest: dict[str, Any]) -> list[VariantSummary]:
     """One summary per variant that has finished runs, in the manifest's order."""
-    keys = [m.key for m in METRICS] + loss_keys(rows)
+    keys = [m.key for m in metric_columns(rows)] + loss_keys(rows)
     out = []
     for variant in manifest["variants"]:
         mine = [r for r in rows if r["variant"] == variant["name"]]
@@ -226,7 +241,9 @@ def summary_table(
     """(header, rows, best cells as (row, column)) shared by results.md, the terminal table and
     the HTML report."""
     axes = manifest["axes"] if len(manifest["axes"]) > 1 else []
-    metrics = list(METRICS) + _loss_metrics(summaries)
+    present = {k for s in summaries for k, v in s.stats.items() if math.isfinite(v[0])}
+    metrics = [*METRICS, *(m for m in FID_METRICS if m.key in present)]
+    metrics += _loss_metrics(summaries)
     header = [
         "variant",
         *axes,

@@ -25,10 +25,15 @@ from rich.console import Console
 from ganzoo.ablation.plan import Plan, Variant
 from ganzoo.errors import GanzooError, RecipeError, TrainingError
 from ganzoo.recipe import from_dict, read_yaml
+from ganzoo.safe_io import write_text_atomic
 from ganzoo.training.checkpoint import latest_checkpoint
 
 MANIFEST = "ablation.json"
-Action = Literal["skipped", "evaluated", "resumed", "trained"]
+Action = Literal["skipped", "evaluated", "resumed", "trained", "claimed", "failed", "stopped"]
+
+
+class StoppedError(TrainingError):
+    """A signal stopped the training of a run (resumable: run the same command again)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class RunOutcome:
     seed: int
     run_dir: Path
     action: Action
+    error: str | None = None  # failed: the one-line error; claimed: who holds the run
+    log: Path | None = None
+    threads: int | None = None
 
 
 def checkpoint_step(path: Path) -> int:
@@ -137,23 +145,31 @@ def train_run(
     del trainer
     gc.collect()
     if stopped is not None:
-        raise TrainingError(
+        raise StoppedError(
             f"ablation stopped by {stopped} during {run_dir.name}; run the same command again "
             "to resume it"
         )
 
 
-def evaluate(run_dir: Path, plan: Plan) -> dict[str, Any]:
-    """Score the run's final checkpoint on the plan's split and mode (whole split)."""
+def evaluate(run_dir: Path, plan: Plan, *, inception: str | None = None) -> dict[str, Any]:
+    """Score the run's final checkpoint on the plan's split and mode (whole split); with the
+    ``inception`` weights file, FID and KID too."""
     from ganzoo.evaluation.evaluate import evaluate_run
 
-    return evaluate_run(run_dir, plan.eval.split, mode=plan.eval.mode, device="auto")
+    return evaluate_run(
+        run_dir,
+        plan.eval.split,
+        mode=plan.eval.mode,
+        fid=inception is not None,
+        inception_weights=inception,
+        device="auto",
+    )
 
 
 def write_manifest(out: Path, plan: Plan) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / MANIFEST
-    path.write_text(json.dumps(plan.manifest(), indent=2) + "\n")
+    write_text_atomic(path, json.dumps(plan.manifest(), indent=2) + "\n")  # shared storage
     return path
 
 
@@ -163,39 +179,25 @@ def run_ablation(
     *,
     console: Console | None = None,
     progress: bool = True,
+    launcher: Any = None,
+    inception: str | None = None,
 ) -> list[RunOutcome]:
     """Train and score every run of ``plan`` into ``out`` (skipping finished ones, resuming
-    interrupted ones); returns what was done per run. Write the report with
+    interrupted ones, leaving alone the ones another live launch holds) through ``launcher``
+    (a :class:`ganzoo.launchers.Launcher`; default: sequential in this process). Returns what
+    was done per run, failures included (recorded, retried by the next call). With the
+    ``inception`` weights file the runs are scored with FID and KID too. Write the report with
     :func:`ganzoo.ablation.report.write_report`."""
+    from ganzoo import registry
+    from ganzoo.ablation.job import RunJob  # job.py builds on this module
+
     out = Path(out)
     console = console or Console()
     runs = [(v, s, out / "runs" / v.run_name(s)) for v, s in plan.runs()]
-    states = [run_state(run_dir, v, s, plan) for v, s, run_dir in runs]  # conflicts: now
+    for v, s, run_dir in runs:  # a conflicting run fails the launch before anything trains
+        run_state(run_dir, v, s, plan)
     write_manifest(out, plan)
-    outcomes = []
-    for i, ((variant, seed, run_dir), state) in enumerate(zip(runs, states), 1):
-        label = f"[{i}/{len(runs)}] {variant.name}, seed {seed}"
-        if state == "skipped":
-            console.print(f"{label}: finished, skipped", highlight=False)
-        else:
-            if state in ("fresh", "resumed"):
-                verb = "resuming" if state == "resumed" else "training"
-                console.print(f"{label}: {verb} to step {plan.max_steps}", highlight=False)
-                train_run(
-                    run_dir,
-                    variant,
-                    seed,
-                    plan,
-                    resume=state == "resumed",
-                    console=console,
-                    progress=progress,
-                )
-            record = evaluate(run_dir, plan)
-            console.print(
-                f"{label}: L1 {record['l1']:.4f}, PSNR {record['psnr']:.2f} dB, "
-                f"SSIM {record['ssim']:.4f} on {record['n']} {plan.eval.split} images",
-                highlight=False,
-            )
-        action: Action = "trained" if state == "fresh" else state
-        outcomes.append(RunOutcome(variant.name, seed, run_dir, action))
-    return outcomes
+    if launcher is None:
+        launcher = registry.create("launcher", "sequential", progress=progress)
+    jobs = [RunJob(out, plan, v, s, inception=inception) for v, s, _ in runs]
+    return launcher.launch(jobs, out, console)

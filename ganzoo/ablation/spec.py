@@ -10,6 +10,7 @@
         patchgan:   {name: patchgan, n_layers: 3}
         multiscale: {name: multiscale, num_d: 3}
       optim.lr_d: [0.0002, 0.0001]       # or a plain list of values
+    launcher: {name: submitit, partition: gpu, gpus_per_node: 1}   # optional, see launchers
 
 Structure is validated by pydantic (unknown keys rejected); axes by :func:`check_axes`. Every
 error is one line naming the dotted path, e.g. ``axes.seed: ...``.
@@ -74,6 +75,9 @@ class AblationSpec(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     axes: dict[str, Any] = Field(min_length=1)
+    launcher: dict[str, Any] | None = Field(
+        None, description="where the runs execute: {name: submitit, partition: gpu, ...}"
+    )
     _source: Path | None = PrivateAttr(None)  # the spec file, set by spec_from_dict
 
     @property
