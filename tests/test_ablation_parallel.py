@@ -36,6 +36,7 @@ from ganzoo.ablation.statistics import (
 from ganzoo.cli import main
 from ganzoo.errors import GanzooError
 from ganzoo.launchers.base import build_launcher
+from ganzoo.report import write_report as write_html_report
 
 TINY = [*test_ablation.TINY, "train.device=cpu"]  # 32x32, tiny widths, deterministic
 VARIANTS = {
@@ -187,6 +188,8 @@ def test_a_failed_run_is_reported_and_only_it_is_rerun(
     assert "Traceback" in log.read_text() and "second line" in log.read_text()
     md = (out / "results.md").read_text()
     assert "## Failed runs" in md and "CUDA out of memory (simulated)" in md and str(log) in md
+    html = write_html_report(out).read_text()  # the HTML report names it too
+    assert "Failed runs" in html and "CUDA out of memory (simulated)" in html and str(log) in html
 
     monkeypatch.setattr(job_module, "train_run", real)
     plan = load_plan(spec, [f"data.root={tiny_data}", *TINY])

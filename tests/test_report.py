@@ -132,9 +132,19 @@ def test_an_ablation_report_compares_the_variants(ablation: Path, tmp_path: Path
     assert main(["report", str(ablation), "--out", str(page)]) == 0
     text = page.read_text()
     assert_self_contained(page)
-    for expected in ("Ablation tiny", "Comparison", "patchgan", "multiscale", "L1 ↓", "Curves"):
+    for expected in (
+        "Ablation tiny",
+        "Comparison",
+        "patchgan",
+        "multiscale",
+        "L1 ↓",
+        "Curves",
+        "Against the base variant",
+        "paired t",  # both variants share seeds 0 and 1
+        "needs more seeds",  # two seeds are never enough for a mark
+    ):
         assert expected in text, expected
-    assert text.count("<tr>") == 3  # header and one row per variant
+    assert text.count("<tr>") == 3 + 4  # summary: header + 2 variants; comparisons: header + 3
     assert text.count("class=best") >= 3  # L1, PSNR, SSIM each have a best cell
     assert len(re.findall(r'src="data:image/png;base64,', text)) == 3  # metrics, samples, curves
 

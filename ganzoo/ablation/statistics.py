@@ -178,6 +178,29 @@ def _num(x: float | None, decimals: int) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:+.{decimals}f}"
 
 
+COMPARISON_HEADER = ["metric", "variant", "Δ", "95% CI", "test", "seeds", "p", "", "seeds for 80%"]
+
+
+def comparison_cells(c: Comparison, decimals: int) -> list[str]:
+    """One comparison as the cells under :data:`COMPARISON_HEADER`."""
+    ci = (
+        "–"
+        if not math.isfinite(c.ci_low)
+        else f"[{_num(c.ci_low, decimals)}, {_num(c.ci_high, decimals)}]"
+    )
+    return [
+        c.metric,
+        c.variant,
+        _num(c.diff, decimals),
+        ci,
+        c.test,
+        str(c.n),
+        "–" if c.p_value is None else f"{c.p_value:.3g}",
+        c.verdict,
+        "–" if c.seeds_needed is None else str(c.seeds_needed),
+    ]
+
+
 def markdown_section(comparisons: list[Comparison], decimals: dict[str, int]) -> str:
     """The "Is it significant?" section of results.md (empty with a single variant)."""
     if not comparisons:
@@ -192,16 +215,9 @@ def markdown_section(comparisons: list[Comparison], decimals: dict[str, int]) ->
         "many seeds would detect the observed Δ with 80% power (two-sided α = 0.05; paired: the "
         "sd of the per-seed differences).",
         "",
-        "| metric | variant | Δ | 95% CI | test | seeds | p | | seeds for 80% |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(COMPARISON_HEADER) + " |",
+        "|" + "|".join("---" for _ in COMPARISON_HEADER) + "|",
     ]
     for c in comparisons:
-        d = decimals.get(c.metric, 4)
-        ci = "–" if not math.isfinite(c.ci_low) else f"[{_num(c.ci_low, d)}, {_num(c.ci_high, d)}]"
-        p = "–" if c.p_value is None else f"{c.p_value:.3g}"
-        needed = "–" if c.seeds_needed is None else str(c.seeds_needed)
-        lines.append(
-            f"| {c.metric} | {c.variant} | {_num(c.diff, d)} | {ci} | {c.test} | {c.n} | {p} "
-            f"| {c.verdict} | {needed} |"
-        )
+        lines.append("| " + " | ".join(comparison_cells(c, decimals.get(c.metric, 4))) + " |")
     return "\n".join([*lines, ""])

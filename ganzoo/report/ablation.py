@@ -9,7 +9,8 @@ from typing import Any
 
 from ganzoo.ablation.report import Report
 from ganzoo.ablation.report import write_report as write_ablation_files
-from ganzoo.ablation.results import read_manifest, summary_table
+from ganzoo.ablation.results import FID_METRICS, METRICS, read_manifest, summary_table
+from ganzoo.ablation.statistics import COMPARISON_HEADER, RESAMPLES, comparison_cells
 from ganzoo.evaluation.plots import read_metrics
 from ganzoo.report import page
 from ganzoo.report.run import series
@@ -78,6 +79,22 @@ def _runs(out: Path, manifest: dict[str, Any], report: Report) -> dict[str, list
     }
 
 
+def _significance(report: Report, decimals: dict[str, int]) -> str:
+    """The comparison of every variant with the base: Δ, bootstrap CI, test, p, power."""
+    if not report.comparisons:
+        return ""
+    rows = [comparison_cells(c, decimals.get(c.metric, 4)) for c in report.comparisons]
+    marked = {(i, 7) for i, c in enumerate(report.comparisons) if c.significant}
+    base = report.comparisons[0].base
+    return page.table(COMPARISON_HEADER, rows, marked) + (
+        f"<p>Δ is variant − {page.esc(base)} (the first variant), with a bootstrap 95% CI over "
+        f"seeds ({RESAMPLES:,} resamples). The test is the paired t-test over the seeds both "
+        "share (same seed: same data order and G initialisation), else Welch's t-test; ✓ marks "
+        "p &lt; 0.05 with at least 3 seeds. <i>Seeds for 80%</i> is how many seeds would detect "
+        "the observed Δ with 80% power (two-sided α = 0.05).</p>"
+    )
+
+
 def ablation_report(out: str | Path) -> str:
     """The HTML of an ablation directory's report (see :func:`ganzoo.report.write_report`);
     also (re)writes the ablation's results.csv / results.md / metrics.png / samples.png."""
@@ -106,9 +123,18 @@ def ablation_report(out: str | Path) -> str:
         "nothing.</p>"
     )
     curves = overlaid_curves_png(_runs(out, manifest, report))
+    decimals = {m.key: m.decimals for m in (*METRICS, *FID_METRICS)}
     sections = [
         ("Summary", summary),
         ("Comparison", comparison),
+        ("Against the base variant", _significance(report, decimals)),
+        (
+            "Failed runs",
+            page.table(["run", "error", "log"], [[f.run, f.error, f.log] for f in report.failed])
+            + "<p>Run the same <code>ganzoo ablate</code> command again to retry them.</p>"
+            if report.failed
+            else "",
+        ),
         (
             "Metrics",
             page.image(report.metrics, "Mean and standard deviation over seeds per variant."),
