@@ -31,9 +31,11 @@ _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 class Translator(nn.Module):
     """A trained generator that translates images of any size (padded to the sizes it takes,
-    cropped back). Call it on a PIL image, a numpy array (``H x W`` or ``H x W x C``, uint8 in
-    [0, 255] or float in [0, 1]) or a tensor (``(C, H, W)`` or ``(N, C, H, W)`` float in
-    [-1, 1], or uint8); the output is of the same kind, layout and range."""
+    cropped back). Call it on a PIL image, a numpy array (``H x W`` or ``H x W x C``: uint8,
+    uint16 or float, mapped by the recipe's ``data.range`` or by dtype: uint8 [0, 255], uint16
+    [0, 65535], float [0, 1]; a label-map model takes integer class ids) or a tensor
+    (``(C, H, W)`` or ``(N, C, H, W)`` float in [-1, 1], or uint8); the output is of the same
+    kind, layout and dtype, in ``data.range.B`` (else the dtype's range)."""
 
     def __init__(
         self,
@@ -103,22 +105,31 @@ class Translator(nn.Module):
         )
 
     def _numpy(self, array: np.ndarray) -> np.ndarray:
+        from ganzoo.data.dataset import pair_values
+        from ganzoo.data.formats import canonical
+        from ganzoo.data.ranges import SideRange
+
         flat = array.ndim == 2
         hwc = array[..., None] if flat else array
         if hwc.ndim != 3:
             raise GanzooError(f"a numpy image is H x W or H x W x C, got shape {array.shape}")
-        if array.dtype == np.uint8:
-            x = torch.from_numpy(np.array(hwc, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
-        elif np.issubdtype(array.dtype, np.floating):
-            x = torch.from_numpy(np.array(hwc, dtype=np.float32)).permute(2, 0, 1) * 2 - 1
+        if array.dtype.kind not in "uif":
+            raise GanzooError(f"numpy images are integers or floats, got {array.dtype}")
+        chw = canonical(np.ascontiguousarray(hwc.transpose(2, 0, 1)))
+        values = pair_values(self.recipe.data)
+        if values.labels is not None:
+            values.labels.check(chw, "the array")
+            x = torch.from_numpy(values.labels.encode(chw))
         else:
-            raise GanzooError(f"numpy images are uint8 or float in [0, 1], got {array.dtype}")
-        y = self.forward(x).clamp(-1, 1).permute(1, 2, 0).cpu().numpy()
-        if array.dtype == np.uint8:
-            y = np.round((y + 1) * 127.5).astype(np.uint8)
-        else:
-            y = ((y + 1) / 2).astype(array.dtype)
-        return y[..., 0] if flat and y.shape[2] == 1 else y
+            a = values.a
+            if a.spec is None and chw.dtype.kind == "f":
+                a = SideRange("A", (0.0, 1.0), a.clip)
+            a.check(chw, "the array")
+            x = torch.from_numpy(a.to_unit(chw, "the array"))
+        y = self.forward(x).clamp(-1, 1).cpu().numpy()
+        dtype = array.dtype if array.dtype.kind == "f" or values.labels is None else np.uint8
+        out = values.b.from_unit(y, dtype, "the output").transpose(1, 2, 0)
+        return out[..., 0] if flat and out.shape[2] == 1 else out
 
     def translate(self, inputs: str | Path, output: str | Path, **options: Any) -> Translation:
         """Translate an image or a folder of images into ``output/<stem>.png``, as
