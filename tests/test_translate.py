@@ -236,3 +236,187 @@ def test_cli_translate(run: Path, tiny_data: Path, tmp_path: Path, capsys) -> No
     )
     _, err = capsys.readouterr()
     assert code == 2 and "nearest valid sizes" in err and len(err.strip().splitlines()) == 1
+
+
+# -- deep files: outputs keep the input's kind and depth -----------------------------------------
+@pytest.fixture(scope="module")
+def deep_run(tmp_path_factory) -> Path:
+    """A 2-step run on 16-bit RGB PNG pairs (A and B 3 channels, uint16 by dtype)."""
+    import imagecodecs
+
+    from ganzoo.recipe import load_recipe
+
+    root = tmp_path_factory.mktemp("deep")
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for side in ("A", "B"):
+            (root / split / side).mkdir(parents=True)
+        for i in range(2):
+            a = rng.integers(0, 65536, size=(32, 32, 3)).astype(np.uint16)
+            for side, x in (("A", a), ("B", 65535 - a)):
+                (root / split / side / f"{i}.png").write_bytes(imagecodecs.png_encode(x))
+    recipe = load_recipe(
+        Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml",
+        [
+            f"data={{name: paired_folders, root: {root}, load_size: 32, crop_size: 32, "
+            "batch_size: 2, num_workers: 0}",
+            "generator={name: unet, num_downs: 5, ngf: 8, norm: batch}",
+            "discriminator={name: patchgan, n_layers: 2, ndf: 8, norm: batch}",
+            "train.precision=fp32",
+            "train.max_steps=2",
+            "train.sample_every=1000",
+            "train.checkpoint_every=1000",
+            "train.val_batches=1",
+        ],
+    )
+    train(recipe, run_dir=root / "run", progress=False)
+    return root / "run"
+
+
+def deep_inputs(folder: Path) -> Path:
+    """x.png (16-bit RGB), y.tif (uint16), z.npy (uint16 HWC) and w.tif (uint8), 32x32."""
+    import imagecodecs
+    import tifffile
+
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 65536, size=(32, 32, 3)).astype(np.uint16)
+    (folder / "x.png").write_bytes(imagecodecs.png_encode(x))
+    tifffile.imwrite(folder / "y.tif", x, photometric="rgb")
+    np.save(folder / "z.npy", x)
+    tifffile.imwrite(folder / "w.tif", (x >> 8).astype(np.uint8), photometric="rgb")
+    return folder
+
+
+def read_any(path: Path) -> np.ndarray:
+    from ganzoo.data.formats import read_image
+
+    return read_image(path)
+
+
+def test_translate_keeps_kind_and_depth(deep_run: Path, tmp_path: Path) -> None:
+    inputs = deep_inputs(tmp_path / "in")
+    result = translate(deep_run, inputs, tmp_path / "out")
+    names = sorted(p.name for p in result.outputs)
+    assert names == ["w.tif", "x.png", "y.tif", "z.npy"]
+    for name in ("x.png", "y.tif", "z.npy"):
+        out = read_any(tmp_path / "out" / name)
+        assert out.dtype == np.uint16 and out.shape == (3, 32, 32), name
+        assert len(np.unique(out)) > 256, name  # more than 8 bits of precision kept
+    assert np.load(tmp_path / "out" / "z.npy").shape == (32, 32, 3)  # data.array_layout hwc
+    assert read_any(tmp_path / "out" / "w.tif").dtype == np.uint8
+    same = [read_any(tmp_path / "out" / n).astype(int) for n in ("x.png", "y.tif", "z.npy")]
+    assert np.array_equal(same[0], same[1]) and np.array_equal(same[0], same[2])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ending", "dtype"),
+    [
+        ("png", ".png", "uint8"),
+        ("png16", ".png", "uint16"),
+        ("tiff", ".tif", "uint16"),
+        ("npy", ".npy", "uint16"),
+    ],
+)
+def test_translate_format_option(
+    deep_run: Path, tmp_path: Path, fmt: str, ending: str, dtype: str
+) -> None:
+    inputs = deep_inputs(tmp_path / "in")
+    (inputs / "y.tif").unlink(), (inputs / "z.npy").unlink(), (inputs / "w.tif").unlink()
+    assert (
+        main(
+            [
+                "translate",
+                str(deep_run),
+                "-i",
+                str(inputs),
+                "-o",
+                str(tmp_path / "o"),
+                "--format",
+                fmt,
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    out = read_any(tmp_path / "o" / f"x{ending}")
+    assert out.dtype == np.dtype(dtype)
+    assert (len(np.unique(out)) > 256) == (dtype == "uint16")
+
+
+def test_translator_takes_uint16_and_float_arrays(deep_run: Path) -> None:
+    import ganzoo
+
+    model = ganzoo.load(deep_run, device="cpu")
+    x16 = np.random.default_rng(2).integers(0, 65536, size=(32, 32, 3)).astype(np.uint16)
+    y16 = model(x16)
+    assert y16.dtype == np.uint16 and y16.shape == (32, 32, 3) and len(np.unique(y16)) > 256
+    yf = model(x16.astype(np.float32) / 65535)
+    assert yf.dtype == np.float32 and 0 <= yf.min() and yf.max() <= 1
+    np.testing.assert_allclose(yf * 65535, y16, atol=1.0)
+
+
+def small_run(root: Path, data: str) -> Path:
+    """A 2-step run of the tiny U-Net on ``data`` (a recipe data mapping, YAML)."""
+    from ganzoo.recipe import load_recipe
+
+    recipe = load_recipe(
+        Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml",
+        [
+            data,
+            "generator={name: unet, num_downs: 5, ngf: 8, norm: batch}",
+            "discriminator={name: patchgan, n_layers: 2, ndf: 8, norm: batch}",
+            "train.precision=fp32",
+            "train.max_steps=2",
+            "train.sample_every=1000",
+            "train.checkpoint_every=1000",
+            "train.val_batches=1",
+        ],
+    )
+    train(recipe, run_dir=root / "run", progress=False)
+    return root / "run"
+
+
+def test_float_tiff_and_label_maps_end_to_end(tmp_path: Path) -> None:
+    """train -> translate -> files: float32 TIFFs (declared ranges) stay float32 TIFFs in
+    data.range.B; label maps (one-hot input) give 8-bit PNG images."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for sub in ("A", "B", "L"):
+            (tmp_path / split / sub).mkdir(parents=True)
+        for i in range(2):
+            a = rng.random((32, 32, 2)).astype(np.float32) * 10
+            tifffile.imwrite(tmp_path / split / "A" / f"{i}.tif", a.transpose(2, 0, 1))
+            tifffile.imwrite(tmp_path / split / "B" / f"{i}.tif", a[..., 0] / 10 - 0.5)
+            ids = rng.integers(0, 3, size=(32, 32)).astype(np.uint8)
+            Image.fromarray(ids).save(tmp_path / split / "L" / f"{i}.png")
+    floats = small_run(
+        tmp_path / "f",
+        f"data={{name: paired_folders, root: {tmp_path}, in_channels: 2, out_channels: 1, "
+        "range: {A: [0, 10], B: [-0.5, 0.5]}, load_size: 32, crop_size: 32, num_workers: 0}",
+    )
+    translate(floats, tmp_path / "val" / "A", tmp_path / "out_f")
+    out = tifffile.imread(tmp_path / "out_f" / "0.tif")
+    assert out.dtype == np.float32 and out.shape == (32, 32)
+    assert -0.5 <= out.min() and out.max() <= 0.5 and len(np.unique(out)) > 256
+    # label maps: L/ (class ids) -> B/ images of 8 bits (the 1-channel B above, as PNG)
+    for split in ("train", "val"):
+        (tmp_path / split / "A").rename(tmp_path / split / "F")
+        (tmp_path / split / "L").rename(tmp_path / split / "A")
+        for i in range(2):
+            b = ((tifffile.imread(tmp_path / split / "B" / f"{i}.tif") + 0.5) * 255).astype(
+                np.uint8
+            )
+            (tmp_path / split / "B" / f"{i}.tif").unlink()
+            Image.fromarray(b).save(tmp_path / split / "B" / f"{i}.png")
+    labels = small_run(
+        tmp_path / "l",
+        f"data={{name: paired_folders, root: {tmp_path}, out_channels: 1, "
+        "labels: {num_classes: 3}, load_size: 32, crop_size: 32, num_workers: 0}",
+    )
+    translate(labels, tmp_path / "val" / "A", tmp_path / "out_l")
+    image = np.asarray(Image.open(tmp_path / "out_l" / "0.png"))
+    assert image.dtype == np.uint8 and image.shape == (32, 32)

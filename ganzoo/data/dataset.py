@@ -41,20 +41,21 @@ class PairValues:
     b: SideRange = SideRange("B")
     labels: LabelMaps | None = None
 
-    def check(self, a: torch.Tensor, b: torch.Tensor, path: str) -> None:
-        """One-line DataErrors for values outside a range, or ids that are no class."""
+    def check(self, a: torch.Tensor, b: torch.Tensor, paths: tuple[str, str]) -> None:
+        """One-line DataErrors naming the file (of ``paths``: A's, B's) for values outside a
+        range, or ids that are no class."""
         if self.labels is not None:
-            self.labels.check(a.numpy(), path)
+            self.labels.check(a.numpy(), paths[0])
         else:
-            self.a.check(a.numpy(), path)
-        self.b.check(b.numpy(), path)
+            self.a.check(a.numpy(), paths[0])
+        self.b.check(b.numpy(), paths[1])
 
-    def encoders(self, path: str) -> tuple[Encoder, Encoder]:
+    def encoders(self, paths: tuple[str, str]) -> tuple[Encoder, Encoder]:
         """Cropped (C, h, w) arrays -> float32: one-hot (0/1) or [-1, 1]."""
-        b = partial(self.b.to_unit, path=path)
+        b = partial(self.b.to_unit, path=paths[1])
         if self.labels is not None:
             return self.labels.encode, b
-        return partial(self.a.to_unit, path=path), b
+        return partial(self.a.to_unit, path=paths[0]), b
 
 
 class PairedDataset(Dataset):
@@ -122,11 +123,9 @@ class PairedDataset(Dataset):
         if not 0 <= i < len(self):
             raise IndexError(f"index {i} out of range for a dataset of {len(self)} pairs")
         a, b = self.prepared(i)
-        path = self.path(i)
-        a, b = self.transform.augment(
-            a, b, item_rng(self.seed, epoch, i), self.values.encoders(path)
-        )
-        return {"A": a, "B": b, "path": path}
+        encoders = self.values.encoders(pair_paths(self.source, self.indices[i]))
+        a, b = self.transform.augment(a, b, item_rng(self.seed, epoch, i), encoders)
+        return {"A": a, "B": b, "path": self.path(i)}
 
     def close(self) -> None:
         """Stop the persistent loader workers of this dataset (they also stop with it)."""
@@ -145,8 +144,18 @@ def load_checked(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pair ``index`` decoded, its values checked (ranges, class ids)."""
     a, b = source.load(index)
-    values.check(a, b, source.path(index))
+    values.check(a, b, pair_paths(source, index))
     return a, b
+
+
+def pair_paths(source: PairSource, index: int) -> tuple[str, str]:
+    """(input file, target file) of pair ``index``, for errors (``source.path`` for both when
+    the source does not name them apart)."""
+    paths = getattr(source, "paths", None)
+    if paths is None:
+        path = source.path(index)
+        return path, path
+    return paths(index)
 
 
 def prepare_pair(

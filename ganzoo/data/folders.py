@@ -70,6 +70,11 @@ class PairedFolders(ImageFilePairs):
     def path(self, index: int) -> str:
         return str(self.pairs[index][0])
 
+    def paths(self, index: int) -> tuple[str, str]:
+        """(input file, target file) of pair ``index``."""
+        a, b = self.pairs[index]
+        return (str(a), str(b)) if self.direction == "AtoB" else (str(b), str(a))
+
     def size(self, index: int) -> tuple[int, int]:
         a_path, b_path = self.pairs[index]
         a_size, b_size = read_size(a_path, self.options), read_size(b_path, self.options)

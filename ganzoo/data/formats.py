@@ -202,7 +202,8 @@ def read_image(
         raise
     except (*_ERRORS, RuntimeError, EOFError) as exc:
         raise unreadable(path, exc, advice) from None
-    return np.ascontiguousarray(canonical(array))
+    array = np.ascontiguousarray(canonical(array))
+    return array if array.flags.writeable else array.copy()
 
 
 def read_size(
