@@ -132,8 +132,9 @@ class Translator(nn.Module):
         return out[..., 0] if flat and out.shape[2] == 1 else out
 
     def translate(self, inputs: str | Path, output: str | Path, **options: Any) -> Translation:
-        """Translate an image or a folder of images into ``output/<stem>.png``, as
-        ``ganzoo translate`` does (``options``: direction, size, fit, batch_size, layout)."""
+        """Translate an image or a folder of images into ``output/<stem>.<ending>``, as
+        ``ganzoo translate`` does (``options``: direction, size, fit, batch_size, layout,
+        out_format)."""
         result = translate_files(
             self.generator,
             self.recipe,
