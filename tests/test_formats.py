@@ -466,3 +466,23 @@ def test_a_tiny_unet_learns_a_16_bit_4_channel_task(tmp_path: Path) -> None:
     before = trainer.validate()["val_l1"]
     final = trainer.fit()
     assert final["val_l1"] < 0.5 * before, (before, final["val_l1"])
+
+
+def test_aligned_16_bit_png_pairs(tmp_path: Path) -> None:
+    (tmp_path / "train").mkdir()
+    a = ramp(16, 16, 3, "uint16", seed=1)
+    b = ramp(16, 16, 3, "uint16", seed=2)
+    write_image(tmp_path / "train" / "0.png", np.concatenate([a, b], axis=1).transpose(2, 0, 1))
+    data = DataSection(root=str(tmp_path), preprocess="none", crop_size=16, num_workers=0)
+    item = build_dataset(data, "train", train=False)[0]
+    for got, want in ((item["A"], a), (item["B"], b)):
+        expected = torch.from_numpy(want.transpose(2, 0, 1) / 65535 * 2 - 1).float()
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    grey = build_dataset(
+        DataSection(
+            root=str(tmp_path), preprocess="none", crop_size=16, num_workers=0, in_channels=1
+        ),
+        "train",
+        train=False,
+    )[0]
+    assert grey["A"].shape == (1, 16, 16) and len(torch.unique(grey["A"])) > 200

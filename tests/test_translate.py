@@ -342,7 +342,7 @@ def test_translate_format_option(
     )
     out = read_any(tmp_path / "o" / f"x{ending}")
     assert out.dtype == np.dtype(dtype)
-    assert (len(np.unique(out)) > 256) == (dtype == "uint16")
+    assert (len(np.unique(out)) > 256) == (dtype == "uint16")  # png: the 8-bit preview
 
 
 def test_translator_takes_uint16_and_float_arrays(deep_run: Path) -> None:
@@ -420,3 +420,35 @@ def test_float_tiff_and_label_maps_end_to_end(tmp_path: Path) -> None:
     translate(labels, tmp_path / "val" / "A", tmp_path / "out_l")
     image = np.asarray(Image.open(tmp_path / "out_l" / "0.png"))
     assert image.dtype == np.uint8 and image.shape == (32, 32)
+
+
+def test_a_12_bit_range_round_trips_and_png_is_a_preview(tmp_path: Path) -> None:
+    """data.range.B [0, 4095]: 16-bit PNG outputs hold 0 .. 4095; --format png stretches the
+    range to 0 .. 255; a JPEG input (8-bit output) that cannot hold it is a one-line error."""
+    import imagecodecs
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for side in ("A", "B"):
+            (tmp_path / split / side).mkdir(parents=True)
+        for i in range(2):
+            a = rng.integers(0, 4096, size=(32, 32)).astype(np.uint16)
+            for side, x in (("A", a), ("B", 4095 - a)):
+                (tmp_path / split / side / f"{i}.png").write_bytes(imagecodecs.png_encode(x))
+    run = small_run(
+        tmp_path / "r",
+        f"data={{name: paired_folders, root: {tmp_path}, in_channels: 1, out_channels: 1, "
+        "range: {A: [0, 4095], B: [0, 4095]}, load_size: 32, crop_size: 32, num_workers: 0}",
+    )
+    translate(run, tmp_path / "val" / "A", tmp_path / "o16")
+    out = imagecodecs.png_decode((tmp_path / "o16" / "0.png").read_bytes())
+    assert out.dtype == np.uint16 and out.max() <= 4095 and 1500 < out.mean() < 2600
+    translate(run, tmp_path / "val" / "A", tmp_path / "o8", out_format="png")
+    preview = np.asarray(Image.open(tmp_path / "o8" / "0.png"))
+    expected = np.round(out.astype(np.float64) / 4095 * 255)
+    assert preview.dtype == np.uint8 and np.abs(preview - expected).max() <= 1
+    Image.fromarray((rng.random((32, 32)) * 15).astype(np.uint8)).save(tmp_path / "j.jpg")
+    with pytest.raises(DataError) as info:
+        translate(run, tmp_path / "j.jpg", tmp_path / "oj")
+    assert "range.B [0, 4095] does not fit uint8" in str(info.value)
+    assert "\n" not in str(info.value)

@@ -97,7 +97,7 @@ def _read_photo(path: Path, channels: int | None, labels: bool) -> np.ndarray:
             return _adapt(np.asarray(img).astype(np.uint16)[None], channels)
         if img.mode in ("I", "F"):
             return _adapt(canonical(np.asarray(img))[None], channels)
-        if channels in (1, 3) or channels is None:
+        if channels in (1, 3):
             # the reference converts every file to RGB first, and to grey with PIL's luma
             rgb = img.convert("RGB")
             return _from_hwc(np.asarray(rgb.convert("L") if channels == 1 else rgb))

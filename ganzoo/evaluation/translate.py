@@ -39,6 +39,7 @@ from ganzoo.data.formats import (
     write_image,
 )
 from ganzoo.data.images import is_image_file, list_images
+from ganzoo.data.ranges import SideRange
 from ganzoo.data.transforms import resize
 from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation.inference import (
@@ -157,13 +158,16 @@ def save_image(
     image: torch.Tensor, path: Path, recipe: Recipe, in_dtype: np.dtype, out_format: str | None
 ) -> None:
     """Write (C, H, W) in [-1, 1] to ``path`` through the inverse of data.range.B, in the
-    input's dtype (png: uint8, png16: uint16; a PNG of a float input: uint16)."""
+    input's dtype (png: uint8, png16: uint16; a PNG of a float input: uint16). ``png`` asked
+    for a range wider than 8 bits writes a preview: the range stretched to 0 .. 255."""
     forced = OUTPUT_FORMATS[out_format][1] if out_format is not None else None
     dtype = np.dtype(forced or in_dtype)
     if kind(path) == "photo" and dtype not in (np.uint8, np.uint16):
         dtype = np.dtype(np.uint16)
-    values = pair_values(recipe.data)
-    array = values.b.from_unit(image.detach().float().cpu().numpy(), dtype, str(path))
+    side = pair_values(recipe.data).b
+    if out_format == "png" and side.spec is not None:
+        side = SideRange("B")  # the 8-bit full scale
+    array = side.from_unit(image.detach().float().cpu().numpy(), dtype, str(path))
     write_image(path, array, recipe.data.params.get("array_layout", "hwc"))
 
 
