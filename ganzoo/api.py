@@ -94,8 +94,12 @@ class Translator(nn.Module):
                 return ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
             return self.forward(image)
         if isinstance(image, Image.Image):
-            array = np.asarray(image.convert("L" if self.recipe.data.in_channels == 1 else "RGB"))
-            out = self(array)
+            if self.recipe.data.labels is not None:  # class ids (palette indices), as they are
+                array = np.asarray(image)
+            else:
+                mode = "L" if self.recipe.data.in_channels == 1 else "RGB"
+                array = np.asarray(image.convert(mode))
+            out = self._numpy(array, preview=True)
             return Image.fromarray(out[..., 0] if out.ndim == 3 and out.shape[2] == 1 else out)
         if isinstance(image, np.ndarray):
             return self._numpy(image)
@@ -104,7 +108,9 @@ class Translator(nn.Module):
             "tensor"
         )
 
-    def _numpy(self, array: np.ndarray) -> np.ndarray:
+    def _numpy(self, array: np.ndarray, preview: bool = False) -> np.ndarray:
+        """H x W (x C) array -> the output array (see the class docstring); ``preview``: an
+        8-bit image of data.range.B stretched to 0 .. 255 (for PIL)."""
         from ganzoo.data.dataset import pair_values
         from ganzoo.data.formats import canonical
         from ganzoo.data.ranges import SideRange
@@ -128,7 +134,8 @@ class Translator(nn.Module):
             x = torch.from_numpy(a.to_unit(chw, "the array"))
         y = self.forward(x).clamp(-1, 1).cpu().numpy()
         dtype = array.dtype if array.dtype.kind == "f" or values.labels is None else np.uint8
-        out = values.b.from_unit(y, dtype, "the output").transpose(1, 2, 0)
+        b = SideRange("B") if preview else values.b
+        out = b.from_unit(y, np.uint8 if preview else dtype, "the output").transpose(1, 2, 0)
         return out[..., 0] if flat and out.shape[2] == 1 else out
 
     def translate(self, inputs: str | Path, output: str | Path, **options: Any) -> Translation:

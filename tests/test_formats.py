@@ -180,6 +180,8 @@ def test_outside_the_range_is_an_error_unless_clip() -> None:
     assert SideRange("B", (0, 1), clip=True).to_unit(x, "v.npy").max() == 1.0
     with pytest.raises(DataError, match="value nan"):
         SideRange("B", (0, 1)).check(np.full((1, 1, 1), np.nan, np.float32), "n.npy")
+    with pytest.raises(DataError, match="n.npy: holds NaN values"):
+        SideRange("B", (0, 1), clip=True).check(np.full((1, 1, 1), np.nan, np.float32), "n.npy")
 
 
 def test_range_recipe_validation(tmp_path: Path) -> None:

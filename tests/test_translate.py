@@ -420,6 +420,18 @@ def test_float_tiff_and_label_maps_end_to_end(tmp_path: Path) -> None:
     translate(labels, tmp_path / "val" / "A", tmp_path / "out_l")
     image = np.asarray(Image.open(tmp_path / "out_l" / "0.png"))
     assert image.dtype == np.uint8 and image.shape == (32, 32)
+    import ganzoo
+
+    model = ganzoo.load(labels, device="cpu")
+    ids = np.asarray(Image.open(tmp_path / "val" / "A" / "0.png"))
+    palette = Image.fromarray(ids).convert("P")  # a palette PNG's indices are the ids
+    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] * 85 + [0, 0, 0])
+    assert np.array_equal(np.asarray(palette), ids)
+    out = model(palette)
+    assert out.mode == "L" and np.array_equal(np.asarray(out), image)
+    assert np.array_equal(model(ids), image)
+    with pytest.raises(GanzooError, match="class id 7 is not below data.labels.num_classes 3"):
+        model(np.full((32, 32), 7, np.uint8))
 
 
 def test_a_12_bit_range_round_trips_and_png_is_a_preview(tmp_path: Path) -> None:

@@ -64,7 +64,11 @@ class SideRange:
     def check(self, array: np.ndarray, path: str) -> None:
         """A one-line DataError naming file, value and range when a value of ``array`` (C, H, W)
         is outside the range (or NaN), unless ``clip``."""
-        if self.clip or (self.spec is None and array.dtype.name in DTYPE_RANGES):
+        if self.spec is None and array.dtype.name in DTYPE_RANGES:
+            return
+        if self.clip:  # clipping has no answer for NaN
+            if array.dtype.kind == "f" and np.isnan(array).any():
+                raise DataError(f"{path}: holds NaN values; data.clip cannot clip them")
             return
         lo, hi = self.bounds(array.dtype, array.shape[0], path)
         flat = array.reshape(array.shape[0], -1)
