@@ -124,6 +124,12 @@ class Translator(nn.Module):
         chw = canonical(np.ascontiguousarray(hwc.transpose(2, 0, 1)))
         values = pair_values(self.recipe.data)
         if values.labels is not None:
+            if chw.shape[0] != values.labels.file_channels:
+                raise GanzooError(
+                    f"this model takes label maps as H x W class ids"
+                    f"{' x 2 (ids, instance ids)' if values.labels.instance else ''}, got an "
+                    f"array of shape {array.shape}"
+                )
             values.labels.check(chw, "the array")
             x = torch.from_numpy(values.labels.encode(chw))
         else:

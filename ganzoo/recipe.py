@@ -172,12 +172,8 @@ class DataSection(ComponentSection):
     def _label_channels(self) -> DataSection:
         if self.labels is None:
             return self
+        # derived, whatever a base recipe says (recipes extend RGB bases that set 3)
         want = self.labels.channels
-        if "in_channels" in self.model_fields_set and self.in_channels != want:
-            raise ValueError(
-                f"in_channels {self.in_channels} but data.labels gives {want} input channels "
-                "(num_classes, +1 with instance); leave in_channels out"
-            )
         if self.range is not None and self.range.A is not None:
             raise ValueError("range.A does not apply to label maps (data.labels); remove it")
         self.in_channels = want

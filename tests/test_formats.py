@@ -420,8 +420,10 @@ def test_label_errors(tmp_path: Path) -> None:
 
 
 def test_labels_recipe_rules(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="in_channels 3 but data.labels gives 4"):
-        DataSection(root=str(tmp_path), labels={"num_classes": 4}, in_channels=3)
+    inherited = DataSection(root=str(tmp_path), labels={"num_classes": 4}, in_channels=3)
+    assert inherited.in_channels == 4  # derived: a base recipe's RGB in_channels is replaced
+    edges = DataSection(root=str(tmp_path), labels={"num_classes": 4, "instance": True})
+    assert edges.in_channels == 5
     with pytest.raises(ValueError, match="range.A does not apply to label maps"):
         DataSection(root=str(tmp_path), labels={"num_classes": 4}, range={"A": [0, 1]})
     same = DataSection(root=str(tmp_path), labels={"num_classes": 4}, in_channels=4)

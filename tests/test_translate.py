@@ -432,6 +432,8 @@ def test_float_tiff_and_label_maps_end_to_end(tmp_path: Path) -> None:
     assert np.array_equal(model(ids), image)
     with pytest.raises(GanzooError, match="class id 7 is not below data.labels.num_classes 3"):
         model(np.full((32, 32), 7, np.uint8))
+    with pytest.raises(GanzooError, match="takes label maps as H x W class ids, got an array"):
+        model(np.zeros((32, 32, 3), np.uint8))
 
 
 def test_a_12_bit_range_round_trips_and_png_is_a_preview(tmp_path: Path) -> None:
@@ -464,3 +466,29 @@ def test_a_12_bit_range_round_trips_and_png_is_a_preview(tmp_path: Path) -> None
         translate(run, tmp_path / "j.jpg", tmp_path / "oj")
     assert "range.B [0, 4095] does not fit uint8" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_instance_maps_are_read_next_to_the_label_maps(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for sub in ("A", "B", "A_instance"):
+            (tmp_path / split / sub).mkdir(parents=True)
+        for i in range(2):
+            ids = np.kron(rng.integers(0, 3, (4, 4)), np.ones((8, 8), np.int64)).astype(np.uint8)
+            Image.fromarray(ids).save(tmp_path / split / "A" / f"{i}.png")
+            Image.fromarray(ids * 80).save(tmp_path / split / "B" / f"{i}.png")
+            inst = np.kron(np.arange(16).reshape(4, 4), np.ones((8, 8), np.int64))
+            np.save(tmp_path / split / "A_instance" / f"{i}.npy", inst)
+    run = small_run(
+        tmp_path / "r",
+        f"data={{name: paired_folders, root: {tmp_path}, direction: AtoB, out_channels: 1, "
+        "labels: {num_classes: 3, instance: true}, load_size: 32, crop_size: 32, "
+        "num_workers: 0}",
+    )
+    result = translate(run, tmp_path / "val" / "A", tmp_path / "out")
+    assert sorted(p.name for p in result.outputs) == ["0.png", "1.png"]
+    (tmp_path / "solo").mkdir()
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "solo" / "0.png")
+    with pytest.raises(DataError) as info:
+        translate(run, tmp_path / "solo", tmp_path / "out2")
+    assert "solo/0.png: no instance map" in str(info.value) and "\n" not in str(info.value)

@@ -145,6 +145,14 @@ def condition_image(
         raise DataError(f"{path}: {array.shape[0]} channel(s), but {what}; convert the file")
     if values.labels is not None:
         values.labels.check(array, str(path))
+        if values.labels.instance:
+            inst = read_image(instance_file(path), options=options, labels=True, advice=advice)
+            if inst.shape != array.shape:
+                raise DataError(
+                    f"{instance_file(path)}: {inst.shape[0]}x{inst.shape[1]}x{inst.shape[2]} "
+                    f"(CxHxW) but its label map {path} is {'x'.join(map(str, array.shape))}"
+                )
+            array = np.concatenate([array.astype(np.int64), inst.astype(np.int64)])
     else:
         values.a.check(array, str(path))
     if size is not None:
@@ -152,6 +160,19 @@ def condition_image(
     if values.labels is not None:
         return torch.from_numpy(values.labels.encode(array)), paired, array.dtype
     return torch.from_numpy(values.a.to_unit(array, str(path))), paired, array.dtype
+
+
+def instance_file(path: Path) -> Path:
+    """The instance map of label map ``path``: <its folder>_instance/<same stem>.* (as
+    A/ and A_instance/ in training); a one-line DataError when there is none."""
+    folder = path.parent.with_name(path.parent.name + "_instance")
+    found = [p for p in list_images(folder) if p.stem == path.stem] if folder.is_dir() else []
+    if not found:
+        raise DataError(
+            f"{path}: no instance map {folder}/{path.stem}.*; a model trained with "
+            "data.labels.instance needs one next to each label map"
+        )
+    return found[0]
 
 
 def save_image(
