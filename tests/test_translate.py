@@ -238,28 +238,14 @@ def test_cli_translate(run: Path, tiny_data: Path, tmp_path: Path, capsys) -> No
     assert code == 2 and "nearest valid sizes" in err and len(err.strip().splitlines()) == 1
 
 
-# -- deep files: outputs keep the input's kind and depth -----------------------------------------
-@pytest.fixture(scope="module")
-def deep_run(tmp_path_factory) -> Path:
-    """A 2-step run on 16-bit RGB PNG pairs (A and B 3 channels, uint16 by dtype)."""
-    import imagecodecs
-
+def small_run(root: Path, data: str) -> Path:
+    """A 2-step run of the tiny U-Net on ``data`` (a recipe data mapping, YAML)."""
     from ganzoo.recipe import load_recipe
 
-    root = tmp_path_factory.mktemp("deep")
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for side in ("A", "B"):
-            (root / split / side).mkdir(parents=True)
-        for i in range(2):
-            a = rng.integers(0, 65536, size=(32, 32, 3)).astype(np.uint16)
-            for side, x in (("A", a), ("B", 65535 - a)):
-                (root / split / side / f"{i}.png").write_bytes(imagecodecs.png_encode(x))
     recipe = load_recipe(
         Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml",
         [
-            f"data={{name: paired_folders, root: {root}, load_size: 32, crop_size: 32, "
-            "batch_size: 2, num_workers: 0}",
+            data,
             "generator={name: unet, num_downs: 5, ngf: 8, norm: batch}",
             "discriminator={name: patchgan, n_layers: 2, ndf: 8, norm: batch}",
             "train.precision=fp32",
@@ -271,6 +257,28 @@ def deep_run(tmp_path_factory) -> Path:
     )
     train(recipe, run_dir=root / "run", progress=False)
     return root / "run"
+
+
+# -- deep files: outputs keep the input's kind and depth -----------------------------------------
+@pytest.fixture(scope="module")
+def deep_run(tmp_path_factory) -> Path:
+    """A 2-step run on 16-bit RGB PNG pairs (A and B 3 channels, uint16 by dtype)."""
+    import imagecodecs
+
+    root = tmp_path_factory.mktemp("deep")
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for side in ("A", "B"):
+            (root / split / side).mkdir(parents=True)
+        for i in range(2):
+            a = rng.integers(0, 65536, size=(32, 32, 3)).astype(np.uint16)
+            for side, x in (("A", a), ("B", 65535 - a)):
+                (root / split / side / f"{i}.png").write_bytes(imagecodecs.png_encode(x))
+    return small_run(
+        root,
+        f"data={{name: paired_folders, root: {root}, load_size: 32, crop_size: 32, "
+        "batch_size: 2, num_workers: 0}",
+    )
 
 
 def deep_inputs(folder: Path) -> Path:
@@ -355,27 +363,6 @@ def test_translator_takes_uint16_and_float_arrays(deep_run: Path) -> None:
     yf = model(x16.astype(np.float32) / 65535)
     assert yf.dtype == np.float32 and 0 <= yf.min() and yf.max() <= 1
     np.testing.assert_allclose(yf * 65535, y16, atol=1.0)
-
-
-def small_run(root: Path, data: str) -> Path:
-    """A 2-step run of the tiny U-Net on ``data`` (a recipe data mapping, YAML)."""
-    from ganzoo.recipe import load_recipe
-
-    recipe = load_recipe(
-        Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml",
-        [
-            data,
-            "generator={name: unet, num_downs: 5, ngf: 8, norm: batch}",
-            "discriminator={name: patchgan, n_layers: 2, ndf: 8, norm: batch}",
-            "train.precision=fp32",
-            "train.max_steps=2",
-            "train.sample_every=1000",
-            "train.checkpoint_every=1000",
-            "train.val_batches=1",
-        ],
-    )
-    train(recipe, run_dir=root / "run", progress=False)
-    return root / "run"
 
 
 def test_float_tiff_and_label_maps_end_to_end(tmp_path: Path) -> None:
