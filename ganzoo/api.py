@@ -31,9 +31,11 @@ _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 class Translator(nn.Module):
     """A trained generator that translates images of any size (padded to the sizes it takes,
-    cropped back). Call it on a PIL image, a numpy array (``H x W`` or ``H x W x C``, uint8 in
-    [0, 255] or float in [0, 1]) or a tensor (``(C, H, W)`` or ``(N, C, H, W)`` float in
-    [-1, 1], or uint8); the output is of the same kind, layout and range."""
+    cropped back). Call it on a PIL image, a numpy array (``H x W`` or ``H x W x C``: uint8,
+    uint16 or float, mapped by the recipe's ``data.range`` or by dtype: uint8 [0, 255], uint16
+    [0, 65535], float [0, 1]; a label-map model takes integer class ids) or a tensor
+    (``(C, H, W)`` or ``(N, C, H, W)`` float in [-1, 1], or uint8); the output is of the same
+    kind, layout and dtype, in ``data.range.B`` (else the dtype's range)."""
 
     def __init__(
         self,
@@ -92,8 +94,12 @@ class Translator(nn.Module):
                 return ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
             return self.forward(image)
         if isinstance(image, Image.Image):
-            array = np.asarray(image.convert("L" if self.recipe.data.in_channels == 1 else "RGB"))
-            out = self(array)
+            if self.recipe.data.labels is not None:  # class ids (palette indices), as they are
+                array = np.asarray(image)
+            else:
+                mode = "L" if self.recipe.data.in_channels == 1 else "RGB"
+                array = np.asarray(image.convert(mode))
+            out = self._numpy(array, preview=True)
             return Image.fromarray(out[..., 0] if out.ndim == 3 and out.shape[2] == 1 else out)
         if isinstance(image, np.ndarray):
             return self._numpy(image)
@@ -102,27 +108,46 @@ class Translator(nn.Module):
             "tensor"
         )
 
-    def _numpy(self, array: np.ndarray) -> np.ndarray:
+    def _numpy(self, array: np.ndarray, preview: bool = False) -> np.ndarray:
+        """H x W (x C) array -> the output array (see the class docstring); ``preview``: an
+        8-bit image of data.range.B stretched to 0 .. 255 (for PIL)."""
+        from ganzoo.data.dataset import pair_values
+        from ganzoo.data.formats import canonical
+        from ganzoo.data.ranges import SideRange
+
         flat = array.ndim == 2
         hwc = array[..., None] if flat else array
         if hwc.ndim != 3:
             raise GanzooError(f"a numpy image is H x W or H x W x C, got shape {array.shape}")
-        if array.dtype == np.uint8:
-            x = torch.from_numpy(np.array(hwc, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
-        elif np.issubdtype(array.dtype, np.floating):
-            x = torch.from_numpy(np.array(hwc, dtype=np.float32)).permute(2, 0, 1) * 2 - 1
+        if array.dtype.kind not in "uif":
+            raise GanzooError(f"numpy images are integers or floats, got {array.dtype}")
+        chw = canonical(np.ascontiguousarray(hwc.transpose(2, 0, 1)))
+        values = pair_values(self.recipe.data)
+        if values.labels is not None:
+            if chw.shape[0] != values.labels.file_channels:
+                raise GanzooError(
+                    f"this model takes label maps as H x W class ids"
+                    f"{' x 2 (ids, instance ids)' if values.labels.instance else ''}, got an "
+                    f"array of shape {array.shape}"
+                )
+            values.labels.check(chw, "the array")
+            x = torch.from_numpy(values.labels.encode(chw))
         else:
-            raise GanzooError(f"numpy images are uint8 or float in [0, 1], got {array.dtype}")
-        y = self.forward(x).clamp(-1, 1).permute(1, 2, 0).cpu().numpy()
-        if array.dtype == np.uint8:
-            y = np.round((y + 1) * 127.5).astype(np.uint8)
-        else:
-            y = ((y + 1) / 2).astype(array.dtype)
-        return y[..., 0] if flat and y.shape[2] == 1 else y
+            a = values.a
+            if a.spec is None and chw.dtype.kind == "f":
+                a = SideRange("A", (0.0, 1.0), a.clip)
+            a.check(chw, "the array")
+            x = torch.from_numpy(a.to_unit(chw, "the array"))
+        y = self.forward(x).clamp(-1, 1).cpu().numpy()
+        dtype = array.dtype if array.dtype.kind == "f" or values.labels is None else np.uint8
+        b = SideRange("B") if preview else values.b
+        out = b.from_unit(y, np.uint8 if preview else dtype, "the output").transpose(1, 2, 0)
+        return out[..., 0] if flat and out.shape[2] == 1 else out
 
     def translate(self, inputs: str | Path, output: str | Path, **options: Any) -> Translation:
-        """Translate an image or a folder of images into ``output/<stem>.png``, as
-        ``ganzoo translate`` does (``options``: direction, size, fit, batch_size, layout)."""
+        """Translate an image or a folder of images into ``output/<stem>.<ending>``, as
+        ``ganzoo translate`` does (``options``: direction, size, fit, batch_size, layout,
+        out_format)."""
         result = translate_files(
             self.generator,
             self.recipe,

@@ -210,7 +210,7 @@ ModeOpt = Annotated[
 def translate(
     model: ModelArg,
     input_: Annotated[Path, typer.Option("--input", "-i", help="an image or a folder of images")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="folder for <stem>.png outputs")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder for <stem>.* outputs")],
     direction: Annotated[
         str | None,
         typer.Option(help="AtoB or BtoA: the input half of A|B files (default: as trained)"),
@@ -231,8 +231,15 @@ def translate(
     seed: Annotated[int, typer.Option(help="dropout draws in train mode")] = 0,
     ema: EmaOpt = True,
     device: DeviceOpt = "auto",
+    out_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="png, png16, tiff or npy (default: the input's kind and depth)"
+        ),
+    ] = None,
 ) -> None:
-    """Translate images with a trained generator; writes OUTPUT/<stem>.png per input."""
+    """Translate images with a trained generator; writes OUTPUT/<stem>.<ending> per input (the
+    input's kind and depth, or --format)."""
     from ganzoo.evaluation.translate import translate as run_translate
 
     layout = "auto" if paired is None else ("paired" if paired else "plain")
@@ -249,6 +256,7 @@ def translate(
         use_ema=ema,
         device=device,
         seed=seed,
+        out_format=out_format,  # type: ignore[arg-type]
     )
     pairs = f", {result.paired} read as A|B ({result.direction})" if result.paired else ""
     console.print(

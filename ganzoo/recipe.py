@@ -38,6 +38,10 @@ MAX_YAML_NODES = 100_000
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
 
 
+#: Data keys left out of :meth:`Recipe.to_dict` when unset (None or False).
+OPTIONAL_DATA_KEYS = ("range", "clip", "labels")
+
+
 class Section(BaseModel):
     """A recipe section: unknown keys are rejected, floats must be finite."""
 
@@ -91,6 +95,40 @@ class ObjectiveSection(ComponentSection):
 
 
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+#: [lo, hi]: the file values that map to -1 and 1.
+Bounds = tuple[float, float]
+
+
+def _check_bounds(value: Any) -> Any:
+    pairs = [value] if value and isinstance(value[0], (int, float)) else value or []
+    for lo, hi in pairs:
+        if not hi > lo:
+            raise ValueError(f"a range [lo, hi] needs hi > lo, got [{lo:g}, {hi:g}]")
+    return value
+
+
+class RangeSection(Section):
+    """Value ranges per side (A: the network input, B: the target): one [lo, hi] for every
+    channel, or a list of one [lo, hi] per channel; unset: by dtype (uint8 [0, 255], uint16
+    [0, 65535])."""
+
+    A: Bounds | list[Bounds] | None = None
+    B: Bounds | list[Bounds] | None = None
+
+    _bounds = field_validator("A", "B")(_check_bounds)
+
+
+class LabelsSection(Section):
+    """The input is a map of class ids (pix2pixHD / SPADE): G sees its one-hot encoding."""
+
+    num_classes: int = Field(ge=1, le=MAX_CHANNELS, description="class ids 0 .. num_classes-1")
+    ignore_index: int | None = Field(255, description="an id that becomes all-zero channels")
+    instance: bool = Field(False, description="add pix2pixHD's instance-edge channel")
+
+    @property
+    def channels(self) -> int:
+        """The network's input channels: num_classes, plus 1 with instance edges."""
+        return self.num_classes + int(self.instance)
 
 
 class DataSection(ComponentSection):
@@ -122,6 +160,24 @@ class DataSection(ComponentSection):
     skip_corrupt: bool = Field(False, description="warn and skip unreadable images")
     train_split: str = "train"
     val_split: str = "val"
+    range: RangeSection | None = Field(
+        None, description="value ranges per side, mapped to [-1, 1] (default: by dtype)"
+    )
+    clip: bool = Field(False, description="clip values outside data.range instead of failing")
+    labels: LabelsSection | None = Field(
+        None, description="read the input as class ids and feed its one-hot encoding"
+    )
+
+    @model_validator(mode="after")
+    def _label_channels(self) -> DataSection:
+        if self.labels is None:
+            return self
+        # derived, whatever a base recipe says (recipes extend RGB bases that set 3)
+        want = self.labels.channels
+        if self.range is not None and self.range.A is not None:
+            raise ValueError("range.A does not apply to label maps (data.labels); remove it")
+        self.in_channels = want
+        return self
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -252,8 +308,15 @@ class Recipe(Section):
     train: TrainSection = Field(default_factory=TrainSection)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (component params inlined), loadable again with :func:`from_dict`."""
-        return self.model_dump(mode="json")
+        """Plain data (component params inlined), loadable again with :func:`from_dict`.
+
+        The data keys of value rules (``range``, ``clip``, ``labels``) appear only when set, so
+        a recipe that does not use them stays readable by ganzoo versions before them."""
+        tree = self.model_dump(mode="json")
+        for key in OPTIONAL_DATA_KEYS:
+            if not tree["data"].get(key):
+                tree["data"].pop(key, None)
+        return tree
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

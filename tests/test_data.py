@@ -76,7 +76,8 @@ def distinct(tmp_path: Path) -> tuple[Path, list[tuple[np.ndarray, np.ndarray]]]
 def test_datasets_are_registered() -> None:
     assert {"aligned", "paired_folders"} <= set(registry.list("dataset"))
     params = {p.name: p for p in registry.get("dataset", "aligned").parameters()}
-    assert list(params) == ["direction"] and params["direction"].default == "AtoB"
+    assert list(params) == ["direction", "array_layout", "npz_key"]
+    assert params["direction"].default == "AtoB" and params["array_layout"].default == "hwc"
 
 
 def test_unknown_direction_is_a_recipe_error(tmp_path: Path) -> None:
@@ -465,7 +466,8 @@ def test_size_errors(twins: Path) -> None:
     )
     message = build_error(section(twins, preprocess="crop", crop_size=32))
     assert "000.png: image 20x20 is smaller than data.crop_size 32" in message
-    assert "give 1 (grayscale) or 3 (RGB)" in build_error(section(twins, in_channels=2))
+    message = build_error(section(twins, in_channels=2))
+    assert "000.png: the file has 3 channel(s) but data.in_channels is 2" in message
 
 
 # -- roots and embedded data -----------------------------------------------------------------

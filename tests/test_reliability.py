@@ -505,16 +505,21 @@ def test_a_plugin_calling_sys_exit_is_isolated(tmp_path: Path, monkeypatch) -> N
             entry.load()
 
 
-# -- 11. 16-bit images are refused, not saturated ---------------------------------------------
-def test_a_16_bit_png_is_refused_in_one_line(tmp_path: Path) -> None:
-    from ganzoo.data.images import decode, image_size
+# -- 11. 16-bit images keep their depth, never saturated ---------------------------------------
+def test_a_16_bit_png_keeps_its_depth(tmp_path: Path) -> None:
+    from ganzoo.data.formats import read_image, read_size
 
     path = tmp_path / "deep.png"
     Image.fromarray(np.full((8, 8), 40000, dtype=np.uint16)).save(path)
-    with Image.open(path) as img:
-        assert img.mode.startswith("I")
-    for read in (decode, image_size):
-        with pytest.raises(DataError) as info:
-            read(path)
-        assert "more than 8 bits per channel" in str(info.value)
-        assert "\n" not in str(info.value)
+    assert read_size(path) == (8, 8)
+    array = read_image(path, 1)
+    assert array.dtype == np.uint16 and array.shape == (1, 8, 8) and (array == 40000).all()
+
+
+def test_a_value_outside_the_declared_range_is_one_line(tmp_path: Path) -> None:
+    from ganzoo.data.ranges import SideRange
+
+    array = np.full((1, 4, 4), 5000, np.uint16)
+    with pytest.raises(DataError) as info:
+        SideRange("B", (0, 4095)).check(array, "x.png")
+    assert str(info.value).startswith("x.png: value 5000") and "\n" not in str(info.value)

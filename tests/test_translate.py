@@ -236,3 +236,246 @@ def test_cli_translate(run: Path, tiny_data: Path, tmp_path: Path, capsys) -> No
     )
     _, err = capsys.readouterr()
     assert code == 2 and "nearest valid sizes" in err and len(err.strip().splitlines()) == 1
+
+
+def small_run(root: Path, data: str) -> Path:
+    """A 2-step run of the tiny U-Net on ``data`` (a recipe data mapping, YAML)."""
+    from ganzoo.recipe import load_recipe
+
+    recipe = load_recipe(
+        Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml",
+        [
+            data,
+            "generator={name: unet, num_downs: 5, ngf: 8, norm: batch}",
+            "discriminator={name: patchgan, n_layers: 2, ndf: 8, norm: batch}",
+            "train.precision=fp32",
+            "train.max_steps=2",
+            "train.sample_every=1000",
+            "train.checkpoint_every=1000",
+            "train.val_batches=1",
+        ],
+    )
+    train(recipe, run_dir=root / "run", progress=False)
+    return root / "run"
+
+
+# -- deep files: outputs keep the input's kind and depth -----------------------------------------
+@pytest.fixture(scope="module")
+def deep_run(tmp_path_factory) -> Path:
+    """A 2-step run on 16-bit RGB PNG pairs (A and B 3 channels, uint16 by dtype)."""
+    import imagecodecs
+
+    root = tmp_path_factory.mktemp("deep")
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for side in ("A", "B"):
+            (root / split / side).mkdir(parents=True)
+        for i in range(2):
+            a = rng.integers(0, 65536, size=(32, 32, 3)).astype(np.uint16)
+            for side, x in (("A", a), ("B", 65535 - a)):
+                (root / split / side / f"{i}.png").write_bytes(imagecodecs.png_encode(x))
+    return small_run(
+        root,
+        f"data={{name: paired_folders, root: {root}, load_size: 32, crop_size: 32, "
+        "batch_size: 2, num_workers: 0}",
+    )
+
+
+def deep_inputs(folder: Path) -> Path:
+    """x.png (16-bit RGB), y.tif (uint16), z.npy (uint16 HWC) and w.tif (uint8), 32x32."""
+    import imagecodecs
+    import tifffile
+
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 65536, size=(32, 32, 3)).astype(np.uint16)
+    (folder / "x.png").write_bytes(imagecodecs.png_encode(x))
+    tifffile.imwrite(folder / "y.tif", x, photometric="rgb")
+    np.save(folder / "z.npy", x)
+    tifffile.imwrite(folder / "w.tif", (x >> 8).astype(np.uint8), photometric="rgb")
+    return folder
+
+
+def read_any(path: Path) -> np.ndarray:
+    from ganzoo.data.formats import read_image
+
+    return read_image(path)
+
+
+def test_translate_keeps_kind_and_depth(deep_run: Path, tmp_path: Path) -> None:
+    inputs = deep_inputs(tmp_path / "in")
+    result = translate(deep_run, inputs, tmp_path / "out")
+    names = sorted(p.name for p in result.outputs)
+    assert names == ["w.tif", "x.png", "y.tif", "z.npy"]
+    for name in ("x.png", "y.tif", "z.npy"):
+        out = read_any(tmp_path / "out" / name)
+        assert out.dtype == np.uint16 and out.shape == (3, 32, 32), name
+        assert len(np.unique(out)) > 256, name  # more than 8 bits of precision kept
+    assert np.load(tmp_path / "out" / "z.npy").shape == (32, 32, 3)  # data.array_layout hwc
+    assert read_any(tmp_path / "out" / "w.tif").dtype == np.uint8
+    same = [read_any(tmp_path / "out" / n).astype(int) for n in ("x.png", "y.tif", "z.npy")]
+    assert np.array_equal(same[0], same[1]) and np.array_equal(same[0], same[2])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ending", "dtype"),
+    [
+        ("png", ".png", "uint8"),
+        ("png16", ".png", "uint16"),
+        ("tiff", ".tif", "uint16"),
+        ("npy", ".npy", "uint16"),
+    ],
+)
+def test_translate_format_option(
+    deep_run: Path, tmp_path: Path, fmt: str, ending: str, dtype: str
+) -> None:
+    inputs = deep_inputs(tmp_path / "in")
+    (inputs / "y.tif").unlink(), (inputs / "z.npy").unlink(), (inputs / "w.tif").unlink()
+    assert (
+        main(
+            [
+                "translate",
+                str(deep_run),
+                "-i",
+                str(inputs),
+                "-o",
+                str(tmp_path / "o"),
+                "--format",
+                fmt,
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    out = read_any(tmp_path / "o" / f"x{ending}")
+    assert out.dtype == np.dtype(dtype)
+    assert (len(np.unique(out)) > 256) == (dtype == "uint16")  # png: the 8-bit preview
+
+
+def test_translator_takes_uint16_and_float_arrays(deep_run: Path) -> None:
+    import ganzoo
+
+    model = ganzoo.load(deep_run, device="cpu")
+    x16 = np.random.default_rng(2).integers(0, 65536, size=(32, 32, 3)).astype(np.uint16)
+    y16 = model(x16)
+    assert y16.dtype == np.uint16 and y16.shape == (32, 32, 3) and len(np.unique(y16)) > 256
+    yf = model(x16.astype(np.float32) / 65535)
+    assert yf.dtype == np.float32 and 0 <= yf.min() and yf.max() <= 1
+    np.testing.assert_allclose(yf * 65535, y16, atol=1.0)
+
+
+def test_float_tiff_and_label_maps_end_to_end(tmp_path: Path) -> None:
+    """train -> translate -> files: float32 TIFFs (declared ranges) stay float32 TIFFs in
+    data.range.B; label maps (one-hot input) give 8-bit PNG images."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for sub in ("A", "B", "L"):
+            (tmp_path / split / sub).mkdir(parents=True)
+        for i in range(2):
+            a = rng.random((32, 32, 2)).astype(np.float32) * 10
+            tifffile.imwrite(tmp_path / split / "A" / f"{i}.tif", a.transpose(2, 0, 1))
+            tifffile.imwrite(tmp_path / split / "B" / f"{i}.tif", a[..., 0] / 10 - 0.5)
+            ids = rng.integers(0, 3, size=(32, 32)).astype(np.uint8)
+            Image.fromarray(ids).save(tmp_path / split / "L" / f"{i}.png")
+    floats = small_run(
+        tmp_path / "f",
+        f"data={{name: paired_folders, root: {tmp_path}, in_channels: 2, out_channels: 1, "
+        "range: {A: [0, 10], B: [-0.5, 0.5]}, load_size: 32, crop_size: 32, num_workers: 0}",
+    )
+    translate(floats, tmp_path / "val" / "A", tmp_path / "out_f")
+    out = tifffile.imread(tmp_path / "out_f" / "0.tif")
+    assert out.dtype == np.float32 and out.shape == (32, 32)
+    assert -0.5 <= out.min() and out.max() <= 0.5 and len(np.unique(out)) > 256
+    # label maps: L/ (class ids) -> B/ images of 8 bits (the 1-channel B above, as PNG)
+    for split in ("train", "val"):
+        (tmp_path / split / "A").rename(tmp_path / split / "F")
+        (tmp_path / split / "L").rename(tmp_path / split / "A")
+        for i in range(2):
+            b = ((tifffile.imread(tmp_path / split / "B" / f"{i}.tif") + 0.5) * 255).astype(
+                np.uint8
+            )
+            (tmp_path / split / "B" / f"{i}.tif").unlink()
+            Image.fromarray(b).save(tmp_path / split / "B" / f"{i}.png")
+    labels = small_run(
+        tmp_path / "l",
+        f"data={{name: paired_folders, root: {tmp_path}, out_channels: 1, "
+        "labels: {num_classes: 3}, load_size: 32, crop_size: 32, num_workers: 0}",
+    )
+    translate(labels, tmp_path / "val" / "A", tmp_path / "out_l")
+    image = np.asarray(Image.open(tmp_path / "out_l" / "0.png"))
+    assert image.dtype == np.uint8 and image.shape == (32, 32)
+    import ganzoo
+
+    model = ganzoo.load(labels, device="cpu")
+    ids = np.asarray(Image.open(tmp_path / "val" / "A" / "0.png"))
+    palette = Image.fromarray(ids).convert("P")  # a palette PNG's indices are the ids
+    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] * 85 + [0, 0, 0])
+    assert np.array_equal(np.asarray(palette), ids)
+    out = model(palette)
+    assert out.mode == "L" and np.array_equal(np.asarray(out), image)
+    assert np.array_equal(model(ids), image)
+    with pytest.raises(GanzooError, match="class id 7 is not below data.labels.num_classes 3"):
+        model(np.full((32, 32), 7, np.uint8))
+    with pytest.raises(GanzooError, match="takes label maps as H x W class ids, got an array"):
+        model(np.zeros((32, 32, 3), np.uint8))
+
+
+def test_a_12_bit_range_round_trips_and_png_is_a_preview(tmp_path: Path) -> None:
+    """data.range.B [0, 4095]: 16-bit PNG outputs hold 0 .. 4095; --format png stretches the
+    range to 0 .. 255; a JPEG input (8-bit output) that cannot hold it is a one-line error."""
+    import imagecodecs
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for side in ("A", "B"):
+            (tmp_path / split / side).mkdir(parents=True)
+        for i in range(2):
+            a = rng.integers(0, 4096, size=(32, 32)).astype(np.uint16)
+            for side, x in (("A", a), ("B", 4095 - a)):
+                (tmp_path / split / side / f"{i}.png").write_bytes(imagecodecs.png_encode(x))
+    run = small_run(
+        tmp_path / "r",
+        f"data={{name: paired_folders, root: {tmp_path}, in_channels: 1, out_channels: 1, "
+        "range: {A: [0, 4095], B: [0, 4095]}, load_size: 32, crop_size: 32, num_workers: 0}",
+    )
+    translate(run, tmp_path / "val" / "A", tmp_path / "o16")
+    out = imagecodecs.png_decode((tmp_path / "o16" / "0.png").read_bytes())
+    assert out.dtype == np.uint16 and out.max() <= 4095 and 1500 < out.mean() < 2600
+    translate(run, tmp_path / "val" / "A", tmp_path / "o8", out_format="png")
+    preview = np.asarray(Image.open(tmp_path / "o8" / "0.png"))
+    expected = np.round(out.astype(np.float64) / 4095 * 255)
+    assert preview.dtype == np.uint8 and np.abs(preview - expected).max() <= 1
+    Image.fromarray((rng.random((32, 32)) * 15).astype(np.uint8)).save(tmp_path / "j.jpg")
+    with pytest.raises(DataError) as info:
+        translate(run, tmp_path / "j.jpg", tmp_path / "oj")
+    assert "range.B [0, 4095] does not fit uint8" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_instance_maps_are_read_next_to_the_label_maps(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for sub in ("A", "B", "A_instance"):
+            (tmp_path / split / sub).mkdir(parents=True)
+        for i in range(2):
+            ids = np.kron(rng.integers(0, 3, (4, 4)), np.ones((8, 8), np.int64)).astype(np.uint8)
+            Image.fromarray(ids).save(tmp_path / split / "A" / f"{i}.png")
+            Image.fromarray(ids * 80).save(tmp_path / split / "B" / f"{i}.png")
+            inst = np.kron(np.arange(16).reshape(4, 4), np.ones((8, 8), np.int64))
+            np.save(tmp_path / split / "A_instance" / f"{i}.npy", inst)
+    run = small_run(
+        tmp_path / "r",
+        f"data={{name: paired_folders, root: {tmp_path}, direction: AtoB, out_channels: 1, "
+        "labels: {num_classes: 3, instance: true}, load_size: 32, crop_size: 32, "
+        "num_workers: 0}",
+    )
+    result = translate(run, tmp_path / "val" / "A", tmp_path / "out")
+    assert sorted(p.name for p in result.outputs) == ["0.png", "1.png"]
+    (tmp_path / "solo").mkdir()
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "solo" / "0.png")
+    with pytest.raises(DataError) as info:
+        translate(run, tmp_path / "solo", tmp_path / "out2")
+    assert "solo/0.png: no instance map" in str(info.value) and "\n" not in str(info.value)

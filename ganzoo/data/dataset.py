@@ -6,6 +6,8 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
@@ -13,10 +15,12 @@ from torch.utils.data import Dataset
 
 from ganzoo import registry
 from ganzoo.data.embedded import resolve_root
+from ganzoo.data.labels import LabelMaps
+from ganzoo.data.ranges import SideRange
 from ganzoo.data.seeding import item_rng
 from ganzoo.data.source import PairSource
 from ganzoo.data.store import PackedImages
-from ganzoo.data.transforms import PairTransform
+from ganzoo.data.transforms import Encoder, PairTransform
 from ganzoo.errors import DataError
 
 if TYPE_CHECKING:
@@ -29,9 +33,34 @@ class DataWarning(UserWarning):
     """A skipped image (``data.skip_corrupt: true``)."""
 
 
+@dataclass(frozen=True)
+class PairValues:
+    """How file values become network values: a range per side, or label maps for A."""
+
+    a: SideRange = SideRange("A")
+    b: SideRange = SideRange("B")
+    labels: LabelMaps | None = None
+
+    def check(self, a: torch.Tensor, b: torch.Tensor, paths: tuple[str, str]) -> None:
+        """One-line DataErrors naming the file (of ``paths``: A's, B's) for values outside a
+        range, or ids that are no class."""
+        if self.labels is not None:
+            self.labels.check(a.numpy(), paths[0])
+        else:
+            self.a.check(a.numpy(), paths[0])
+        self.b.check(b.numpy(), paths[1])
+
+    def encoders(self, paths: tuple[str, str]) -> tuple[Encoder, Encoder]:
+        """Cropped (C, h, w) arrays -> float32: one-hot (0/1) or [-1, 1]."""
+        b = partial(self.b.to_unit, path=paths[1])
+        if self.labels is not None:
+            return self.labels.encode, b
+        return partial(self.a.to_unit, path=paths[0]), b
+
+
 class PairedDataset(Dataset):
     """Preprocessed pairs: ``ds[i]`` -> {"A": (in_channels, h, w), "B": (out_channels, h, w),
-    "path": str}, float32 in [-1, 1].
+    "path": str}, float32 in [-1, 1] (a label-map A: one-hot channels of 0 and 1).
 
     The crop and flip of item ``i`` are a pure function of (seed, epoch, i); ``ds[(epoch, i)]``
     names the epoch explicitly (the loader does this, so persistent workers never see a stale
@@ -47,6 +76,7 @@ class PairedDataset(Dataset):
         seed: int = 0,
         store: tuple[PackedImages, PackedImages] | None = None,
         skip_corrupt: bool = False,
+        values: PairValues = PairValues(),
     ) -> None:
         self.source = source
         self.transform = transform
@@ -55,6 +85,7 @@ class PairedDataset(Dataset):
         self.epoch = 0
         self.store = store
         self.skip_corrupt = skip_corrupt
+        self.values = values
         self._loaders: dict[tuple[Any, ...], Any] = {}  # see ganzoo.data.loader
 
     def __len__(self) -> int:
@@ -67,13 +98,14 @@ class PairedDataset(Dataset):
         return self.source.path(self.indices[i])
 
     def prepared(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Item ``i`` decoded and resized (uint8, before the random crop and flip)."""
+        """Item ``i`` decoded, checked and resized (its file's dtype, before the random crop
+        and flip)."""
         if self.store is not None:
             return self.store[0][i], self.store[1][i]
         for step in range(len(self)):
             k = (i + step) % len(self)
             try:
-                a, b = self.source.load(self.indices[k])
+                a, b = load_checked(self.source, self.values, self.indices[k])
             except DataError as exc:
                 if not self.skip_corrupt:
                     raise
@@ -83,7 +115,7 @@ class PairedDataset(Dataset):
                     stacklevel=2,
                 )
                 continue
-            return self.transform.prepare(a), self.transform.prepare(b)
+            return prepare_pair(self.transform, self.values, a, b)
         raise DataError(f"no readable image left in the split of {self.path(i)}")
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
@@ -91,7 +123,8 @@ class PairedDataset(Dataset):
         if not 0 <= i < len(self):
             raise IndexError(f"index {i} out of range for a dataset of {len(self)} pairs")
         a, b = self.prepared(i)
-        a, b = self.transform.augment(a, b, item_rng(self.seed, epoch, i))
+        encoders = self.values.encoders(pair_paths(self.source, self.indices[i]))
+        a, b = self.transform.augment(a, b, item_rng(self.seed, epoch, i), encoders)
         return {"A": a, "B": b, "path": self.path(i)}
 
     def close(self) -> None:
@@ -104,6 +137,32 @@ class PairedDataset(Dataset):
         state = dict(self.__dict__)
         state["_loaders"] = {}  # a worker gets the data, not the loaders
         return state
+
+
+def load_checked(
+    source: PairSource, values: PairValues, index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pair ``index`` decoded, its values checked (ranges, class ids)."""
+    a, b = source.load(index)
+    values.check(a, b, pair_paths(source, index))
+    return a, b
+
+
+def pair_paths(source: PairSource, index: int) -> tuple[str, str]:
+    """(input file, target file) of pair ``index``, for errors (``source.path`` for both when
+    the source does not name them apart)."""
+    paths = getattr(source, "paths", None)
+    if paths is None:
+        path = source.path(index)
+        return path, path
+    return paths(index)
+
+
+def prepare_pair(
+    transform: PairTransform, values: PairValues, a: torch.Tensor, b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The deterministic resize of both sides (nearest for label maps)."""
+    return transform.prepare(a, nearest=values.labels is not None), transform.prepare(b)
 
 
 def shutdown_workers(loader: Any) -> None:
@@ -134,7 +193,7 @@ def build_dataset(
 
     ``train`` picks random crops and flips (else the deterministic evaluation geometry, see
     :mod:`ganzoo.data.transforms`). With ``data.cache`` every pair is decoded and resized once,
-    here, and kept as uint8 in memory.
+    here, and kept in memory in its files' dtype.
     """
     crop = data.image_size
     transform = PairTransform(
@@ -153,6 +212,15 @@ def build_dataset(
         out_channels=data.out_channels,
         **data.params,
     )
+    values = pair_values(data)
+    if values.labels is not None:
+        use = getattr(source, "use_label_maps", None)
+        if use is None:
+            raise DataError(
+                f"data.labels: the dataset '{data.name}' does not read label maps; use "
+                "data.name: paired_folders"
+            )
+        use(instance=values.labels.instance)
     if len(source) == 0:
         raise DataError(f"data.root {data.root}: split '{split_name(data, split, train)}' is empty")
 
@@ -164,13 +232,32 @@ def build_dataset(
     sizes = _keep_readable(source, range(len(source)), check, data.skip_corrupt)
     store = None
     if data.cache and sizes:
-        sizes, store = _decode_all(source, transform, sizes, data.skip_corrupt)
+        sizes, store = _decode_all(source, transform, values, sizes, data.skip_corrupt)
     if not sizes:
         raise DataError(
             f"data.root {data.root}: no readable image in split '{split_name(data, split, train)}'"
         )
     return PairedDataset(
-        source, transform, list(sizes), seed=seed, store=store, skip_corrupt=data.skip_corrupt
+        source,
+        transform,
+        list(sizes),
+        seed=seed,
+        store=store,
+        skip_corrupt=data.skip_corrupt,
+        values=values,
+    )
+
+
+def pair_values(data: DataSection) -> PairValues:
+    """The value rules of a recipe's data section (ranges, clip, label maps)."""
+    ranges = data.range
+    labels = None
+    if data.labels is not None:
+        labels = LabelMaps(data.labels.num_classes, data.labels.ignore_index, data.labels.instance)
+    return PairValues(
+        SideRange("A", ranges.A if ranges else None, data.clip),
+        SideRange("B", ranges.B if ranges else None, data.clip),
+        labels,
     )
 
 
@@ -209,20 +296,34 @@ def _keep_readable(
 def _decode_all(
     source: PairSource,
     transform: PairTransform,
+    values: PairValues,
     sizes: dict[int, tuple[int, int]],
     skip: bool,
 ) -> tuple[dict[int, tuple[int, int]], tuple[PackedImages, PackedImages]]:
-    """Decode and resize every pair once into two packed uint8 stores (A and B)."""
+    """Decode and resize every pair once into two packed stores (A and B), each in the dtype
+    and channels of its side's files (read from the first pair: all must agree)."""
     prepared = {k: transform.prepared_size(*hw) for k, hw in sizes.items()}
     order = list(sizes)
-    store_a = PackedImages([(source.in_channels, *prepared[k]) for k in order])
-    store_b = PackedImages([(source.out_channels, *prepared[k]) for k in order])
+    first = _first_readable(source, values, order, skip)
+    if first is None:
+        return {}, (PackedImages([], torch.uint8), PackedImages([], torch.uint8))
+    kinds = [(int(x.shape[0]), x.dtype) for x in first[1]]
+    store_a = PackedImages([(kinds[0][0], *prepared[k]) for k in order], kinds[0][1])
+    store_b = PackedImages([(kinds[1][0], *prepared[k]) for k in order], kinds[1][1])
     _check_memory(store_a.nbytes + store_b.nbytes, len(order))
     slot = {k: j for j, k in enumerate(order)}
 
     def fill(k: int) -> tuple[int, int]:
-        a, b = source.load(k)
-        a, b = transform.prepare(a), transform.prepare(b)
+        a, b = load_checked(source, values, k)
+        for x, (channels, dtype), side in zip((a, b), kinds, "AB"):
+            if x.dtype != dtype or x.shape[0] != channels:
+                raise DataError(
+                    f"{source.path(k)}: its {side} side is {x.shape[0]} channel(s) of "
+                    f"{str(x.dtype)[6:]} but {source.path(first[0])} has {channels} of "
+                    f"{str(dtype)[6:]}; the files of one side of a split share depth and "
+                    "channels (or set data.cache: false)"
+                )
+        a, b = prepare_pair(transform, values, a, b)
         if a.shape[-2:] != b.shape[-2:]:
             raise DataError(f"{source.path(k)}: A and B differ in size after decoding")
         store_a[slot[k]], store_b[slot[k]] = a, b
@@ -234,12 +335,25 @@ def _decode_all(
     # rare: files that passed the header check but fail to decode; repack without them
     keep = [k for k in order if k in kept]
     packed = []
-    for store, channels in ((store_a, source.in_channels), (store_b, source.out_channels)):
-        new = PackedImages([(channels, *prepared[k]) for k in keep])
+    for store, (channels, dtype) in zip((store_a, store_b), kinds):
+        new = PackedImages([(channels, *prepared[k]) for k in keep], dtype)
         for j, k in enumerate(keep):
             new[j] = store[slot[k]]
         packed.append(new)
     return kept, (packed[0], packed[1])
+
+
+def _first_readable(
+    source: PairSource, values: PairValues, order: Sequence[int], skip: bool
+) -> tuple[int, tuple[torch.Tensor, torch.Tensor]] | None:
+    """(index, decoded pair) of the first readable pair (None: none is, with ``skip``)."""
+    for k in order:
+        try:
+            return k, load_checked(source, values, k)
+        except DataError:
+            if not skip:
+                raise
+    return None
 
 
 def _what(exc: DataError) -> str:

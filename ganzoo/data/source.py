@@ -2,24 +2,26 @@
 
 A dataset builder ``Cls(root, split, in_channels, out_channels, **params)`` registered with
 ``@register("dataset", name)`` returns a :class:`PairSource`. It only finds and decodes files;
-:func:`ganzoo.data.build_dataset` adds the shared resizing, cropping, flipping and caching.
-A plugin subclasses :class:`PairSource` and implements ``__len__``, ``path`` and ``load``
-(``size`` is optional: the default decodes the pair).
+:func:`ganzoo.data.build_dataset` adds the value ranges, label maps and the shared resizing,
+cropping, flipping and caching. A plugin subclasses :class:`PairSource` and implements
+``__len__``, ``path`` and ``load`` (``size`` is optional: the default decodes the pair).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
-from PIL import Image
 
-from ganzoo.data.images import IMAGE_EXTENSIONS, list_images, pil_mode, to_tensor
+from ganzoo.data.formats import IMAGE_EXTENSIONS, Layout, ReadOptions, check_channels, read_image
+from ganzoo.data.images import list_images
 from ganzoo.errors import DataError
 
 
 class PairSource:
-    """Raw pairs: ``load(i)`` -> (A, B) uint8 tensors (C, H, W) of the same H, W.
+    """Raw pairs: ``load(i)`` -> (A, B) tensors (C, H, W) of the same H, W, in the files' own
+    dtype (uint8, uint16, int32, int64 or float32; values not rescaled).
 
     A is the network input (``in_channels``), B the target (``out_channels``): a ``direction``
     parameter has already been applied.
@@ -36,7 +38,7 @@ class PairSource:
         raise NotImplementedError
 
     def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decode pair ``index``: (A, B) uint8 (C, H, W); a DataError naming an unreadable file."""
+        """Decode pair ``index``: (A, B) (C, H, W); a DataError naming an unreadable file."""
         raise NotImplementedError
 
     def size(self, index: int) -> tuple[int, int]:
@@ -54,18 +56,58 @@ class PairSource:
 
 
 class ImageFilePairs(PairSource):
-    """Base of sources that decode image files: channel modes and ``direction`` handled once."""
+    """Base of sources that decode image files: channels, label maps, ``direction`` handled once.
 
-    def __init__(self, in_channels: int, out_channels: int, direction: str) -> None:
+    ``array_layout`` is the axis order of 3-d ``.npy``/``.npz`` arrays, ``npz_key`` the array
+    an ``.npz`` file is read from (needed when it holds several).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        direction: str,
+        array_layout: Layout = "hwc",
+        npz_key: str | None = None,
+    ) -> None:
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.direction = direction
-        self._modes = (pil_mode(in_channels, "in_channels"), pil_mode(out_channels, "out_channels"))
+        self.options = ReadOptions(array_layout, npz_key)
+        self.labels = False  # the input side is a map of class ids (see use_label_maps)
 
-    def orient(self, a: Image.Image, b: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoded A and B files -> (input, target) uint8 tensors, per ``direction``."""
-        inp, target = (a, b) if self.direction == "AtoB" else (b, a)
-        return to_tensor(inp, self._modes[0]), to_tensor(target, self._modes[1])
+    def use_label_maps(self, instance: bool = False) -> None:
+        """Read the input side as single-channel class ids (with ``instance``, a second channel
+        of instance ids); :class:`PairedFolders` takes the instance maps from <A>_instance/."""
+        if instance:
+            raise DataError(
+                f"data.labels.instance: the '{type(self).__name__}' dataset has no instance "
+                "maps; use data.name: paired_folders with an A_instance/ folder"
+            )
+        self.labels = True
+        self.in_channels = 1
+
+    def read(self, path: Path, side: str) -> np.ndarray:
+        """One file of ``side`` ('in' or 'out') as (C, H, W), channel count checked."""
+        channels = self.in_channels if side == "in" else self.out_channels
+        labels = self.labels and side == "in"
+        array = read_image(path, channels, options=self.options, labels=labels)
+        if labels and array.shape[0] != 1:
+            raise DataError(
+                f"{path}: a label map has 1 channel of class ids but the file has "
+                f"{array.shape[0]}; save the ids as a grey or palette PNG, or a 2-d .npy"
+            )
+        check_channels(array, channels, path, f"{side}_channels")
+        return array
+
+    def orient(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(A-file, B-file) arrays -> (input, target) per ``direction``."""
+        return (a, b) if self.direction == "AtoB" else (b, a)
+
+
+def as_tensors(a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two arrays -> two tensors sharing their memory."""
+    return torch.from_numpy(a), torch.from_numpy(b)
 
 
 def split_folder(root: Path, split: str) -> Path:

@@ -1,8 +1,10 @@
-"""The shared pix2pix preprocessing of a pair, on uint8 tensors (C, H, W).
+"""The shared pix2pix preprocessing of a pair, on tensors (C, H, W) of any dtype and channels.
 
 Two stages. ``prepare`` is the deterministic resize (cached once per image when
-``data.cache`` is on); ``augment`` draws the random crop and flip from a generator and
-applies THE SAME crop and flip to A and B, then maps uint8 to float in [-1, 1] (x/127.5 - 1).
+``data.cache`` is on; it keeps the dtype); ``augment`` draws the random crop and flip from a
+generator and applies THE SAME crop and flip to A and B, then maps each to float32 with its
+encoder (by default uint8 -> [-1, 1], x/127.5 - 1; see :mod:`ganzoo.data.ranges` and
+:mod:`ganzoo.data.labels`).
 ``augment`` works in numpy: single-threaded, so it never competes with the training step for
 torch's intra-op threads (on a busy CPU that contention made it 100x slower).
 
@@ -26,12 +28,15 @@ Horizontal flips only happen in training. For a non-square crop (h, w) with resi
 load_size applies to the shorter crop side and the other side is scaled by the same jitter
 ratio (crop (256, 512), load_size 286 -> resize to 286x572).
 
-The resize uses torchvision's uint8 bicubic with antialias, which matches PIL's bicubic (the
-reference) to within 1 grey level on under 1% of pixels.
+The resize of uint8 images uses torchvision's uint8 bicubic with antialias, which matches PIL's
+bicubic (the reference) to within 1 grey level on under 1% of pixels; other dtypes are resized
+as float32 (bicubic, antialias) and rounded back to their dtype; label maps (``nearest``) take
+the nearest pixel, so no new class ids appear.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,13 +117,14 @@ class PairTransform:
                 "preprocess resize_and_crop"
             )
 
-    def prepare(self, image: torch.Tensor) -> torch.Tensor:
-        """uint8 (C, H, W) -> uint8 (C, H', W'): the bicubic resize, if any."""
+    def prepare(self, image: torch.Tensor, nearest: bool = False) -> torch.Tensor:
+        """(C, H, W) -> (C, H', W') of the same dtype: the resize, if any (bicubic; nearest
+        for label maps)."""
         h, w = image.shape[-2:]
         size = self.prepared_size(int(h), int(w))
         if size == (h, w):
             return image
-        return TF.resize(image, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
+        return resize(image, size, nearest)
 
     # -- random stage --------------------------------------------------------------------
     def draw(self, h: int, w: int, rng: np.random.Generator) -> tuple[int, int, bool]:
@@ -140,22 +146,56 @@ class PairTransform:
         return top, left, bool(self.train and self.flip and flip_u < 0.5)
 
     def augment(
-        self, a: torch.Tensor, b: torch.Tensor, rng: np.random.Generator
+        self,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        rng: np.random.Generator,
+        encode: tuple[Encoder, Encoder] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prepared uint8 A, B (C, H, W) -> float32 A, B (C, h, w) in [-1, 1], same crop/flip."""
+        """Prepared A, B (C, H, W) -> float32 A, B (C', h, w), the same crop/flip for both;
+        ``encode`` maps each cropped array to float32 (default: uint8 -> [-1, 1])."""
         h, w = a.shape[-2:]
         top, left, flip = self.draw(int(h), int(w), rng)
         out = []
-        for x in (a.numpy(), b.numpy()):
+        for x, enc in zip((a.numpy(), b.numpy()), encode or (uint8_to_unit, uint8_to_unit)):
             if self.crops:
                 x = x[..., top : top + self.crop[0], left : left + self.crop[1]]
             if flip:
                 x = x[..., ::-1]
-            y = x.astype(np.float32, order="C")
-            y /= np.float32(127.5)
-            y -= np.float32(1.0)
-            out.append(torch.from_numpy(y))
+            out.append(torch.from_numpy(np.ascontiguousarray(enc(x))))
         return out[0], out[1]
+
+
+#: Maps a cropped (C, h, w) array to the network's float32 values.
+Encoder = Callable[[np.ndarray], np.ndarray]
+
+
+def uint8_to_unit(x: np.ndarray) -> np.ndarray:
+    """uint8 (C, h, w) -> float32 in [-1, 1] (x / 127.5 - 1, the reference)."""
+    y = x.astype(np.float32, order="C")
+    y /= np.float32(127.5)
+    y -= np.float32(1.0)
+    return y
+
+
+def resize(image: torch.Tensor, size: tuple[int, int], nearest: bool = False) -> torch.Tensor:
+    """(C, H, W) of any dtype -> (C, h, w) of that dtype: nearest pixel (label maps), uint8
+    bicubic with antialias (torchvision's, as PIL), or bicubic with antialias in float32 and
+    rounded and limited back for integer dtypes."""
+    h, w = int(image.shape[-2]), int(image.shape[-1])
+    if nearest:  # torch's "nearest": source index floor(i * in / out)
+        rows = (np.arange(size[0]) * h // size[0]).astype(np.int64)
+        cols = (np.arange(size[1]) * w // size[1]).astype(np.int64)
+        return torch.from_numpy(np.ascontiguousarray(image.numpy()[:, rows][:, :, cols]))
+    if image.dtype == torch.uint8:
+        return TF.resize(image, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
+    array = image.numpy()
+    x = torch.from_numpy(array.astype(np.float32))
+    y = TF.resize(x, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True).numpy()
+    if array.dtype.kind in "ui":
+        info = np.iinfo(array.dtype)
+        y = np.clip(np.round(y), info.min, info.max)
+    return torch.from_numpy(y.astype(array.dtype))
 
 
 def _multiple(side: int) -> int:

@@ -6,7 +6,9 @@
   k1 0.01, k2 0.03) with both images mapped to [0, 1] (data range 1), averaged over channels.
 
 Every function maps two (N, C, H, W) batches to (N,) values, so a split's score is the mean
-over its images whatever the batch size.
+over its images whatever the batch size. [-1, 1] is the target's ``data.range.B`` (or its
+dtype's range, see :mod:`ganzoo.data.ranges`), so PSNR and SSIM are relative to ``hi - lo``
+of each channel, whatever the files' depth.
 """
 
 from __future__ import annotations

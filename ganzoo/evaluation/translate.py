@@ -1,4 +1,10 @@
-"""``ganzoo translate``: a trained G over image files, written as PNGs named by input stem.
+"""``ganzoo translate``: a trained G over image files, written as files named by input stem.
+
+Outputs keep the input's kind and depth unless ``out_format`` says otherwise: an 8-bit image
+gives an 8-bit PNG, a 16-bit PNG a 16-bit PNG, a TIFF a TIFF of its dtype, a ``.npy``/``.npz``
+a ``.npy`` (in ``data.array_layout``); ``png``, ``png16``, ``tiff`` or ``npy`` choose. Values
+go through the inverse of the target side's range (``data.range.B``; see
+:meth:`ganzoo.data.ranges.SideRange.from_unit`).
 
 Inputs are plain images (the condition itself) or A|B files as in the aligned datasets, of
 which the condition half is taken (the left half for ``AtoB``, the right half for ``BtoA``).
@@ -19,22 +25,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
-from ganzoo.data.images import decode, is_image_file, list_images, pil_mode, to_tensor
+from ganzoo.data.dataset import pair_values
+from ganzoo.data.formats import (
+    IMAGE_EXTENSIONS,
+    OUTPUT_FORMATS,
+    ReadOptions,
+    kind,
+    read_image,
+    write_image,
+)
+from ganzoo.data.images import is_image_file, list_images
+from ganzoo.data.ranges import SideRange
+from ganzoo.data.transforms import resize
 from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation.inference import (
     check_mode,
     check_resize_size,
     generator_in_mode,
     parse_size,
-    resize_uint8,
     resolve_batch_size,
     same_size_batches,
-    to_uint8,
-    to_unit,
     translate_batch,
 )
 from ganzoo.evaluation.loading import GeneratorInfo, load_generator
@@ -43,6 +57,8 @@ from ganzoo.recipe import Recipe
 Layout = Literal["auto", "paired", "plain"]
 Fit = Literal["pad", "resize"]
 Direction = Literal["AtoB", "BtoA"]
+OutFormat = Literal["png", "png16", "tiff", "npy"]
+_ENDINGS = " ".join(IMAGE_EXTENSIONS)
 
 
 @dataclass
@@ -64,16 +80,25 @@ def input_files(inputs: str | Path) -> list[Path]:
     if path.is_dir():
         files = list_images(path)
         if not files:
-            raise DataError(f"--input {path}: the folder has no images (.jpg .png .bmp .webp)")
+            raise DataError(f"--input {path}: the folder has no images ({_ENDINGS})")
         return files
     if not is_image_file(path):
-        raise DataError(f"--input {path}: not an image file (.jpg .jpeg .png .bmp .webp)")
+        raise DataError(f"--input {path}: not an image file ({_ENDINGS})")
     return [path]
 
 
-def output_paths(files: list[Path], output: Path) -> list[Path]:
-    """``output/<stem>.png`` per input; refuses two inputs with one stem or overwriting an input."""
-    outs = [output / f"{f.stem}.png" for f in files]
+def output_ending(path: Path, out_format: str | None) -> str:
+    """The output file ending for input ``path``: by ``out_format``, else by the input's kind."""
+    if out_format is not None:
+        return OUTPUT_FORMATS[out_format][0]
+    k = kind(path)
+    return ".png" if k == "photo" else ".npy" if k == "array" else path.suffix.lower()
+
+
+def output_paths(files: list[Path], output: Path, out_format: str | None = None) -> list[Path]:
+    """``output/<stem><ending>`` per input; refuses two inputs with one stem or overwriting an
+    input."""
+    outs = [output / f"{f.stem}{output_ending(f, out_format)}" for f in files]
     seen: dict[Path, Path] = {}
     for f, out in zip(files, outs):
         if out in seen:
@@ -93,11 +118,19 @@ def is_pair(recipe: Recipe, height: int, width: int) -> bool:
 
 
 def condition_image(
-    path: Path, recipe: Recipe, direction: str, layout: str
-) -> tuple[torch.Tensor, bool]:
-    """The network input of one file, uint8 (in_channels, h, w), and whether it was an A|B file."""
-    image = decode(path, advice="replace it or remove it from --input")
-    w, h = image.size
+    path: Path, recipe: Recipe, direction: str, layout: str, size: tuple[int, int] | None = None
+) -> tuple[torch.Tensor, bool, np.dtype]:
+    """The network input of one file, float32 (in_channels, h, w) (resized to ``size`` when
+    given), whether it was an A|B file, and the file's dtype."""
+    data = recipe.data
+    values = pair_values(data)
+    labels = values.labels is not None
+    options = ReadOptions(data.params.get("array_layout", "hwc"), data.params.get("npz_key"))
+    advice = "replace it or remove it from --input"
+    array = read_image(
+        path, 1 if labels else data.in_channels, options=options, labels=labels, advice=advice
+    )
+    h, w = array.shape[-2:]
     paired = layout == "paired" or (layout == "auto" and is_pair(recipe, h, w))
     if paired:
         if w % 2:
@@ -105,20 +138,58 @@ def condition_image(
                 f"{path}: width {w} is odd, so it is not an A|B pair; pass --plain to translate "
                 "the whole image"
             )
-        box = (0, 0, w // 2, h) if direction == "AtoB" else (w // 2, 0, w, h)
-        image = image.crop(box)
-    return to_tensor(image, pil_mode(recipe.data.in_channels, "in_channels")), paired
+        array = array[..., : w // 2] if direction == "AtoB" else array[..., w // 2 :]
+    expected = 1 if labels else data.in_channels
+    if array.shape[0] != expected:
+        what = "a label map has 1" if labels else f"the generator takes {expected}"
+        raise DataError(f"{path}: {array.shape[0]} channel(s), but {what}; convert the file")
+    if values.labels is not None:
+        values.labels.check(array, str(path))
+        if values.labels.instance:
+            inst = read_image(instance_file(path), options=options, labels=True, advice=advice)
+            if inst.shape != array.shape:
+                raise DataError(
+                    f"{instance_file(path)}: {inst.shape[0]}x{inst.shape[1]}x{inst.shape[2]} "
+                    f"(CxHxW) but its label map {path} is {'x'.join(map(str, array.shape))}"
+                )
+            array = np.concatenate([array.astype(np.int64), inst.astype(np.int64)])
+    else:
+        values.a.check(array, str(path))
+    if size is not None:
+        array = resize(torch.from_numpy(np.ascontiguousarray(array)), size, labels).numpy()
+    if values.labels is not None:
+        return torch.from_numpy(values.labels.encode(array)), paired, array.dtype
+    return torch.from_numpy(values.a.to_unit(array, str(path))), paired, array.dtype
 
 
-def save_png(image: torch.Tensor, path: Path) -> None:
-    """Write (C, H, W) in [-1, 1], C = 1 or 3, as an 8-bit PNG."""
-    array = to_uint8(image).permute(1, 2, 0).numpy()
-    mode = {1: "L", 3: "RGB"}.get(array.shape[-1])
-    if mode is None:
-        raise GanzooError(
-            f"the generator outputs {array.shape[-1]} channels; only 1 or 3 can be saved as PNG"
+def instance_file(path: Path) -> Path:
+    """The instance map of label map ``path``: <its folder>_instance/<same stem>.* (as
+    A/ and A_instance/ in training); a one-line DataError when there is none."""
+    folder = path.parent.with_name(path.parent.name + "_instance")
+    found = [p for p in list_images(folder) if p.stem == path.stem] if folder.is_dir() else []
+    if not found:
+        raise DataError(
+            f"{path}: no instance map {folder}/{path.stem}.*; a model trained with "
+            "data.labels.instance needs one next to each label map"
         )
-    Image.fromarray(array[..., 0] if mode == "L" else array, mode).save(path)
+    return found[0]
+
+
+def save_image(
+    image: torch.Tensor, path: Path, recipe: Recipe, in_dtype: np.dtype, out_format: str | None
+) -> None:
+    """Write (C, H, W) in [-1, 1] to ``path`` through the inverse of data.range.B, in the
+    input's dtype (png: uint8, png16: uint16; a PNG of a float input: uint16). ``png`` asked
+    for a range wider than 8 bits writes a preview: the range stretched to 0 .. 255."""
+    forced = OUTPUT_FORMATS[out_format][1] if out_format is not None else None
+    dtype = np.dtype(forced or in_dtype)
+    if kind(path) == "photo" and dtype not in (np.uint8, np.uint16):
+        dtype = np.dtype(np.uint16)
+    side = pair_values(recipe.data).b
+    if out_format == "png" and side.spec is not None:
+        side = SideRange("B")  # the 8-bit full scale
+    array = side.from_unit(image.detach().float().cpu().numpy(), dtype, str(path))
+    write_image(path, array, recipe.data.params.get("array_layout", "hwc"))
 
 
 def translate_files(
@@ -134,8 +205,11 @@ def translate_files(
     batch_size: int | None = None,
     layout: Layout = "auto",
     seed: int = 0,
+    out_format: OutFormat | None = None,
 ) -> Translation:
     """Translate ``files`` with a loaded G into ``output`` (created); see the module docstring."""
+    if out_format is not None and out_format not in OUTPUT_FORMATS:
+        raise GanzooError(f"format '{out_format}' is unknown; use {', '.join(OUTPUT_FORMATS)}")
     check_mode(mode)
     if fit not in ("pad", "resize"):
         raise GanzooError(f"fit '{fit}' is unknown; use pad or resize")
@@ -152,25 +226,25 @@ def translate_files(
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise GanzooError(f"--output {output}: is a file; give a folder for the translated images")
-    outs = output_paths(files, output)
+    outs = output_paths(files, output, out_format)
     output.mkdir(parents=True, exist_ok=True)
     result = Translation(direction=direction, mode=mode)
     device = next(net.parameters()).device
 
+    dtypes: dict[int, np.dtype] = {}
+
     def prepared() -> Iterator[tuple[int, torch.Tensor]]:
         for i, path in enumerate(files):
-            image, paired = condition_image(path, recipe, direction, layout)
+            image, paired, dtypes[i] = condition_image(path, recipe, direction, layout, target)
             result.paired += paired
-            if target is not None:
-                image = resize_uint8(image, target)
             yield i, image
 
     with generator_in_mode(net, mode, seed) as g:
         for batch in same_size_batches(prepared(), batch_size):
-            x = to_unit(torch.stack([image for _, image in batch])).to(device)
+            x = torch.stack([image for _, image in batch]).to(device)
             y = translate_batch(g, x, pad=fit == "pad")
             for (i, _), image in zip(batch, y):
-                save_png(image, outs[i])
+                save_image(image, outs[i], recipe, dtypes[i], out_format)
                 result.outputs.append(outs[i])
     return result
 
@@ -189,9 +263,11 @@ def translate(
     use_ema: bool = True,
     device: str = "cpu",
     seed: int = 0,
+    out_format: OutFormat | None = None,
 ) -> Translation:
     """Load G from a run directory / checkpoint / safetensors file and translate ``inputs``
-    (an image or a folder of images) into ``output/<stem>.png``."""
+    (an image or a folder of images) into ``output/<stem>.<ending>`` (see the module
+    docstring for the output format)."""
     check_mode(mode)
     files = input_files(inputs)
     net, recipe, info = load_generator(model, use_ema=use_ema, device=device)
@@ -207,6 +283,7 @@ def translate(
         batch_size=batch_size,
         layout=layout,
         seed=seed,
+        out_format=out_format,
     )
     result.info = info
     return result

@@ -9,8 +9,10 @@ from torchvision.utils import save_image
 
 
 def _rgb(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, 3, H, W) to look at: grey (C = 1 or 2: the first channel) or the
+    first three channels (RGB, or the first 3 of many: one-hot classes, 4-band stacks)."""
     x = x.detach().float().cpu()
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3]
+    return x[:, :1].expand(-1, 3, -1, -1) if x.shape[1] < 3 else x[:, :3]
 
 
 def save_grid(path: Path, *columns: torch.Tensor) -> Path:
