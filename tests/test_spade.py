@@ -22,7 +22,7 @@ from torch.nn.utils import parametrize
 from ganzoo import registry
 from ganzoo.build import check_recipe
 from ganzoo.data.source import PairSource
-from ganzoo.errors import RecipeError, RegistryError, SizeError
+from ganzoo.errors import RegistryError, SizeError
 from ganzoo.generators.spade import SPADE, SPADEGenerator, SPADEResnetBlock
 from ganzoo.recipe import from_dict, load_recipe, load_tree
 from ganzoo.registry import register
@@ -330,9 +330,9 @@ def test_recipe_has_the_official_defaults() -> None:
     # as class 0 here: 151 channels), no_instance; preprocess resize_and_crop, load_size 286
     # (training), crop_size 256; base_options.py: batchSize 1, aspect_ratio 1, flips (no_flip
     # off)
-    assert data["layout"] == "paired_folders" and data["root"] == "datasets/ade20k"
+    assert data["name"] == "paired_folders" and data["root"] == "datasets/ade20k"
     assert data["labels"] == {"num_classes": 151, "ignore_index": 255}
-    assert (data["in_channels"], data["out_channels"]) == (151, 3)
+    assert data["out_channels"] == 3 and load_recipe(RECIPE).data.in_channels == 151
     assert (data["preprocess"], data["load_size"], data["crop_size"]) == (
         "resize_and_crop",
         286,
@@ -392,15 +392,8 @@ def test_recipe_has_the_official_defaults() -> None:
 
 
 def test_recipe_validates_and_builds_on_meta() -> None:
-    try:
-        r = load_recipe(RECIPE)
-    except RecipeError as exc:
-        if "layout" not in str(exc) and "labels" not in str(exc):
-            raise
-        # no label-map data support in this tree (issue 13, data part): the rest must validate
-        tree = load_tree(RECIPE)
-        del tree["data"]["layout"], tree["data"]["labels"]
-        r = from_dict(tree)
+    r = load_recipe(RECIPE)
+    assert r.data.in_channels == 151  # the one-hot map of data.labels
     check_recipe(r)  # G and D built on the meta device at 256x256 with 151 label channels
     assert r.generator.name == "spade" and r.data.image_size == (256, 256)
     assert r.loss.objective.params == {"d_scale": 1.0}
