@@ -113,7 +113,7 @@ class Translator(nn.Module):
         8-bit image of data.range.B stretched to 0 .. 255 (for PIL)."""
         from ganzoo.data.dataset import pair_values
         from ganzoo.data.formats import canonical
-        from ganzoo.data.ranges import SideRange
+        from ganzoo.data.ranges import SideRange, output_dtype_for_labels
 
         flat = array.ndim == 2
         hwc = array[..., None] if flat else array
@@ -139,7 +139,7 @@ class Translator(nn.Module):
             a.check(chw, "the array")
             x = torch.from_numpy(a.to_unit(chw, "the array"))
         y = self.forward(x).clamp(-1, 1).cpu().numpy()
-        dtype = array.dtype if array.dtype.kind == "f" or values.labels is None else np.uint8
+        dtype = array.dtype if values.labels is None else output_dtype_for_labels(values.b.spec)
         b = SideRange("B") if preview else values.b
         out = b.from_unit(y, np.uint8 if preview else dtype, "the output").transpose(1, 2, 0)
         return out[..., 0] if flat and out.shape[2] == 1 else out

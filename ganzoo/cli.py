@@ -582,15 +582,18 @@ def ablate(
     claimed = [o for o in outcomes if o.action == "claimed"]
     for o in claimed:
         console.print(f"{o.run_dir.name}: left alone, {o.error}", highlight=False)
-    failed = [o for o in outcomes if o.action == "failed"]
-    if len(failed) + len(claimed) < len(outcomes) or any(
+    failed = [o for o in outcomes if o.action in ("failed", "stopped")]
+    reported = len(failed) + len(claimed) < len(outcomes) or any(
         (o.run_dir / "eval").is_dir() for o in outcomes
-    ):
+    )
+    if reported:
         write_report(out, console)
     if failed:
+        where = out / "results.md" if reported else out / "logs"
         raise GanzooError(
-            f"{len(failed)} run(s) failed ({', '.join(o.run_dir.name for o in failed)}; errors "
-            f"in {out / 'results.md'}); run the same command again to retry them"
+            f"{len(failed)} run(s) failed or stopped "
+            f"({', '.join(o.run_dir.name for o in failed)}; errors in {where}); run the same "
+            "command again to retry them"
         )
 
 

@@ -102,6 +102,10 @@ def test_jobs_2_gives_exactly_the_sequential_numbers(
     assert len(pids) == 2 and os.getpid() not in pids  # two worker processes
     assert all(read_status(out, f"{v}__seed0")["device"] == "cpu" for v in VARIANTS)
     assert not list((out / "runs").glob("*.claim"))  # released
+    # a re-run with other settings skips the finished runs and keeps how they were trained
+    assert main(cli_args(spec, out, tiny_data, "--threads-per-run", "2")) == 0
+    assert {r["threads"] for r in read_rows(out)} == {"1"}
+    assert {read_status(out, f"{v}__seed0")["pid"] for v in VARIANTS} == pids
 
 
 def test_submitit_local_executor_runs_the_ablation(
@@ -180,7 +184,7 @@ def test_a_failed_run_is_reported_and_only_it_is_rerun(
 
     monkeypatch.setattr(job_module, "train_run", broken)
     assert main(cli_args(spec, out, tiny_data)) == 2
-    assert "1 run(s) failed (multiscale__seed0" in capsys.readouterr().err
+    assert "1 run(s) failed or stopped (multiscale__seed0" in capsys.readouterr().err
     status = read_status(out, "multiscale__seed0")
     assert status["state"] == "failed"
     assert status["error"] == "RuntimeError: CUDA out of memory (simulated)"
@@ -288,3 +292,20 @@ def test_few_seeds_need_more_seeds_even_when_p_is_small() -> None:
     ]
     (only,) = compare_variants(rows, ["a", "b"], ["l1"])
     assert only.base == "a" and only.variant == "b" and only.n == 5
+
+
+def test_a_dead_worker_fails_only_the_run_it_was_running(tmp_path: Path) -> None:
+    from ganzoo.ablation.job import RunJob, record_death
+    from ganzoo.ablation.plan import Variant
+
+    def job(name: str) -> RunJob:
+        return RunJob(tmp_path, None, Variant(name, {}, {}), 0)  # type: ignore[arg-type]
+
+    write_status(tmp_path, "running__seed0", state="running", pid=1)
+    write_status(tmp_path, "finished__seed0", state="done", pid=2)
+    for name in ("running", "finished", "queued"):
+        outcome = record_death(job(name), "worker process died: BrokenProcessPool", tmp_path / "l")
+        assert outcome.action == "failed"
+    assert read_status(tmp_path, "running__seed0")["state"] == "failed"
+    assert read_status(tmp_path, "finished__seed0") == {"state": "done", "pid": 2}
+    assert read_status(tmp_path, "queued__seed0") is None  # never started: retried next launch

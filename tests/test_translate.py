@@ -474,6 +474,14 @@ def test_instance_maps_are_read_next_to_the_label_maps(tmp_path: Path) -> None:
     )
     result = translate(run, tmp_path / "val" / "A", tmp_path / "out")
     assert sorted(p.name for p in result.outputs) == ["0.png", "1.png"]
+    # outputs are images of the target's 8 bits, not of the ids' dtype (int64 with instances)
+    assert Image.open(tmp_path / "out" / "0.png").mode == "L"
+    (tmp_path / "ids").mkdir()
+    (tmp_path / "ids_instance").mkdir()
+    np.save(tmp_path / "ids" / "0.npy", np.asarray(Image.open(tmp_path / "val/A/0.png"), np.int64))
+    np.save(tmp_path / "ids_instance" / "0.npy", inst)
+    translate(run, tmp_path / "ids", tmp_path / "out_npy")
+    assert np.load(tmp_path / "out_npy" / "0.npy").dtype == np.uint8
     (tmp_path / "solo").mkdir()
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "solo" / "0.png")
     with pytest.raises(DataError) as info:

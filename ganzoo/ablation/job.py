@@ -19,7 +19,14 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from ganzoo.ablation.claims import CLAIM_TIMEOUT_S, Claim, describe, try_claim, write_status
+from ganzoo.ablation.claims import (
+    CLAIM_TIMEOUT_S,
+    Claim,
+    describe,
+    read_status,
+    try_claim,
+    write_status,
+)
 from ganzoo.ablation.plan import Plan, Variant
 from ganzoo.ablation.runner import (
     Action,
@@ -127,7 +134,9 @@ def execute(job: RunJob, *, console: Console | None = None, progress: bool = Fal
                         "images",
                         highlight=False,
                     )
-                write_status(job.out, job.name, state="done", finished=time.time(), **record)
+                previous_status = read_status(job.out, job.name)
+                if state != "skipped" or previous_status is None:  # keep how it was trained
+                    write_status(job.out, job.name, state="done", finished=time.time(), **record)
                 action: Action = "trained" if state == "fresh" else state  # type: ignore[assignment]
                 return RunOutcome(job.variant.name, job.seed, job.run_dir, action, threads=threads)
             except Exception as exc:  # recorded, reported, retried by the next launch
@@ -143,3 +152,14 @@ def execute(job: RunJob, *, console: Console | None = None, progress: bool = Fal
     finally:
         torch.set_num_threads(previous)
         held.release()
+
+
+def record_death(job: RunJob, error: str, log: Path) -> RunOutcome:
+    """The outcome of a run whose worker or job died without reporting (killed, out of memory,
+    time limit): its status becomes ``failed`` when it was running there; a run that had
+    finished or never started keeps its status (the next launch retries what is missing)."""
+    if (read_status(job.out, job.name) or {}).get("state") == "running":
+        write_status(
+            job.out, job.name, state="failed", error=error, log=str(log), finished=time.time()
+        )
+    return RunOutcome(job.variant.name, job.seed, job.run_dir, "failed", error, log)

@@ -43,11 +43,11 @@ class LabelMaps:
                     f"{path}: a label map of non-integer values (e.g. "
                     f"{labels[labels != np.round(labels)].flat[0]:g}); class ids are integers"
                 )
-        values = np.unique(labels)
-        bad = values[(values < 0) | (values >= self.num_classes)]
+        outside = (labels < 0) | (labels >= self.num_classes)  # linear passes, no sort
         if self.ignore_index is not None:
-            bad = bad[bad != self.ignore_index]
-        if bad.size:
+            outside &= labels != self.ignore_index
+        if outside.any():
+            bad = np.unique(labels[outside])
             ignore = "" if self.ignore_index is None else f" nor the ignore id {self.ignore_index}"
             raise DataError(
                 f"{path}: class id {bad[-1]:g} is not below data.labels.num_classes "

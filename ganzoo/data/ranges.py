@@ -31,6 +31,21 @@ def _pairs(spec: RangeSpec | None) -> list[tuple[float, float]] | None:
     return [(float(lo), float(hi)) for lo, hi in spec]  # type: ignore[misc]
 
 
+def output_dtype_for_labels(spec: RangeSpec | None) -> np.dtype:
+    """The dtype of a label-map model's outputs (its input, class ids, says nothing about the
+    target's depth): uint8, or uint16 / float32 when ``data.range.B`` needs more."""
+    pairs = _pairs(spec)
+    if not pairs:
+        return np.dtype(np.uint8)
+    lo, hi = min(p[0] for p in pairs), max(p[1] for p in pairs)
+    whole = all(float(v).is_integer() for pair in pairs for v in pair)
+    if whole and lo >= 0 and hi <= 255:
+        return np.dtype(np.uint8)
+    if whole and lo >= 0 and hi <= 65535:
+        return np.dtype(np.uint16)
+    return np.dtype(np.float32)
+
+
 @dataclass(frozen=True)
 class SideRange:
     """The value rule of one side: ``side`` names it in errors ('A' is the network input)."""

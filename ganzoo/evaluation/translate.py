@@ -39,7 +39,7 @@ from ganzoo.data.formats import (
     write_image,
 )
 from ganzoo.data.images import is_image_file, list_images
-from ganzoo.data.ranges import SideRange
+from ganzoo.data.ranges import SideRange, output_dtype_for_labels
 from ganzoo.data.transforms import resize
 from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation.inference import (
@@ -158,7 +158,8 @@ def condition_image(
     if size is not None:
         array = resize(torch.from_numpy(np.ascontiguousarray(array)), size, labels).numpy()
     if values.labels is not None:
-        return torch.from_numpy(values.labels.encode(array)), paired, array.dtype
+        out_dtype = output_dtype_for_labels(values.b.spec)
+        return torch.from_numpy(values.labels.encode(array)), paired, out_dtype
     return torch.from_numpy(values.a.to_unit(array, str(path))), paired, array.dtype
 
 

@@ -13,15 +13,13 @@ import concurrent.futures as cf
 import dataclasses
 import multiprocessing as mp
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from rich.console import Console
 
-from ganzoo.ablation.claims import write_status
-from ganzoo.ablation.job import DEVICE_ENV, RunJob, execute, one_line
+from ganzoo.ablation.job import DEVICE_ENV, RunJob, execute, one_line, record_death
 from ganzoo.ablation.progress import ProgressView
 from ganzoo.ablation.runner import RunOutcome
 from ganzoo.errors import GanzooError
@@ -113,6 +111,4 @@ def _outcome(future: cf.Future, job: RunJob) -> RunOutcome:
     try:
         return future.result()
     except Exception as exc:
-        error = f"worker process died: {one_line(exc)}"
-        write_status(job.out, job.name, state="failed", error=error, finished=time.time())
-        return RunOutcome(job.variant.name, job.seed, job.run_dir, "failed", error, job.log)
+        return record_death(job, f"worker process died: {one_line(exc)}", job.log)

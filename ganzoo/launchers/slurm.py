@@ -15,8 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ganzoo.ablation.claims import read_status, write_status
-from ganzoo.ablation.job import RunJob, execute, one_line
+from ganzoo.ablation.job import RunJob, execute, one_line, record_death
 from ganzoo.ablation.progress import ProgressView
 from ganzoo.ablation.runner import RunOutcome
 from ganzoo.errors import GanzooError
@@ -104,10 +103,5 @@ def _outcome(handle: Any, job: RunJob) -> RunOutcome:
     try:
         return handle.result()
     except Exception as exc:
-        log = Path(handle.paths.stderr)
         error = f"job {handle.job_id} died: {one_line(exc)}"
-        if (read_status(job.out, job.name) or {}).get("state") != "done":
-            write_status(
-                job.out, job.name, state="failed", error=error, log=str(log), finished=time.time()
-            )
-        return RunOutcome(job.variant.name, job.seed, job.run_dir, "failed", error, log)
+        return record_death(job, error, Path(handle.paths.stderr))
