@@ -25,3 +25,13 @@ class DataError(GanzooError):
 
 class TrainingError(GanzooError):
     """A run that cannot go on (NaN loss, unusable checkpoint)."""
+
+
+def first_line(exc: BaseException, *, with_type: bool = False) -> str:
+    """The first line of ``exc``'s message (at most 200 characters), for one-line errors;
+    ``Type: line`` with ``with_type``; the type's name when the message is empty."""
+    text = str(exc).strip()
+    line = text.splitlines()[0][:200] if text else ""
+    if not line:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {line}" if with_type else line

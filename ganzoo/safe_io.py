@@ -16,7 +16,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, first_line
 
 #: Marks a temporary file: ``.NAME.tmp-PID`` (stale ones are removed when a run is opened).
 TEMP_MARK = ".tmp-"
@@ -71,10 +71,4 @@ def load_weights(path: str | Path, what: str = "file") -> Any:
             f"{path}: not a readable {what} (corrupt, or not a PyTorch weights file)"
         ) from None
     except Exception as exc:  # truncated zip, not a torch file, ...
-        raise GanzooError(f"{path}: not a readable {what} ({_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return first[:200]
+        raise GanzooError(f"{path}: not a readable {what} ({first_line(exc)})") from None

@@ -37,6 +37,7 @@ from ganzoo.ablation.runner import (
     run_state,
     train_run,
 )
+from ganzoo.errors import first_line
 
 #: Set by a launcher in a worker's environment: the device the worker is pinned to.
 DEVICE_ENV = "GANZOO_ABLATION_DEVICE"
@@ -65,12 +66,6 @@ class RunJob:
     @property
     def log(self) -> Path:
         return Path(self.out) / "logs" / f"{self.name}.log"
-
-
-def one_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (at most 200 characters)."""
-    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def current_device() -> str:
@@ -141,7 +136,7 @@ def execute(job: RunJob, *, console: Console | None = None, progress: bool = Fal
                 return RunOutcome(job.variant.name, job.seed, job.run_dir, action, threads=threads)
             except Exception as exc:  # recorded, reported, retried by the next launch
                 traceback.print_exc(file=log)
-                error = one_line(exc)
+                error = first_line(exc, with_type=True)
                 action = "stopped" if isinstance(exc, StoppedError) else "failed"
                 write_status(
                     job.out, job.name, state=action, error=error, finished=time.time(), **record

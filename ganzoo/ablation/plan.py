@@ -32,6 +32,11 @@ from ganzoo.recipe import Recipe, apply_overrides, deep_merge, from_dict, load_t
 LABEL_JOIN = "+"
 
 
+def run_name(variant: str, seed: int) -> str:
+    """The folder of ``variant``'s run with ``seed`` under ``OUT/runs``."""
+    return f"{variant}__seed{seed}"
+
+
 @dataclass(frozen=True)
 class Variant:
     """One point of the axes grid: its name, ``axis -> label``, and its recipe tree (budget
@@ -49,7 +54,7 @@ class Variant:
 
     def run_name(self, seed: int) -> str:
         """The folder of this variant's run with ``seed`` under ``OUT/runs``."""
-        return f"{self.name}__seed{seed}"
+        return run_name(self.name, seed)
 
 
 @dataclass(frozen=True)

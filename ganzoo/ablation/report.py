@@ -18,6 +18,7 @@ from rich.console import Console
 
 from ganzoo.ablation.claims import read_status
 from ganzoo.ablation.figures import plot_metrics, plot_samples
+from ganzoo.ablation.plan import run_name
 from ganzoo.ablation.results import (
     QUALITY,
     VariantSummary,
@@ -47,7 +48,7 @@ def failures(out: Path, manifest: dict[str, Any]) -> list[RunFailure]:
     found = []
     for seed in manifest["seeds"]:
         for variant in manifest["variants"]:
-            name = f"{variant['name']}__seed{seed}"
+            name = run_name(variant["name"], seed)
             status = read_status(out, name) or {}
             if status.get("state") in ("failed", "stopped"):
                 found.append(RunFailure(name, str(status.get("error", "")), status.get("log")))
@@ -132,7 +133,7 @@ def write_report(out: str | Path, console: Console | None = None) -> Report:
     )
     metrics_path = plot_metrics(summaries, rows, out / "metrics.png")
     first_seed = {r["variant"]: r["seed"] for r in reversed(rows)}  # earliest listed seed
-    run_dirs = {s.name: out / "runs" / f"{s.name}__seed{first_seed[s.name]}" for s in summaries}
+    run_dirs = {s.name: out / "runs" / run_name(s.name, first_seed[s.name]) for s in summaries}
     ev = manifest["eval"]
     samples_path = plot_samples(
         run_dirs, ev["split"], ev["mode"], ev["samples"], out / "samples.png"

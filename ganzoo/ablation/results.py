@@ -27,6 +27,7 @@ from ganzoo.recipe import from_dict, read_yaml
 from ganzoo.training.checkpoint import latest_checkpoint
 
 from .claims import read_status
+from .plan import run_name
 from .runner import MANIFEST, checkpoint_step, read_eval
 
 
@@ -103,7 +104,7 @@ def collect_rows(out: Path, manifest: dict[str, Any]) -> tuple[list[dict[str, An
     params: dict[str, tuple[int, int]] = {}
     for seed in manifest["seeds"]:
         for variant in manifest["variants"]:
-            name = f"{variant['name']}__seed{seed}"
+            name = run_name(variant["name"], seed)
             run_dir = Path(out) / "runs" / name
             ckpt = latest_checkpoint(run_dir / "checkpoints")
             record = read_eval(run_dir, split, budget, mode)

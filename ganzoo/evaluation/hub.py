@@ -27,10 +27,10 @@ from typing import Any
 import yaml
 
 from ganzoo import __version__, registry
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, first_line
 from ganzoo.evaluation.export import save_safetensors
 from ganzoo.evaluation.loading import load_generator
-from ganzoo.evaluation.sources import MODEL_FILE, REPO_ID, first_line, output_base, require_hub
+from ganzoo.evaluation.sources import MODEL_FILE, REPO_ID, output_base, require_hub
 from ganzoo.recipe import Recipe
 from ganzoo.safe_io import write_text_atomic
 

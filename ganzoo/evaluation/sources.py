@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ganzoo.errors import GanzooError, TrainingError
+from ganzoo.errors import GanzooError, TrainingError, first_line
 from ganzoo.training.checkpoint import latest_checkpoint
 
 MODEL_FILE = "model.safetensors"
@@ -116,8 +116,3 @@ def _model_file(folder: Path, text: str) -> Path:
     if not model.is_file():
         raise GanzooError(f"{text}: the repository holds no {MODEL_FILE}; it is not a ganzoo model")
     return model
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]

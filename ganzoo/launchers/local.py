@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from ganzoo.ablation.job import DEVICE_ENV, RunJob, execute, one_line, record_death
+from ganzoo.ablation.job import DEVICE_ENV, RunJob, execute, record_death
 from ganzoo.ablation.progress import ProgressView
 from ganzoo.ablation.runner import RunOutcome
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, first_line
 from ganzoo.launchers.base import Launcher
 from ganzoo.registry import register
 
@@ -111,4 +111,4 @@ def _outcome(future: cf.Future, job: RunJob) -> RunOutcome:
     try:
         return future.result()
     except Exception as exc:
-        return record_death(job, f"worker process died: {one_line(exc)}", job.log)
+        return record_death(job, f"worker process died: {first_line(exc, with_type=True)}", job.log)

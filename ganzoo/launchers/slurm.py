@@ -15,10 +15,10 @@ from typing import Any
 
 from rich.console import Console
 
-from ganzoo.ablation.job import RunJob, execute, one_line, record_death
+from ganzoo.ablation.job import RunJob, execute, record_death
 from ganzoo.ablation.progress import ProgressView
 from ganzoo.ablation.runner import RunOutcome
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, first_line
 from ganzoo.launchers.base import Launcher
 from ganzoo.registry import register
 
@@ -103,5 +103,5 @@ def _outcome(handle: Any, job: RunJob) -> RunOutcome:
     try:
         return handle.result()
     except Exception as exc:
-        error = f"job {handle.job_id} died: {one_line(exc)}"
+        error = f"job {handle.job_id} died: {first_line(exc, with_type=True)}"
         return record_death(job, error, Path(handle.paths.stderr))

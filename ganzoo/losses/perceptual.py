@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganzoo.errors import GanzooError, SizeError, TrainingError
+from ganzoo.errors import GanzooError, SizeError, TrainingError, first_line
 from ganzoo.safe_io import load_weights
 
 #: What VGG19 is fed: pix2pixHD's raw [-1, 1] images, or ImageNet-normalised ones.
@@ -76,7 +76,8 @@ def load_vgg19_features(path: Path) -> nn.Sequential:
         features.load_state_dict({key[len("features.") :]: state[key] for key in wanted})
     except RuntimeError as exc:  # shapes that are not VGG19's
         raise TrainingError(
-            f"{path}: not torchvision's VGG19 weights ({_first_line(exc)}); replace it with {url}"
+            f"{path}: not torchvision's VGG19 weights ({first_line(exc, with_type=True)}); "
+            f"replace it with {url}"
         ) from None
     return features
 
@@ -133,8 +134,3 @@ class PerceptualLoss(nn.Module):
             h = block(h)
             out.append(h)
         return out
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

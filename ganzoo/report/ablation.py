@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ganzoo.ablation.plan import run_name
 from ganzoo.ablation.report import Report
 from ganzoo.ablation.report import write_report as write_ablation_files
 from ganzoo.ablation.results import FID_METRICS, METRICS, read_manifest, summary_table
@@ -70,7 +71,7 @@ def _runs(out: Path, manifest: dict[str, Any], report: Report) -> dict[str, list
     finished = {(s.name, seed) for s in report.summaries for seed in s.seeds}
     return {
         v["name"]: [
-            out / "runs" / f"{v['name']}__seed{seed}"
+            out / "runs" / run_name(v["name"], seed)
             for seed in manifest["seeds"]
             if (v["name"], seed) in finished
         ]
