@@ -126,6 +126,19 @@ class RunDir:
     def export_dir(self) -> Path:
         return self.path / EXPORT
 
+    def eval_records(self) -> list[dict[str, Any]]:
+        """The readable ``ganzoo eval`` results in ``eval/``, by file name (unreadable or
+        foreign JSON files are left out)."""
+        records = []
+        for path in sorted(self.eval_dir.glob("*.json")) if self.eval_dir.is_dir() else []:
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if isinstance(record, dict) and "l1" in record:
+                records.append(record)
+        return records
+
     def is_run(self) -> bool:
         """True when the folder holds a stored recipe."""
         return self.recipe_path.is_file()

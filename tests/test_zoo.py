@@ -156,17 +156,12 @@ def test_a_corrupt_or_wrong_file_is_refused_and_deleted(
 def test_a_missing_model_and_no_network_say_what_to_do_by_hand(
     file_server, small_catalogue, tmp_path: Path, capsys
 ) -> None:
-    code = main(
-        [
-            "pretrained",
-            "fetch",
-            "facades_label2photo",
-            "--to",
-            str(tmp_path),
-            "--from",
-            file_server.url("/nothing"),
-        ]
-    )
+    def fetch(url: str) -> int:
+        return main(
+            ["pretrained", "fetch", "facades_label2photo", "--to", str(tmp_path), "--from", url]
+        )
+
+    code = fetch(file_server.url("/nothing"))
     err = capsys.readouterr().err
     assert code == 2 and "HTTP 404" in err and len(err.strip().splitlines()) == 1
     import socket
@@ -174,17 +169,7 @@ def test_a_missing_model_and_no_network_say_what_to_do_by_hand(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    code = main(
-        [
-            "pretrained",
-            "fetch",
-            "facades_label2photo",
-            "--to",
-            str(tmp_path),
-            "--from",
-            f"http://127.0.0.1:{port}/m",
-        ]
-    )
+    code = fetch(f"http://127.0.0.1:{port}/m")
     err = capsys.readouterr().err
     assert code == 2 and "could not reach" in err
     official = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/facades_label2photo.pth"

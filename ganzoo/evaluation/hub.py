@@ -32,6 +32,7 @@ from ganzoo.evaluation.export import save_safetensors
 from ganzoo.evaluation.loading import load_generator
 from ganzoo.evaluation.sources import MODEL_FILE, REPO_ID, output_base, require_hub
 from ganzoo.recipe import Recipe
+from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import write_text_atomic
 
 HUB_FORMAT = "ganzoo-hub-1"
@@ -54,18 +55,6 @@ def papers(recipe: Recipe) -> list[str]:
         if paper and paper not in seen:
             seen.append(paper)
     return seen
-
-
-def _eval_records(run_dir: Path) -> list[dict[str, Any]]:
-    records = []
-    for path in sorted((run_dir / "eval").glob("*.json")) if run_dir.is_dir() else []:
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if isinstance(record, dict) and "l1" in record:
-            records.append(record)
-    return records
 
 
 def _sample_sheet(run_dir: Path) -> Path | None:
@@ -182,7 +171,7 @@ def export_hub_folder(
         "ema": info.ema,
     }
     write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
-    records = _eval_records(run_dir)
+    records = RunDir(run_dir).eval_records()
     card = model_card(recipe, records, info.step, info.ema, repo_id or "NAMESPACE/NAME")
     write_text_atomic(out / "README.md", card)
     sheet = _sample_sheet(run_dir)

@@ -38,13 +38,8 @@ def overlaid_curves_png(runs: dict[str, list[Path]]) -> bytes | None:
     ]
     if not panels:
         return None
-    plt = page.pyplot()
-    cols = min(3, len(panels))
-    rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(3.5 * cols, 2.5 * rows), squeeze=False, layout="constrained"
-    )
-    for ax, (title, key) in zip(axes.flat, panels):
+
+    def draw(ax: Any, key: str) -> None:
         for (variant, seeds), color in zip(records.items(), COLORS * len(records)):
             for i, r in enumerate(seeds):
                 steps, values = series(r, key)
@@ -57,13 +52,10 @@ def overlaid_curves_png(runs: dict[str, list[Path]]) -> bytes | None:
                     marker="." if len(steps) < 30 else None,
                     label=variant if i == 0 else None,
                 )
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.25)
-    axes.flat[0].legend(fontsize=7, frameon=False)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
-    return page.figure_png(fig)
+        if key == panels[0][1]:
+            ax.legend(fontsize=7, frameon=False)
+
+    return page.panels_png(panels, draw)
 
 
 def _runs(out: Path, manifest: dict[str, Any], report: Report) -> dict[str, list[Path]]:

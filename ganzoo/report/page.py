@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 CSS = """
 body { font-family: Georgia, 'Times New Roman', serif; color: #1d1d1f; margin: 0 auto;
@@ -163,3 +166,22 @@ def pyplot():  # noqa: ANN201
         }
     )
     return plt
+
+
+def panels_png(panels: list[tuple[str, T]], draw: Callable[[Any, T], None]) -> bytes:
+    """A grid of up to 3 columns of step-axis panels, ``draw(ax, item)`` filling each
+    ``(title, item)``; unused cells blank. PNG bytes."""
+    plt = pyplot()
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.5 * cols, 2.5 * rows), squeeze=False, layout="constrained"
+    )
+    for ax, (title, item) in zip(axes.flat, panels):
+        draw(ax, item)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.25)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    return figure_png(fig)

@@ -43,25 +43,16 @@ def curves_png(records: list[dict[str, Any]], panels: tuple = PANELS) -> bytes |
     groups = [(t, keys) for t, keys in groups if keys]
     if not groups:
         return None
-    plt = page.pyplot()
-    cols = min(3, len(groups))
-    rows = -(-len(groups) // cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(3.5 * cols, 2.5 * rows), squeeze=False, layout="constrained"
-    )
-    for ax, (title, keys) in zip(axes.flat, groups):
+
+    def draw(ax: Any, keys: list[str]) -> None:
         for key, color in zip(keys, COLORS):
             steps, values = series(records, key)
             marker = "." if len(steps) < 30 else None
             ax.plot(steps, values, color=color, linewidth=1.2, marker=marker, label=key)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.25)
         if len(keys) > 1:
             ax.legend(fontsize=7, frameon=False)
-    for ax in list(axes.flat)[len(groups) :]:
-        ax.axis("off")
-    return page.figure_png(fig)
+
+    return page.panels_png(groups, draw)
 
 
 def _frames(run: RunDir) -> list[tuple[str, Path]]:
@@ -70,18 +61,6 @@ def _frames(run: RunDir) -> list[tuple[str, Path]]:
         idx = sorted({round(i * (len(sheets) - 1) / (MAX_FRAMES - 1)) for i in range(MAX_FRAMES)})
         sheets = [sheets[i] for i in idx]
     return [(f"step {int(p.stem.split('_')[-1])}", p) for p in sheets]
-
-
-def _evals(run: RunDir) -> list[dict[str, Any]]:
-    out = []
-    for path in sorted(run.eval_dir.glob("*.json")) if run.eval_dir.is_dir() else []:
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if isinstance(record, dict) and "l1" in record:
-            out.append(record)
-    return out
 
 
 def _duration(seconds: float) -> str:
@@ -138,7 +117,7 @@ def run_report(run_dir: str | Path) -> str:
         if png
         else "<p>No records yet.</p>"
     )
-    evals = _evals(run)
+    evals = run.eval_records()
     eval_table = (
         page.table(
             ["split", "mode", "images", "step", "L1", "PSNR (dB)", "SSIM", "FID"],
