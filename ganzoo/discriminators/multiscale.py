@@ -20,7 +20,8 @@ only the normalised convs in spectral norm and drops their biases; its ``n_layer
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -101,6 +102,7 @@ class MultiscaleDiscriminator(nn.Module):
             offered += slots.offered
             height, width = pool.output_side(height), pool.output_side(width)
         self.scales = nn.ModuleList(scales)
+        self.image_size = sides(image_size)
         whole = AttentionSlots(attention, image_size, name)  # one error for specs no scale took
         whole.used, whole.offered = used, offered
         whole.finish()
@@ -119,6 +121,32 @@ class MultiscaleDiscriminator(nn.Module):
                 for hidden_stage in list(stack)[1:-1]:
                     apply_spectral_norm(hidden_stage)
 
+    def weights_by_resolution(
+        self, weights: dict[str, Any], image_size: tuple[int, int] | None
+    ) -> dict[str, Any]:
+        """``weights`` of another multi-scale D trained on ``image_size`` crops, each
+        ``scales.{s}.`` renamed to the scale here that sees the same resolution; scales with no
+        counterpart are dropped. With ``image_size`` unknown the scales pair from the coarsest
+        end, as pix2pixHD's names ``scale{num_D-1-s}`` pair them in ``--load_pretrain``."""
+        found = [re.match(r"scales\.(\d+)\.", k) for k in weights]
+        theirs = 1 + max((int(m[1]) for m in found if m), default=-1)
+        if not theirs:
+            return weights
+        ours = scale_sides(self.image_size, len(self.scales))
+        if image_size is None:
+            target = {s: s + len(ours) - theirs for s in range(theirs)}
+        else:
+            where = {hw: t for t, hw in enumerate(ours)}
+            target = {s: where.get(hw, -1) for s, hw in enumerate(scale_sides(image_size, theirs))}
+        out = {}
+        for key, value in weights.items():
+            m = re.match(r"scales\.(\d+)\.(.*)", key)
+            if not m:
+                out[key] = value
+            elif target.get(int(m[1]), -1) >= 0:
+                out[f"scales.{target[int(m[1])]}.{m[2]}"] = value
+        return out
+
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         result = []
         for s, scale in enumerate(self.scales):
@@ -126,3 +154,13 @@ class MultiscaleDiscriminator(nn.Module):
                 x = self.downsample(x)
             result.append(scale(x))
         return result
+
+
+def scale_sides(image_size: tuple[int, int], num_d: int) -> list[tuple[int, int]]:
+    """``(height, width)`` each of ``num_d`` scales sees for ``image_size`` inputs, full
+    resolution first (each pooling: ``ceil(side / 2)``)."""
+    pool = ConvGeometry(3, 2, 1)
+    out = [tuple(image_size)]
+    while len(out) < num_d:
+        out.append(tuple(pool.output_side(side) for side in out[-1]))
+    return out

@@ -50,6 +50,17 @@ def _matches(name: str, patterns: list[str] | None) -> bool:
     return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
+def _crop_size(recipe: Any) -> tuple[int, int] | None:
+    """``(height, width)`` of a checkpoint's recipe's crops; None when it does not say."""
+    data = recipe.get("data") if isinstance(recipe, dict) else None
+    crop = data.get("crop_size") if isinstance(data, dict) else None
+    if isinstance(crop, int) and not isinstance(crop, bool):
+        return crop, crop
+    if isinstance(crop, list | tuple) and len(crop) == 2 and all(type(c) is int for c in crop):
+        return crop[0], crop[1]
+    return None
+
+
 class TrainState:
     """The networks and everything else a run checkpoints (see the module docstring).
 
@@ -142,7 +153,8 @@ class TrainState:
     def begin_epoch(self, epoch: int, fresh: bool) -> None:
         """Freeze what the phase of ``epoch`` freezes in G. When a restricted phase ends at the
         start of an epoch (``fresh``), G's optimizer restarts with empty moments over all
-        parameters, as pix2pixHD's ``update_fixed_params`` builds a new Adam."""
+        parameters, as pix2pixHD's ``update_fixed_params`` builds a new Adam for G; D's
+        optimizer keeps its moments and step count (pix2pixHD never rebuilds it)."""
         only = self.recipe.optim.train_only
         if only is None:
             return
@@ -151,7 +163,6 @@ class TrainState:
             p.requires_grad_(_matches(name, patterns))
         if fresh and only.epochs is not None and epoch == only.epochs:
             self.opt_g.state.clear()
-            self.opt_d.state.clear()
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -250,8 +261,9 @@ class TrainState:
 
     def init_from(self, source: str | Path) -> str:
         """Copy into G and D every tensor of the run directory or checkpoint ``source`` whose
-        name and shape match; the rest keep their initialisation. Returns a one-line summary;
-        a one-line error when nothing matches."""
+        name and shape match (a multi-scale D's scales matched by the resolution they see);
+        the rest keep their initialisation. Returns a one-line summary; a one-line error when
+        nothing matches."""
         path = Path(source)
         ckpt = latest_checkpoint(path / "checkpoints") if path.is_dir() else path
         if ckpt is None or not Path(ckpt).is_file():
@@ -263,6 +275,9 @@ class TrainState:
             if not isinstance(weights, dict):
                 parts.append(f"{what}: none in the checkpoint")
                 continue
+            by_resolution = getattr(net, "weights_by_resolution", None)
+            if by_resolution is not None:  # multi-scale D: each scale onto its resolution
+                weights = by_resolution(weights, _crop_size(state.get("recipe")))
             own = net.state_dict()
             taken = {
                 k: v
