@@ -28,6 +28,7 @@ from ganzoo.training.checkpoint import (
     set_rng_state,
 )
 from ganzoo.training.distributed import DistInfo
+from ganzoo.training.ema import build_ema
 from ganzoo.training.image_pool import ImagePool
 from ganzoo.training.schedule import build_scheduler
 
@@ -87,11 +88,7 @@ class TrainState:
         self.pool = ImagePool(recipe.optim.pool_size)
         self.ema = None
         if recipe.optim.ema_decay is not None:
-            self.ema = torch.optim.swa_utils.AveragedModel(
-                self.g_module,
-                multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.optim.ema_decay),
-                use_buffers=True,
-            )
+            self.ema = build_ema(self.g_module, recipe.optim.ema_decay)
         self.step = 0
         self.epoch = 0
         self.samples_in_epoch = 0

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ganzoo import losses
 from ganzoo.build import build_objective
 from ganzoo.recipe import Recipe
+from ganzoo.training.ema import update_ema
 from ganzoo.training.state import TrainState
 
 Outputs = list[list[torch.Tensor]]
@@ -114,7 +115,7 @@ class UpdateStep:
         s.scaler_g.step(s.opt_g)
         s.scaler_g.update()
         if s.ema is not None:
-            s.ema.update_parameters(s.g_module)
+            update_ema(s.ema, s.g_module)
         return out
 
     def _update_d(
