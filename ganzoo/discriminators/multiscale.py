@@ -10,11 +10,13 @@ PatchGAN would give 30, 14 and 6).
 The GAN losses of the scales are summed (``reduction="sum"``), as pix2pixHD's
 ``GANLoss.__call__`` adds every scale's loss; SPADE's ``GANLoss`` divides that sum by the number
 of scales (``reduction="mean"``). Feature matching weighs each scale 1/num_d in both. Conv
-biases keep PyTorch's default initialisation, as pix2pixHD's ``weights_init`` leaves them.
+biases keep PyTorch's default initialisation, as pix2pixHD's ``weights_init`` leaves them
+(``zero_bias: true`` zeroes them, as SPADE's ``BaseNetwork.init_weights``).
 
 SPADE's ``MultiscaleDiscriminator`` (``norm_D`` ``spectralinstance``) is this one with
-``spectral_norm: hidden`` and ``hidden_bias: false``: its ``get_nonspade_norm_layer`` wraps
-only the normalised convs in spectral norm and drops their biases; its ``n_layers_D`` 4 is
+``spectral_norm: hidden``, ``hidden_bias: false`` and ``zero_bias: true``: its
+``get_nonspade_norm_layer`` wraps only the normalised convs in spectral norm and drops their
+biases, its ``init_weights`` zeroes the others; its ``n_layers_D`` 4 is
 ``n_layers`` 3 here (it counts the stride-1 conv before the logits).
 """
 
@@ -56,7 +58,8 @@ class MultiscaleDiscriminator(nn.Module):
     ``[f_1, ..., f_{n_layers+1}, logits]``. ``reduction``: how the scales' GAN losses combine
     (pix2pixHD: ``sum``; SPADE: ``mean``). ``spectral_norm``: every conv (True) or only the
     normalised ones (``hidden``, SPADE); ``hidden_bias``: biases on the normalised convs
-    (pix2pixHD: true; SPADE: false). Attention: a spec at resolution ``r`` goes into
+    (pix2pixHD: true; SPADE: false); ``zero_bias``: conv biases start at 0 (SPADE's
+    ``init_weights``) or keep PyTorch's default (pix2pixHD's ``weights_init``). Attention: a spec at resolution ``r`` goes into
     every scale that has a stride-2 stage producing ``r``-high maps (nominal heights
     ``ceil(H / 2^s) / 2^k``), and must fit at least one.
     """
@@ -75,6 +78,7 @@ class MultiscaleDiscriminator(nn.Module):
         image_size: int | tuple[int, int] = 256,
         reduction: Literal["sum", "mean"] = "sum",
         hidden_bias: bool = True,
+        zero_bias: bool = False,
     ) -> None:
         super().__init__()
         self.branch_reduction = reduction
@@ -114,7 +118,7 @@ class MultiscaleDiscriminator(nn.Module):
             spectral_norm=spectral_norm is True,
             size_divisor=1,
             min_side=max(smallest_sides(chains)),
-            zero_bias=False,
+            zero_bias=zero_bias,
         )
         if spectral_norm == "hidden":
             for stack in scales:
