@@ -64,6 +64,31 @@ def test_the_image_pool_pairs_each_fake_with_its_own_condition(
     trainer.close()
 
 
+def test_the_gradient_penalty_interpolates_pairs_of_one_condition(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    # with an image pool, D's fake pair may be an older one with another condition; the
+    # penalty's interpolates must stay between a real pair and a fake of the same condition
+    recipe = tiny_recipe(
+        tiny_data,
+        "loss.objective=wgan_gp",
+        "discriminator.norm=none",
+        "optim.pool_size=2",
+        "data.batch_size=1",
+    )
+    trainer = Trainer(recipe, tmp_path / "run", progress=False)
+    seen = recording(trainer)
+    pooled = 0
+    for batch in batches(trainer, 4):
+        seen.clear()
+        trainer.train_step(batch)
+        fake_pair, real_pair, x_hat = seen[:3]  # the critic terms, then the penalty
+        pooled += not torch.equal(fake_pair[:, :3], real_pair[:, :3])
+        assert torch.allclose(x_hat[:, :3], real_pair[:, :3], atol=1e-6)
+    assert pooled > 0  # the pool did hand back older pairs
+    trainer.close()
+
+
 # 9. D sees the fake pair first -------------------------------------------------------------
 def test_the_discriminator_sees_the_fake_pair_before_the_real_one(
     tiny_data: Path, tmp_path: Path

@@ -121,9 +121,12 @@ class UpdateStep:
     def _update_d(
         self, real_pair: torch.Tensor, fake_pair: torch.Tensor, measure: bool = False
     ) -> dict[str, torch.Tensor]:
-        """``optim.d_steps`` D updates on a pooled fake pair (fake first, then real)."""
+        """``optim.d_steps`` D updates on a pooled fake pair (fake first, then real). A gradient
+        penalty interpolates each real pair with the current fake of the same condition (a
+        pooled fake carries an older condition)."""
         s = self.state
         s.trainable_d()
+        current = fake_pair.detach()
         fake_pair = s.pool.query(fake_pair)
         out: dict[str, torch.Tensor] = {}
         for _ in range(self.recipe.optim.d_steps):
@@ -137,7 +140,7 @@ class UpdateStep:
             )
             loss_d = (fake + real) * self.objective.d_scale
             if self.objective.needs_penalty:
-                penalty = self.objective.penalty(s.D, real_pair, fake_pair)
+                penalty = self.objective.penalty(s.D, real_pair, current)
                 loss_d = loss_d + penalty
                 out["d_penalty"] = penalty.detach()
             s.scaler_d.scale(loss_d).backward()
