@@ -59,9 +59,9 @@ class MultiscaleDiscriminator(nn.Module):
     (pix2pixHD: ``sum``; SPADE: ``mean``). ``spectral_norm``: every conv (True) or only the
     normalised ones (``hidden``, SPADE); ``hidden_bias``: biases on the normalised convs
     (pix2pixHD: true; SPADE: false); ``zero_bias``: conv biases start at 0 (SPADE's
-    ``init_weights``) or keep PyTorch's default (pix2pixHD's ``weights_init``). Attention: a spec at resolution ``r`` goes into
-    every scale that has a stride-2 stage producing ``r``-high maps (nominal heights
-    ``ceil(H / 2^s) / 2^k``), and must fit at least one.
+    ``init_weights``) or keep PyTorch's default (pix2pixHD's ``weights_init``). Attention: a
+    spec at resolution ``r`` goes into every scale that has a stride-2 stage producing
+    ``r``-high maps (nominal heights ``ceil(H / 2^s) / 2^k``), and must fit at least one.
     """
 
     def __init__(
