@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from ganzoo.build import build_discriminator, build_generator
-from ganzoo.errors import TrainingError
-from ganzoo.recipe import Recipe
+from ganzoo.errors import GanzooError, TrainingError
+from ganzoo.recipe import Recipe, from_dict
 from ganzoo.training.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -51,15 +51,12 @@ def _matches(name: str, patterns: list[str] | None) -> bool:
     return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def _crop_size(recipe: Any) -> tuple[int, int] | None:
-    """``(height, width)`` of a checkpoint's recipe's crops; None when it does not say."""
-    data = recipe.get("data") if isinstance(recipe, dict) else None
-    crop = data.get("crop_size") if isinstance(data, dict) else None
-    if isinstance(crop, int) and not isinstance(crop, bool):
-        return crop, crop
-    if isinstance(crop, list | tuple) and len(crop) == 2 and all(type(c) is int for c in crop):
-        return crop[0], crop[1]
-    return None
+def _image_size(tree: Any) -> tuple[int, int] | None:
+    """``(height, width)`` a checkpoint's recipe trained on; None without a valid recipe."""
+    try:
+        return from_dict(tree).data.image_size if isinstance(tree, dict) else None
+    except GanzooError:
+        return None
 
 
 class TrainState:
@@ -274,7 +271,7 @@ class TrainState:
                 continue
             by_resolution = getattr(net, "weights_by_resolution", None)
             if by_resolution is not None:  # multi-scale D: each scale onto its resolution
-                weights = by_resolution(weights, _crop_size(state.get("recipe")))
+                weights = by_resolution(weights, _image_size(state.get("recipe")))
             own = net.state_dict()
             taken = {
                 k: v
