@@ -490,12 +490,13 @@ def docs_components(
 ) -> None:
     """Write docs/components.md from the registry."""
     from ganzoo.catalogue import components_markdown
+    from ganzoo.safe_io import write_text_atomic
 
     text = components_markdown()
     if out is None:
         print(text, end="")
     else:
-        out.write_text(text)
+        write_text_atomic(out, text)
         console.print(f"wrote {out}", highlight=False)
 
 

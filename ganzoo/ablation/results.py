@@ -10,6 +10,7 @@ mean ± sample standard deviation (ddof=1) over seeds; with one seed the spread 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import statistics
@@ -24,6 +25,7 @@ from ganzoo.build import build_discriminator, build_generator
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.plots import read_metrics
 from ganzoo.recipe import from_dict, read_yaml
+from ganzoo.safe_io import write_text_atomic
 from ganzoo.training.checkpoint import latest_checkpoint
 
 from .claims import read_status
@@ -163,11 +165,12 @@ def write_csv(rows: list[dict[str, Any]], manifest: dict[str, Any], path: Path) 
         *(k for k in ("fid", "kid") if any(k in r for r in rows)),
         "n_images",
     ]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, restval="")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+    write_text_atomic(path, text.getvalue())
     return path
 
 
