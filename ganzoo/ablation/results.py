@@ -14,6 +14,7 @@ import io
 import json
 import math
 import statistics
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from ganzoo.training.checkpoint import latest_checkpoint
 
 from .claims import read_status
 from .plan import run_name
-from .runner import MANIFEST, checkpoint_step, read_eval
+from .runner import MANIFEST, checkpoint_step, eval_record_path, read_eval, score_problem
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,15 @@ def collect_rows(out: Path, manifest: dict[str, Any]) -> tuple[list[dict[str, An
             ckpt = latest_checkpoint(run_dir / "checkpoints")
             record = read_eval(run_dir, split, budget, mode)
             if ckpt is None or checkpoint_step(ckpt) != budget or record is None:
+                missing.append(name)
+                continue
+            problem = score_problem(record)
+            if problem is not None:  # never averaged, never marked best
+                warnings.warn(
+                    f"{eval_record_path(run_dir, split)}: {problem}; run {name} is left out "
+                    "(run the same `ganzoo ablate` command again to score it again)",
+                    stacklevel=2,
+                )
                 missing.append(name)
                 continue
             if variant["name"] not in params:
