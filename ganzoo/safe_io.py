@@ -11,7 +11,9 @@ file runs no code.
   (and, with ``png``, a real PNG): what reports and exports embed from a run directory.
 * :func:`load_weights`: ``torch.load(..., weights_only=True)``; a file holding anything but
   tensors and plain data is refused in one line, never with PyTorch's advice to set
-  ``weights_only=False`` (that would run code from a file the user may not have made).
+  ``weights_only=False`` (that would run code from a file the user may not have made), and
+  one holding a NaN or an infinity is refused in one line naming the file and the tensor
+  (:func:`refuse_nonfinite`, which the safetensors loader uses too).
 """
 
 from __future__ import annotations
