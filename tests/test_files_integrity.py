@@ -209,7 +209,7 @@ def test_atomic_writer_replaces_links_and_refuses_linked_folders(
 
 
 def test_training_never_writes_through_planted_links(
-    trained: Path, tmp_path: Path, outside: Path
+    trained: Path, tmp_path: Path, outside: Path, capsys
 ) -> None:
     from ganzoo.run_dir import RunDir
     from ganzoo.training.samples import save_grid
@@ -230,7 +230,7 @@ def test_training_never_writes_through_planted_links(
     shutil.rmtree(run / "samples")
     (run / "samples").symlink_to(outside)
     code = main(["train", "--resume", str(run), "--set", "train.max_steps=4"])
-    assert code == 2
+    assert code == 2 and "samples is a link" in one_line(capsys.readouterr().err)
     assert victim.read_text() == "untouched" and sorted(p.name for p in outside.iterdir()) == [
         "secret.json",
         "secret.png",
