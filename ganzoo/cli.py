@@ -405,11 +405,14 @@ def pretrained_fetch(
         str | None, typer.Option("--from", help="a mirror of the authors' models folder (URL)")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="download and import again")] = False,
+    sha256: Annotated[
+        str | None, typer.Option(help="the file's SHA-256 to insist on (64 hex digits)")
+    ] = None,
 ) -> None:
     """Download an official pix2pix generator and import it as a run directory."""
     from ganzoo.pretrained import fetch_pretrained
 
-    result = fetch_pretrained(name, to, base_url=from_, overwrite=overwrite)
+    result = fetch_pretrained(name, to, base_url=from_, overwrite=overwrite, sha256=sha256)
     verb = "downloaded and imported" if result.downloaded else "already present in"
     console.print(f"{name}: {verb} {result.run_dir}", highlight=False)
     m = result.model
@@ -490,12 +493,13 @@ def docs_components(
 ) -> None:
     """Write docs/components.md from the registry."""
     from ganzoo.catalogue import components_markdown
+    from ganzoo.safe_io import write_text_atomic
 
     text = components_markdown()
     if out is None:
         print(text, end="")
     else:
-        out.write_text(text)
+        write_text_atomic(out, text)
         console.print(f"wrote {out}", highlight=False)
 
 

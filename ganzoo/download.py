@@ -89,6 +89,8 @@ def download(
     host = urllib.parse.urlsplit(url).netloc or url
     open_url = opener or urllib.request.build_opener().open
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if part.is_symlink():  # planted: the download would grow the file it points to
+        part.unlink()
     for _attempt in range(2):  # a second request only after discarding a .part it cannot resume
         have = part.stat().st_size if part.is_file() else 0
         if have > limits.max_bytes:

@@ -11,6 +11,7 @@ uint16, int32, int64 or float32 (values are never rescaled here; see :mod:`ganzo
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ganzoo.errors import DataError
+from ganzoo.safe_io import write_bytes_atomic
 
 Layout = Literal["hwc", "chw"]
 #: File endings read as images (compared lower-case).
@@ -251,10 +253,13 @@ OUTPUT_FORMATS = {
 
 def write_image(path: Path | str, array: np.ndarray, layout: Layout = "hwc") -> None:
     """Write (C, H, W) ``array`` by the ending of ``path``: PNG (uint8 or uint16, 1-4
-    channels), TIFF (any dtype and channel count; planar when C > 4) or ``.npy`` in ``layout``."""
+    channels), TIFF (any dtype and channel count; planar when C > 4) or ``.npy`` in ``layout``.
+    The file is encoded in memory and written atomically: a link planted at ``path`` is
+    replaced, never written through (:func:`ganzoo.safe_io.write_bytes_atomic`)."""
     path = Path(path)
     c = array.shape[0]
     k = kind(path)
+    data = io.BytesIO()
     if k == "photo":
         if c > 4 or array.dtype not in (np.uint8, np.uint16):
             raise DataError(
@@ -265,17 +270,19 @@ def write_image(path: Path | str, array: np.ndarray, layout: Layout = "hwc") -> 
         if array.dtype == np.uint16:
             import imagecodecs
 
-            path.write_bytes(imagecodecs.png_encode(np.ascontiguousarray(hwc)))
+            data.write(imagecodecs.png_encode(np.ascontiguousarray(hwc)))
         else:
-            Image.fromarray(np.ascontiguousarray(hwc)).save(path)
+            fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+            Image.fromarray(np.ascontiguousarray(hwc)).save(data, format=fmt)
     elif k == "tiff":
         import tifffile
 
         if c in (3, 4) and array.dtype in (np.uint8, np.uint16):
-            tifffile.imwrite(path, array.transpose(1, 2, 0), photometric="rgb")
+            tifffile.imwrite(data, array.transpose(1, 2, 0), photometric="rgb")
         else:
-            tifffile.imwrite(path, array[0] if c == 1 else array, photometric="minisblack")
+            tifffile.imwrite(data, array[0] if c == 1 else array, photometric="minisblack")
     else:
         np.save(
-            path, array[0] if c == 1 else array if layout == "chw" else array.transpose(1, 2, 0)
+            data, array[0] if c == 1 else array if layout == "chw" else array.transpose(1, 2, 0)
         )
+    write_bytes_atomic(path, data.getvalue())

@@ -144,13 +144,25 @@ def translate_batch(net: nn.Module, x: torch.Tensor, *, pad: bool = True) -> tor
 
     With ``pad`` the batch is reflect-padded to the next size G accepts and the output is
     cropped back; without it the size must already be valid (else a one-line SizeError).
+    An output holding a NaN or an infinity is a one-line GanzooError, never an image.
     """
     h, w = int(x.shape[-2]), int(x.shape[-1])
     if not pad:
         check_image_size(net, "the generator", h, w)
-        return net(x)
+        return finite_output(net(x))
     padded, (top, left) = pad_to(x, valid_size(net, h, w))
-    return net(padded)[..., top : top + h, left : left + w]
+    return finite_output(net(padded)[..., top : top + h, left : left + w])
+
+
+def finite_output(y: torch.Tensor) -> torch.Tensor:
+    """``y`` when every value is finite, else a one-line GanzooError (a broken model must not
+    write black images and exit 0)."""
+    if not bool(torch.isfinite(y).all()):
+        raise GanzooError(
+            "the generator's output holds NaN or infinite values (its weights are broken, or "
+            "the input is far outside its range); nothing was written for these images"
+        )
+    return y
 
 
 def check_resize_size(
