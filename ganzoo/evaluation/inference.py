@@ -191,11 +191,12 @@ def same_size_batches(
         yield batch
 
 
-#: Pixels (height x width, as padded) of one image G is run on at most, by default: 2^24
-#: (4096 x 4096). Measured on CPU at 512x512 in fp32, a forward pass peaks at about 0.4 KiB per
-#: pixel for the pix2pix U-Net and 1 KiB for the ResNet-9 and pix2pixHD generators: 17 GiB at
-#: this bound, within a 24 GiB machine; ``--max-pixels`` / ``Translator.max_pixels`` change it.
-MAX_GENERATOR_PIXELS = 2**24
+#: Pixels (height x width, as padded) of one image G is run on at most, by default: 2^22
+#: (2048 x 2048). Measured on CPU at 512x512 in fp32 (ru_maxrss), a forward pass peaks at about
+#: 0.4 KiB per pixel for the pix2pix U-Net, 1 KiB for ResNet-9 and pix2pixHD and 5 KiB for
+#: SPADE: 20 GiB at this bound, within a 24 GiB machine. ``--max-pixels`` /
+#: ``Translator.max_pixels`` change it.
+MAX_GENERATOR_PIXELS = 2**22
 
 
 def check_generator_pixels(
