@@ -88,7 +88,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_a_small_file_declaring_a_huge_image_is_refused_before_decoding(
-    tmp_path: Path, case: str
+    tmp_path: Path, case: str, caplog
 ) -> None:
     path = HOSTILE[case](tmp_path)
     assert path.stat().st_size < 64 * 1024
@@ -100,6 +100,7 @@ def test_a_small_file_declaring_a_huge_image_is_refused_before_decoding(
         assert "\n" not in message and "its header declares" in message
         assert f"more than data.max_pixels ({MAX_PIXELS:,} pixels)" in message
         assert time.monotonic() - t0 < 5  # nothing decoded (a MemoryError or minutes before)
+    assert not [r for r in caplog.records if r.name == "tifffile"]  # the one line is all
 
 
 def test_the_bound_is_configurable_and_counts_tiff_pages_and_array_channels(
@@ -200,3 +201,20 @@ def test_a_loaded_model_refuses_an_image_too_large_for_it(generator) -> None:
     assert model(torch.zeros(3, 32, 32)).shape == (3, 32, 32)
     with pytest.raises(GanzooError, match="the image: the generator would run on 64x64"):
         model(np.zeros((64, 40, 3), np.uint8))
+
+
+def test_cli_translate_max_pixels_is_one_line(generator, tmp_path: Path, capsys) -> None:
+    from ganzoo.cli import main
+    from ganzoo.evaluation.export import save_safetensors
+    from ganzoo.evaluation.loading import GeneratorInfo
+
+    net, recipe = generator
+    model = tmp_path / "g.safetensors"
+    save_safetensors(net, recipe, GeneratorInfo(model, "safetensors", 0, False), model)
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (64, 48)).save(photo)
+    args = ["translate", str(model), "-i", str(photo), "-o", str(tmp_path / "out")]
+    assert main([*args, "--max-pixels", "1000", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "would run on 64x64 pixels" in err and "--max-pixels" in err and "\n" not in err
+    assert main([*args, "--device", "cpu"]) == 0

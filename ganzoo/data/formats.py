@@ -16,11 +16,15 @@ a small file declaring a huge image is a one-line DataError, never a MemoryError
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -157,10 +161,34 @@ def _adapt(array: np.ndarray, channels: int | None) -> np.ndarray:
     return grey.astype(array.dtype)[None]
 
 
-def _tiff(path: Path) -> np.ndarray:
+class _QuietTiff(logging.Filter):
+    """Drops tifffile's warnings about the file being read in this thread: a file it cannot
+    read becomes ganzoo's one-line error, not extra lines on stderr."""
+
+    local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "reading", False)
+
+
+logging.getLogger("tifffile").addFilter(_QuietTiff())
+
+
+@contextmanager
+def _open_tiff(path: Path) -> Iterator[Any]:
+    """``tifffile.TiffFile(path)``, its warnings dropped while it is open."""
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    _QuietTiff.local.reading = True
+    try:
+        with tifffile.TiffFile(path) as tif:
+            yield tif
+    finally:
+        _QuietTiff.local.reading = False
+
+
+def _tiff(path: Path) -> np.ndarray:
+    with _open_tiff(path) as tif:
         pages = [_page_chw(page) for page in tif.pages]
     if len({p.shape[-2:] for p in pages}) > 1:
         raise DataError(
@@ -252,10 +280,8 @@ def _declared_array(path: Path, options: ReadOptions) -> Declared:
 
 
 def _declared_tiff(path: Path) -> Declared:
-    import tifffile
-
     nbytes, size = 0, None
-    with tifffile.TiffFile(path) as tif:
+    with _open_tiff(path) as tif:
         for i, page in enumerate(tif.pages):
             if i == MAX_PAGES:
                 raise DataError(
