@@ -239,7 +239,7 @@ def translate(
     ] = None,
     max_pixels: Annotated[
         int | None,
-        typer.Option(min=1, help="pixels G may run on per image (default 2^22 = 2048x2048)"),
+        typer.Option(min=1, help="pixels G may run on per image (default 3145728, e.g. 2048x1536)"),
     ] = None,
 ) -> None:
     """Translate images with a trained generator; writes OUTPUT/<stem>.<ending> per input (the

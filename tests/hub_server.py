@@ -30,6 +30,8 @@ class HubServer(ThreadingHTTPServer):
         #: HEAD still announces the real file
         self.behaviour: dict[str, str] = {}
         self.stopping = False
+        #: file name -> the ETag announced (an LFS file's is its SHA-256); default: git's SHA-1
+        self.etags: dict[str, str] = {}
 
     @property
     def endpoint(self) -> str:
@@ -174,7 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
             content = s.repos[m[1]][m[3]]
             headers = {
                 "X-Repo-Commit": s.commits[m[1]],
-                "ETag": f'"{hashlib.sha1(content).hexdigest()}"',
+                "ETag": f'"{s.etags.get(m[3]) or hashlib.sha1(content).hexdigest()}"',
             }
             behaviour = s.behaviour.get(m[3])
             if behaviour is not None and not head:

@@ -352,6 +352,21 @@ def test_a_hostile_hub_download_is_cut_and_leaves_nothing(
     assert not [p for p in home.rglob("*") if p.is_file()]  # no .part, no model
 
 
+def test_a_hub_model_is_checked_against_its_lfs_sha256(
+    hub_server, run: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    model = _hub_repo(hub_server, run, tmp_path)
+    hub_server.etags["model.safetensors"] = hashlib.sha256(model + b"x").hexdigest()
+    with pytest.raises(GanzooError, match="SHA-256 is .* not the expected") as info:
+        ganzoo.load("hf://someone/m")
+    assert "\n" not in str(info.value)
+    assert not [p for p in (tmp_path / "ganzoo_home").rglob("*") if p.is_file()]
+    hub_server.etags["model.safetensors"] = hashlib.sha256(model).hexdigest()
+    assert ganzoo.load("hf://someone/m").info.kind == "safetensors"
+
+
 def test_a_hub_model_larger_than_the_bound_is_refused_before_downloading(
     hub_server, run: Path, tmp_path: Path, monkeypatch
 ) -> None:

@@ -191,12 +191,13 @@ def same_size_batches(
         yield batch
 
 
-#: Pixels (height x width, as padded) of one image G is run on at most, by default: 2^22
-#: (2048 x 2048). Measured on CPU at 512x512 in fp32 (ru_maxrss), a forward pass peaks at about
-#: 0.4 KiB per pixel for the pix2pix U-Net, 1 KiB for ResNet-9 and pix2pixHD and 5 KiB for
-#: SPADE: 20 GiB at this bound, within a 24 GiB machine. ``--max-pixels`` /
+#: Pixels (height x width, as padded) of one image G is run on at most, by default: 3 x 2^20
+#: (e.g. 2048 x 1536; pix2pixHD's 2048 x 1024 fits). Measured on CPU in fp32 (peak RSS of one
+#: forward pass at 256-512 px), G needs about 0.6 KiB per pixel (pix2pix U-Net), 0.7-1.1 KiB
+#: (ResNet-9, pix2pixHD global and local, Lines2Face), 5-6 KiB (SPADE, the MRU generators):
+#: at most 17 GiB at this bound, within a 24 GiB machine. ``--max-pixels`` /
 #: ``Translator.max_pixels`` change it.
-MAX_GENERATOR_PIXELS = 2**22
+MAX_GENERATOR_PIXELS = 3 * 2**20
 
 
 def check_generator_pixels(
