@@ -237,6 +237,10 @@ def translate(
             "--format", help="png, png16, tiff or npy (default: the input's kind and depth)"
         ),
     ] = None,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(min=1, help="pixels G may run on per image (default 3145728, e.g. 2048x1536)"),
+    ] = None,
 ) -> None:
     """Translate images with a trained generator; writes OUTPUT/<stem>.<ending> per input (the
     input's kind and depth, or --format)."""
@@ -257,6 +261,7 @@ def translate(
         device=device,
         seed=seed,
         out_format=out_format,  # type: ignore[arg-type]
+        max_pixels=max_pixels,
     )
     pairs = f", {result.paired} read as A|B ({result.direction})" if result.paired else ""
     console.print(

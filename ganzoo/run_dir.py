@@ -80,6 +80,7 @@ RESUMABLE: dict[str, str] = {
     "data.num_workers": "loader processes",
     "data.cache": "the decoded-image cache",
     "data.skip_corrupt": "corrupt-file handling",
+    "data.max_pixels": "the bound on image sizes",
     "data.batch_size": "batch size (the epoch position is kept in samples)",
     "data.val_split": "the validation split",
 }

@@ -201,3 +201,25 @@ def same_size_batches(
         batch.append(item)
     if batch:
         yield batch
+
+
+#: Pixels (height x width, as padded) of one image G is run on at most, by default: 3 x 2^20
+#: (e.g. 2048 x 1536; pix2pixHD's 2048 x 1024 fits). Measured on CPU in fp32 (peak RSS of one
+#: forward pass at 256-512 px), G needs about 0.6 KiB per pixel (pix2pix U-Net), 0.7-1.1 KiB
+#: (ResNet-9, pix2pixHD global and local, Lines2Face), 5-6 KiB (SPADE, the MRU generators):
+#: at most 17 GiB at this bound, within a 24 GiB machine. ``--max-pixels`` /
+#: ``Translator.max_pixels`` change it.
+MAX_GENERATOR_PIXELS = 3 * 2**20
+
+
+def check_generator_pixels(
+    net: nn.Module, h: int, w: int, what: str, max_pixels: int, advice: str
+) -> None:
+    """A one-line SizeError when G would run on more than ``max_pixels`` pixels for an (h, w)
+    image (padded to the next size it takes), before any memory is spent on it."""
+    ph, pw = valid_size(net, h, w)
+    if ph * pw > max_pixels:
+        raise SizeError(
+            f"{what}: the generator would run on {ph}x{pw} pixels ({ph * pw:,}), more than the "
+            f"{max_pixels:,} allowed; {advice}"
+        )
