@@ -4,6 +4,8 @@ file runs no code.
 * :func:`write_bytes_atomic` / :func:`write_text_atomic`: a temporary sibling
   (``.NAME.tmp-PID``), fsynced, renamed over the final name; a failure removes the temporary
   file and leaves the old one.
+* :func:`read_json`: the JSON value of a file the user may have edited or damaged; anything
+  unreadable (not UTF-8, not JSON, nested too deeply, a number too long) is one line.
 * :func:`load_weights`: ``torch.load(..., weights_only=True)``; a file holding anything but
   tensors and plain data is refused in one line, never with PyTorch's advice to set
   ``weights_only=False`` (that would run code from a file the user may not have made).
@@ -11,6 +13,7 @@ file runs no code.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -44,6 +47,39 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def parse_json(text: str | bytes) -> Any:
+    """The JSON value of ``text``; ``ValueError`` with a one-line reason when it is not UTF-8,
+    not JSON, nested too deeply or holds a number too long for Python to convert."""
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return json.loads(text)
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except ValueError:  # an integer of more than 4300 digits
+        raise ValueError("a number too long to read") from None
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """The JSON value in ``path``; a one-line :class:`GanzooError` naming the file and what is
+    wrong with it (missing, unreadable, see :func:`parse_json`)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise GanzooError(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise GanzooError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    try:
+        return parse_json(data)
+    except ValueError as exc:
+        raise GanzooError(f"{path}: not a readable {what} ({exc})") from None
 
 
 def load_weights(path: str | Path, what: str = "file") -> Any:
