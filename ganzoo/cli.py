@@ -732,6 +732,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _ARGV: list[str] = []
 
 
+def _peer_lost(exc: BaseException) -> str | None:
+    """One line for a rank whose peer died (see ganzoo.training.distributed.peer_lost)."""
+    if "torch.distributed" not in sys.modules:
+        return None
+    from ganzoo.training.distributed import peer_lost
+
+    return peer_lost(exc)
+
+
 def _open_closed_streams() -> None:
     """A closed stdout or stderr (``>&-``; Python sets it to None) becomes /dev/null, with one
     line on stderr when only stdout is closed: the command runs, what it prints is discarded."""
@@ -795,6 +804,10 @@ def main(argv: list[str] | None = None) -> int:
         ):
             exc.show()
             return exc.exit_code
+        lost = _peer_lost(exc)
+        if lost:  # the dead rank's own error says what happened; this one adds nothing
+            err_console.print(f"[red]error[/red]: {lost}", highlight=False)
+            return 1
         raise
     finally:
         if previous is not None:
