@@ -153,7 +153,9 @@ class RunLogs:
         try:
             data = read_json(path, "logger state")
         except GanzooError as exc:  # the loggers start new remote runs
-            warnings.warn(f"{exc}; loggers start new runs", LoggerWarning, stacklevel=3)
+            if not getattr(self, "_states_unreadable", False):
+                warnings.warn(f"{exc}; loggers start new runs", LoggerWarning, stacklevel=3)
+            self._states_unreadable = True
             return {}
         return data if isinstance(data, dict) else {}
 
