@@ -407,7 +407,7 @@ def check_eval_record(record: Any) -> dict[str, Any]:
             raise ValueError(f"no {key}")
         if not _is_number(record[key]):
             raise ValueError(f"{key} is {json.dumps(record[key])[:40]}, not a number")
-    for key in ("split", "mode"):
+    for key in ("split", "mode", "sheet"):
         if key in record and not isinstance(record[key], str):
             raise ValueError(f"{key} is not a string")
     for key in ("n", "step"):

@@ -94,6 +94,7 @@ EVAL_RECORDS = {
     "no ssim": (json.dumps({k: v for k, v in EVAL.items() if k != "ssim"}).encode(), "no ssim"),
     "a list split": (json.dumps({**EVAL, "split": [1]}).encode(), "split is not a string"),
     "a string fid": (json.dumps({**EVAL, "fid": "x"}).encode(), "fid is"),
+    "a list sheet": (json.dumps({**EVAL, "sheet": ["x"]}).encode(), "sheet is not a string"),
     "not UTF-8": (b'{"l1": "\xff\xfe"}', "not UTF-8"),
     "a list": (b"[]", "not an object"),
 }
