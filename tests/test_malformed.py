@@ -490,3 +490,52 @@ def test_read_json_errors_are_one_line(tmp_path: Path) -> None:
         assert "\n" not in str(info.value)
     with pytest.raises(GanzooError, match="no such file"):
         read_json(tmp_path / "missing.json")
+
+
+@pytest.mark.slow
+def test_the_survivor_of_a_killed_rank_prints_one_line(tiny_data: Path, tmp_path: Path) -> None:
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(
+        tiny_recipe(tiny_data, "train.max_steps=100000", "train.log_every=1").to_yaml()
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ranks = []
+    for rank in (0, 1):
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "OMP_NUM_THREADS": "1",
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+        command = [sys.executable, "-m", "ganzoo", "train", str(recipe), "--out"]
+        ranks.append(
+            subprocess.Popen(
+                [*command, str(tmp_path / "run")],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        metrics = tmp_path / "run" / "metrics.jsonl"
+        deadline = time.monotonic() + 300  # a hang guard, not a timing assertion
+        while not (metrics.is_file() and metrics.read_text().strip()):
+            assert time.monotonic() < deadline and ranks[0].poll() is None, "no step was logged"
+            time.sleep(0.2)
+        ranks[1].kill()  # rank 1 dies mid-run; rank 0 is in (or enters) a collective
+        _, err = ranks[0].communicate(timeout=300)
+    finally:
+        for p in ranks:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    assert ranks[0].returncode == 1, err
+    assert "Traceback" not in err
+    assert "rank 0: another process of this run stopped" in err
