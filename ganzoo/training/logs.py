@@ -17,9 +17,10 @@ from typing import Any
 import torch
 
 from ganzoo import __version__, registry
+from ganzoo.errors import GanzooError, first_line
 from ganzoo.loggers.base import Logger, RunInfo
 from ganzoo.recipe import Recipe
-from ganzoo.safe_io import open_append, write_text_atomic
+from ganzoo.safe_io import open_append, read_json, write_text_atomic
 
 LOGGERS_STATE = "loggers.json"
 #: The software and device of the latest training session (for reports).
@@ -147,9 +148,14 @@ class RunLogs:
 
     def _read_states(self) -> dict[str, dict[str, Any]]:
         path = self.run_dir / LOGGERS_STATE
+        if not path.is_file():
+            return {}
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            data = read_json(path, "logger state")
+        except GanzooError as exc:  # the loggers start new remote runs
+            if not getattr(self, "_states_unreadable", False):
+                warnings.warn(f"{exc}; loggers start new runs", LoggerWarning, stacklevel=3)
+            self._states_unreadable = True
             return {}
         return data if isinstance(data, dict) else {}
 
@@ -158,7 +164,14 @@ class RunLogs:
         for label, logger in self.loggers.items():
             try:
                 state = logger.state()
-            except Exception:
+                json.dumps(state, allow_nan=False)
+            except Exception as exc:  # a plugin's state that JSON cannot hold
+                warnings.warn(
+                    f"logger {label}: its resume state is not saved ({first_line(exc)}); a "
+                    "resume starts it afresh",
+                    LoggerWarning,
+                    stacklevel=3,
+                )
                 continue
             if state:
                 states[label] = state
