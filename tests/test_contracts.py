@@ -6,7 +6,7 @@ new component is tested by registering it. The contracts (what the trainer relie
 - generator: built on the meta device at its defaults; ``size_divisor`` / ``min_side`` declared
   as positive ints; at the smallest valid side (>= 32, and one divisor wider) a small
   configuration maps ``(N, in, H, W)`` to ``(N, out, H, W)``, finite and in [-1, 1], in train
-  and eval mode (and for one image in eval mode).
+  and eval mode; one image in train mode works or is a one-line error.
 - discriminator: built on meta at its defaults; returns a non-empty list of branches, each a
   non-empty list of feature maps ``(N, C, h, w)`` ending in its logits ``(N, 1, h, w)``.
 - attention: exactly the identity at init (``x`` returned bit for bit, with or without a
@@ -38,6 +38,7 @@ from PIL import Image
 from torch import nn
 
 from ganzoo import registry
+from ganzoo.errors import GanzooError
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "plugins" / "ganzoo-example-plugin"
@@ -191,6 +192,11 @@ def test_generator_output_shape_and_range_at_its_declared_size(request, name: st
             y = net.train(mode)(batch)
         assert y.shape == (len(batch), OUT, *batch.shape[-2:])
         assert torch.isfinite(y).all() and y.min() >= -1 and y.max() <= 1, (y.min(), y.max())
+    try:  # one image in train mode (batch_size 1) works, or is a one-line error that says why
+        with torch.no_grad():
+            assert net.train()(x[:1, :, :, :side]).shape == (1, OUT, side, side)
+    except GanzooError as exc:
+        assert "\n" not in str(exc)
 
 
 # -- discriminators ----------------------------------------------------------------------------
