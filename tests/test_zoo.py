@@ -308,7 +308,7 @@ def test_hub_errors_are_one_line(hub_server, run: Path) -> None:
     assert "could not get the model from the Hub" in str(info.value)
     assert "\n" not in str(info.value)
     with pytest.raises(GanzooError, match="NAMESPACE/NAME"):
-        from ganzoo.evaluation.hub import push
+        from ganzoo.artifacts.hub import push
 
         push(run, "not a repo id")
 
@@ -338,8 +338,8 @@ def test_a_hub_model_fetches_only_its_model_file(hub_server, run: Path, tmp_path
 def test_a_hostile_hub_download_is_cut_and_leaves_nothing(
     hub_server, run: Path, tmp_path: Path, monkeypatch, behaviour: str, expected: str
 ) -> None:
+    from ganzoo.artifacts import sources
     from ganzoo.download import Limits
-    from ganzoo.evaluation import sources
 
     _hub_repo(hub_server, run, tmp_path)
     hub_server.behaviour["model.safetensors"] = behaviour
@@ -370,8 +370,8 @@ def test_a_hub_model_is_checked_against_its_lfs_sha256(
 def test_a_hub_model_larger_than_the_bound_is_refused_before_downloading(
     hub_server, run: Path, tmp_path: Path, monkeypatch
 ) -> None:
+    from ganzoo.artifacts import sources
     from ganzoo.download import Limits
-    from ganzoo.evaluation import sources
 
     size = len(_hub_repo(hub_server, run, tmp_path))
     monkeypatch.setattr(sources, "HUB_LIMITS", Limits(max_bytes=size - 1))
