@@ -188,6 +188,19 @@ def test_load_takes_a_pretrained_name(
     assert model(torch.zeros(3, 256, 256)).shape == (3, 256, 256)
 
 
+def test_the_cli_takes_a_pretrained_name(
+    file_server, small_catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI turns the name into its run directory (ganzoo.artifacts knows no names)."""
+    serve(file_server, upstream_unet256())
+    monkeypatch.setenv("GANZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(pretrained.MIRROR_ENV, file_server.url("/models"))
+    out = tmp_path / "g.safetensors"
+    assert main(["export", "facades_label2photo", "--out", str(out)]) == 0
+    assert (tmp_path / "home" / "pretrained" / "facades_label2photo" / "recipe.yaml").is_file()
+    assert ganzoo.load(out).info.kind == "safetensors"
+
+
 # -- the Hugging Face Hub ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_data: Path) -> Path:
