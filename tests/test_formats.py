@@ -19,6 +19,7 @@ from ganzoo.data.formats import read_image, read_size, write_image
 from ganzoo.data.labels import LabelMaps, instance_edges
 from ganzoo.data.ranges import SideRange
 from ganzoo.data.store import PackedImages
+from ganzoo.data.transforms import resize
 from ganzoo.errors import DataError, RecipeError
 from ganzoo.recipe import DataSection, from_dict, load_recipe
 
@@ -389,6 +390,20 @@ def test_label_instance_edges_channel(tmp_path: Path) -> None:
     edges = item["A"][4]
     assert item["A"].shape == (5, 16, 16) and 0 < edges.mean() < 1
     assert set(torch.unique(edges).tolist()) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize(
+    ("size_in", "size_out"),
+    [((683, 517), (286, 217)), ((1024, 2048), (286, 572)), ((7, 2), (22, 7))],
+)
+def test_label_maps_resize_on_pils_nearest_grid(size_in, size_out) -> None:
+    # pix2pixHD's and SPADE's datasets resize labels with PIL's Image.NEAREST: the pixel under
+    # each output pixel's centre (683 -> 286 with torch's legacy nearest lands a column off)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 200, size=size_in).astype(np.uint8)
+    pil = np.asarray(Image.fromarray(ids).resize(size_out[::-1], Image.NEAREST))
+    ours = resize(torch.from_numpy(ids)[None], size_out, nearest=True)[0].numpy()
+    assert ours.dtype == np.uint8 and np.array_equal(ours, pil)
 
 
 def test_label_errors(tmp_path: Path) -> None:
