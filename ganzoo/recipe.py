@@ -264,6 +264,12 @@ class ScheduleSection(Section):
     step_size: int = Field(50, ge=1, description="step: epochs between decays")
     gamma: float = Field(0.1, gt=0, description="step/plateau: decay factor")
     patience: int = Field(5, ge=0, description="plateau: epochs without improvement")
+    total_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="epochs a run lasts (default: epochs, + decay_epochs for linear); pix2pix "
+        "runs n_epochs + n_epochs_decay whatever its lr_policy",
+    )
 
 
 class TrainSection(Section):
@@ -310,12 +316,15 @@ class Recipe(Section):
     def to_dict(self) -> dict[str, Any]:
         """Plain data (component params inlined), loadable again with :func:`from_dict`.
 
-        The data keys of value rules (``range``, ``clip``, ``labels``) appear only when set, so
-        a recipe that does not use them stays readable by ganzoo versions before them."""
+        The data keys of value rules (``range``, ``clip``, ``labels``) and
+        ``schedule.total_epochs`` appear only when set, so a recipe that does not use them stays
+        readable by ganzoo versions before them."""
         tree = self.model_dump(mode="json")
         for key in OPTIONAL_DATA_KEYS:
             if not tree["data"].get(key):
                 tree["data"].pop(key, None)
+        if tree["schedule"].get("total_epochs") is None:
+            tree["schedule"].pop("total_epochs", None)
         return tree
 
     def to_yaml(self) -> str:
