@@ -124,11 +124,23 @@ class LabelsSection(Section):
     num_classes: int = Field(ge=1, le=MAX_CHANNELS, description="class ids 0 .. num_classes-1")
     ignore_index: int | None = Field(255, description="an id that becomes all-zero channels")
     instance: bool = Field(False, description="add pix2pixHD's instance-edge channel")
+    dontcare_channel: bool = Field(
+        False,
+        description="give ignore_index a channel of its own after the classes (SPADE's "
+        "contain_dontcare_label) instead of all-zero channels",
+    )
+
+    @model_validator(mode="after")
+    def _dontcare_needs_an_id(self) -> LabelsSection:
+        if self.dontcare_channel and self.ignore_index is None:
+            raise ValueError("dontcare_channel needs an ignore_index (SPADE's 255)")
+        return self
 
     @property
     def channels(self) -> int:
-        """The network's input channels: num_classes, plus 1 with instance edges."""
-        return self.num_classes + int(self.instance)
+        """The network's input channels: num_classes, +1 with the don't-care channel, +1 with
+        instance edges."""
+        return self.num_classes + int(self.dontcare_channel) + int(self.instance)
 
 
 class DataSection(ComponentSection):

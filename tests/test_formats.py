@@ -320,6 +320,25 @@ def test_one_hot_and_ignore() -> None:
     assert (out.sum(0) == np.array([[1, 1, 1], [0, 1, 1]])).all()
 
 
+def test_the_dont_care_id_can_have_its_own_channel(tmp_path: Path) -> None:
+    # SPADE pix2pix_dataset.py: 255 -> label_nc, one-hot over label_nc + contain_dontcare_label
+    # channels, then the instance edges (COCO-Stuff: 182 + 1 + 1 = 184)
+    ids = np.array([[[0, 1, 2], [255, 1, 0]], [[0, 0, 0], [0, 0, 1]]], np.uint8)
+    out = LabelMaps(3, 255, instance=True, dontcare_channel=True).encode(ids)
+    assert out.shape == (5, 2, 3)
+    np.testing.assert_array_equal(out[3], [[0, 0, 0], [1, 0, 0]])  # the don't-care channel
+    assert (out[:4].sum(0) == 1).all()
+    np.testing.assert_array_equal(out[4], instance_edges(ids[1]))
+    data = label_section(
+        tmp_path, labels={"num_classes": 182, "dontcare_channel": True, "instance": True}
+    )
+    assert data.in_channels == 184
+    with pytest.raises(ValueError, match="dontcare_channel needs an ignore_index"):
+        label_section(
+            tmp_path, labels={"num_classes": 4, "dontcare_channel": True, "ignore_index": None}
+        )
+
+
 def test_instance_edges_follow_pix2pixhd() -> None:
     inst = np.zeros((4, 5), np.int64)
     inst[1:3, 1:3] = 7

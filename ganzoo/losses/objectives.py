@@ -79,9 +79,17 @@ class Objective:
 class Vanilla(Objective):
     """Cross-entropy GAN (non-saturating G): BCE with logits against 1 (real) and 0 (fake).
 
-    D loss is ``0.5 * (BCE(real, 1) + BCE(fake, 0))`` as pix2pix's ``GANLoss('vanilla')``;
-    G loss is ``BCE(fake, 1)``.
+    D loss is ``d_scale * (BCE(real, 1) + BCE(fake, 0))``, ``d_scale`` 0.5 as pix2pix's
+    ``backward_D`` with ``GANLoss('vanilla')``; LinesToFacePhoto's ``main.py`` does not halve
+    it (``d_scale: 1``). G loss is ``BCE(fake, 1)``.
     """
+
+    def __init__(self, d_scale: float = 0.5) -> None:
+        if not d_scale > 0:
+            raise RegistryError(
+                f"vanilla.d_scale: must be > 0 (0.5 or Lines2Face's 1), got {d_scale!r}"
+            )
+        self.d_scale = float(d_scale)
 
     def real_loss(self, real_logits: Tensor) -> Tensor:
         real = real_logits.float()
