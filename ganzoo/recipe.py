@@ -291,7 +291,11 @@ class TrainSection(Section):
         None, ge=1, le=MAX_STEPS, description="stop after this many G steps"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16", "reference"] = Field(
+        "auto",
+        description="reference: the upstream's arithmetic bit for bit (becomes fp32 with "
+        "channels_last false and optim.fused false)",
+    )
     channels_last: bool = True
     compile: bool = False
     deterministic: bool = False
@@ -324,6 +328,17 @@ class Recipe(Section):
     optim: OptimSection = Field(default_factory=OptimSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     train: TrainSection = Field(default_factory=TrainSection)
+
+    @model_validator(mode="after")
+    def _reference_arithmetic(self) -> Recipe:
+        # one word for the three settings the trajectory tests prove bit-identical to the
+        # upstream: fp32 without autocast, NCHW tensors, for-loop Adam (channels_last and the
+        # fused kernel round differently)
+        if self.train.precision == "reference":
+            self.train.precision = "fp32"
+            self.train.channels_last = False
+            self.optim.fused = False
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (component params inlined), loadable again with :func:`from_dict`.
