@@ -397,9 +397,11 @@ def resnet_g(ngf: int, blocks: int, norm: str = "batch") -> dict[str, tuple]:
     return keys | conv(f"model.{i + 7}", 3, ngf, 7)
 
 
-def global_g(ngf: int, n_down: int, blocks: int, final: bool = True) -> dict[str, tuple]:
+def global_g(
+    ngf: int, n_down: int, blocks: int, final: bool = True, in_nc: int = 3
+) -> dict[str, tuple]:
     """pix2pixHD GlobalGenerator (instance norm: no norm tensors): model.1, 4, 7, ..."""
-    keys = conv("model.1", ngf, 3, 7)
+    keys = conv("model.1", ngf, in_nc, 7)
     i = 4
     for d in range(n_down):
         keys |= conv(f"model.{i}", ngf * 2 ** (d + 1), ngf * 2**d, 3)
@@ -475,8 +477,21 @@ def random_state(shapes: dict[str, tuple]) -> dict[str, torch.Tensor]:
             local_g(4, 2, 2, 2),
             multiscale_d(6, 4, 2, 3),
         ),
+        (  # 5 label channels + the instance-edge channel (label_nc 5, instance maps)
+            "--netG global --ngf 8 --n_downsample_global 3 --n_blocks_global 2 --label_nc 5 "
+            "--num_D 2 --n_layers_D 3 --ndf 8",
+            "pix2pixhd",
+            global_g(8, 3, 2, in_nc=6),
+            multiscale_d(9, 8, 3, 2),
+        ),
     ],
-    ids=["resnet9-nlayers4", "resnet6-pixel", "pix2pixhd-global", "pix2pixhd-local"],
+    ids=[
+        "resnet9-nlayers4",
+        "resnet6-pixel",
+        "pix2pixhd-global",
+        "pix2pixhd-local",
+        "pix2pixhd-labels",
+    ],
 )
 def test_upstream_layouts_land_on_the_right_tensors(
     tmp_path: Path, flags: str, family: str, g_shapes: dict, d_shapes: dict
@@ -512,7 +527,8 @@ def test_upstream_layouts_land_on_the_right_tensors(
     assert all(torch.equal(a, b) for a, b in zip(got_d, expected, strict=True))
     # and the network runs with them
     net, _, _ = load_generator(tmp_path / "run")
-    assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    channels = imported.recipe.data.in_channels
+    assert net(torch.zeros(1, channels, 64, 64)).shape == (1, 3, 64, 64)
 
 
 def test_old_checkpoints_without_batch_counters_and_with_instance_buffers_import(
