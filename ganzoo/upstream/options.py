@@ -287,7 +287,10 @@ def _pix2pix_tree(o: UpstreamOptions) -> dict[str, Any]:
     policy = o["lr_policy"]
     # train.py runs n_epochs + n_epochs_decay epochs whatever the policy (networks.py
     # get_scheduler; cosine anneals over n_epochs only)
-    total = int(o["n_epochs"]) + int(o["n_epochs_decay"])
+    n_epochs, decay = o["n_epochs"], o["n_epochs_decay"]
+    for key, value in (("n_epochs", n_epochs), ("n_epochs_decay", decay)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{o.source}: --{key} {value!r} is not a whole number of epochs")
     if policy == "linear":
         schedule = {"name": "linear", "epochs": o["n_epochs"], "decay_epochs": o["n_epochs_decay"]}
     elif policy == "step":
@@ -299,7 +302,7 @@ def _pix2pix_tree(o: UpstreamOptions) -> dict[str, Any]:
     else:
         raise _unsupported(o, "lr_policy", "linear, step, plateau, cosine")
     if policy != "linear":
-        schedule["total_epochs"] = total
+        schedule["total_epochs"] = n_epochs + decay
     return {
         "name": _name(o),
         "seed": 0,
