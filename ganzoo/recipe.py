@@ -128,11 +128,23 @@ class LabelsSection(Section):
     num_classes: int = Field(ge=1, le=MAX_CHANNELS, description="class ids 0 .. num_classes-1")
     ignore_index: int | None = Field(255, description="an id that becomes all-zero channels")
     instance: bool = Field(False, description="add pix2pixHD's instance-edge channel")
+    dontcare_channel: bool = Field(
+        False,
+        description="give ignore_index a channel of its own after the classes (SPADE's "
+        "contain_dontcare_label) instead of all-zero channels",
+    )
+
+    @model_validator(mode="after")
+    def _dontcare_needs_an_id(self) -> LabelsSection:
+        if self.dontcare_channel and self.ignore_index is None:
+            raise ValueError("dontcare_channel needs an ignore_index (SPADE's 255)")
+        return self
 
     @property
     def channels(self) -> int:
-        """The network's input channels: num_classes, plus 1 with instance edges."""
-        return self.num_classes + int(self.instance)
+        """The network's input channels: num_classes, +1 with the don't-care channel, +1 with
+        instance edges."""
+        return self.num_classes + int(self.dontcare_channel) + int(self.instance)
 
 
 class DataSection(ComponentSection):
@@ -276,6 +288,12 @@ class ScheduleSection(Section):
     step_size: int = Field(50, ge=1, description="step: epochs between decays")
     gamma: float = Field(0.1, gt=0, description="step/plateau: decay factor")
     patience: int = Field(5, ge=0, description="plateau: epochs without improvement")
+    total_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="epochs a run lasts (default: epochs, + decay_epochs for linear); pix2pix "
+        "runs n_epochs + n_epochs_decay whatever its lr_policy",
+    )
 
 
 class TrainSection(Section):
@@ -285,7 +303,11 @@ class TrainSection(Section):
         None, ge=1, le=MAX_STEPS, description="stop after this many G steps"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16", "reference"] = Field(
+        "auto",
+        description="reference: the upstream's arithmetic bit for bit (becomes fp32 with "
+        "channels_last false and optim.fused false)",
+    )
     channels_last: bool = True
     compile: bool = False
     deterministic: bool = False
@@ -319,15 +341,29 @@ class Recipe(Section):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     train: TrainSection = Field(default_factory=TrainSection)
 
+    @model_validator(mode="after")
+    def _reference_arithmetic(self) -> Recipe:
+        # one word for the three settings the trajectory tests prove bit-identical to the
+        # upstream: fp32 without autocast, NCHW tensors, for-loop Adam (channels_last and the
+        # fused kernel round differently)
+        if self.train.precision == "reference":
+            self.train.precision = "fp32"
+            self.train.channels_last = False
+            self.optim.fused = False
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (component params inlined), loadable again with :func:`from_dict`.
 
-        The data keys of value rules (``range``, ``clip``, ``labels``) appear only when set, so
-        a recipe that does not use them stays readable by ganzoo versions before them."""
+        The data keys of value rules (``range``, ``clip``, ``labels``) and
+        ``schedule.total_epochs`` appear only when set, so a recipe that does not use them stays
+        readable by ganzoo versions before them."""
         tree = self.model_dump(mode="json")
         for key in OPTIONAL_DATA_KEYS:
             if not tree["data"].get(key):
                 tree["data"].pop(key, None)
+        if tree["schedule"].get("total_epochs") is None:
+            tree["schedule"].pop("total_epochs", None)
         return tree
 
     def to_yaml(self) -> str:

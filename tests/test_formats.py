@@ -19,6 +19,7 @@ from ganzoo.data.formats import read_image, read_size, write_image
 from ganzoo.data.labels import LabelMaps, instance_edges
 from ganzoo.data.ranges import SideRange
 from ganzoo.data.store import PackedImages
+from ganzoo.data.transforms import resize
 from ganzoo.errors import DataError, RecipeError
 from ganzoo.recipe import DataSection, from_dict, load_recipe
 
@@ -319,6 +320,25 @@ def test_one_hot_and_ignore() -> None:
     assert (out.sum(0) == np.array([[1, 1, 1], [0, 1, 1]])).all()
 
 
+def test_the_dont_care_id_can_have_its_own_channel(tmp_path: Path) -> None:
+    # SPADE pix2pix_dataset.py: 255 -> label_nc, one-hot over label_nc + contain_dontcare_label
+    # channels, then the instance edges (COCO-Stuff: 182 + 1 + 1 = 184)
+    ids = np.array([[[0, 1, 2], [255, 1, 0]], [[0, 0, 0], [0, 0, 1]]], np.uint8)
+    out = LabelMaps(3, 255, instance=True, dontcare_channel=True).encode(ids)
+    assert out.shape == (5, 2, 3)
+    np.testing.assert_array_equal(out[3], [[0, 0, 0], [1, 0, 0]])  # the don't-care channel
+    assert (out[:4].sum(0) == 1).all()
+    np.testing.assert_array_equal(out[4], instance_edges(ids[1]))
+    data = label_section(
+        tmp_path, labels={"num_classes": 182, "dontcare_channel": True, "instance": True}
+    )
+    assert data.in_channels == 184
+    with pytest.raises(ValueError, match="dontcare_channel needs an ignore_index"):
+        label_section(
+            tmp_path, labels={"num_classes": 4, "dontcare_channel": True, "ignore_index": None}
+        )
+
+
 def test_instance_edges_follow_pix2pixhd() -> None:
     inst = np.zeros((4, 5), np.int64)
     inst[1:3, 1:3] = 7
@@ -389,6 +409,20 @@ def test_label_instance_edges_channel(tmp_path: Path) -> None:
     edges = item["A"][4]
     assert item["A"].shape == (5, 16, 16) and 0 < edges.mean() < 1
     assert set(torch.unique(edges).tolist()) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize(
+    ("size_in", "size_out"),
+    [((683, 517), (286, 217)), ((1024, 2048), (286, 572)), ((7, 2), (22, 7))],
+)
+def test_label_maps_resize_on_pils_nearest_grid(size_in, size_out) -> None:
+    # pix2pixHD's and SPADE's datasets resize labels with PIL's Image.NEAREST: the pixel under
+    # each output pixel's centre (683 -> 286 with torch's legacy nearest lands a column off)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 200, size=size_in).astype(np.uint8)
+    pil = np.asarray(Image.fromarray(ids).resize(size_out[::-1], Image.NEAREST))
+    ours = resize(torch.from_numpy(ids)[None], size_out, nearest=True)[0].numpy()
+    assert ours.dtype == np.uint8 and np.array_equal(ours, pil)
 
 
 def test_label_errors(tmp_path: Path) -> None:

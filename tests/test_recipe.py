@@ -37,6 +37,15 @@ def test_reference_recipe_has_the_pix2pix_defaults() -> None:
     assert (r.schedule.name, r.schedule.epochs, r.schedule.decay_epochs) == ("linear", 100, 100)
 
 
+def test_precision_reference_is_the_upstream_arithmetic_in_one_word() -> None:
+    # every recipe defaults to precision auto (bf16 autocast on bf16 hardware); the upstreams
+    # train in fp32, and channels_last and the fused Adam kernel round differently too
+    assert load_recipe(MAIN).train.precision == "auto"
+    r = load_recipe(MAIN, ["train.precision=reference"])
+    assert (r.train.precision, r.train.channels_last, r.optim.fused) == ("fp32", False, False)
+    assert Recipe.model_validate(r.to_dict()).train.precision == "fp32"  # stored expanded
+
+
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_bundled_recipe_validates_and_builds_on_meta(path: Path) -> None:
     check_recipe(load_recipe(path))

@@ -22,11 +22,14 @@ with the paper's CSAM).
 
 Deviations, none changing a shape or a count: TensorFlow's ``SAME`` padding of the strided 3x3
 convs pads (0, 1) and is reproduced exactly (:class:`SameConv2d`, :class:`SameConvTranspose2d`);
-the condition is resized with PyTorch's bilinear sampling (half-pixel centres) where TF 1's
-``resize_images`` samples corner-aligned; instance norm uses PyTorch's epsilon 1e-5 (TF's
-``instance_norm``: 1e-6); ``init`` (default N(0, 0.02)) initialises every conv, where the
-released code draws the MRUs with slim's Xavier default; the encoder's first LeakyReLU, which
-the released code computes and then discards, is left out.
+the condition is resized with PyTorch's bilinear sampling (half-pixel centres, src = (dst +
+0.5) * scale - 0.5) where TF 1's ``resize_images`` (bilinear, ``align_corners=False``, no
+half-pixel centres) samples asymmetrically at src = dst * scale: at the generator's 2^k
+downscales it takes pixel (2^k i, 2^k j) where ganzoo averages the central 2 x 2 pixels of
+each 2^k x 2^k block; instance norm uses PyTorch's epsilon 1e-5 (TF's ``instance_norm``:
+1e-6); ``init`` (default N(0, 0.02)) initialises every conv, where the released code draws the
+MRUs with slim's Xavier default; the encoder's first LeakyReLU, which the released code
+computes and then discards, is left out.
 """
 
 from __future__ import annotations
