@@ -192,8 +192,11 @@ def plot(
     console.print(f"wrote {plot_run(run_dir, out)}", highlight=False)
 
 
-def _model_source(source: str) -> str:
-    """A pretrained model's name -> its run directory (fetched once); any other source as is."""
+def _model_source(ctx: typer.Context, source: str) -> str:
+    """A pretrained model's name -> its run directory (fetched once); any other source as is
+    (and nothing fetched while the shell completes a command line)."""
+    if ctx.resilient_parsing:
+        return source
     from ganzoo.pretrained import resolve
 
     return str(resolve(source))
