@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganzoo.artifacts.loading import GeneratorInfo, load_generator, resolve_device
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.inference import (
     MAX_GENERATOR_PIXELS,
@@ -28,7 +29,6 @@ from ganzoo.evaluation.inference import (
     generator_in_mode,
     translate_batch,
 )
-from ganzoo.evaluation.loading import GeneratorInfo, load_generator, resolve_device
 from ganzoo.evaluation.translate import Translation, input_files, translate_files
 from ganzoo.recipe import Recipe
 
@@ -189,5 +189,8 @@ def load(
     default: deterministic) or ``train`` (the reference test.py's batch statistics and
     dropout, drawn from ``seed``); ``precision``: ``fp32``, ``bf16`` or ``fp16``.
     """
+    from ganzoo.pretrained import resolve  # a pretrained model's name -> its run directory
+
+    source = resolve(source)
     net, recipe, info = load_generator(source, use_ema=use_ema, device=resolve_device(device))
     return Translator(net, recipe, info, mode=mode, precision=precision, seed=seed)

@@ -192,11 +192,22 @@ def plot(
     console.print(f"wrote {plot_run(run_dir, out)}", highlight=False)
 
 
+def _model_source(ctx: typer.Context, source: str) -> str:
+    """A pretrained model's name -> its run directory (fetched once); any other source as is
+    (and nothing fetched while the shell completes a command line)."""
+    if ctx.resilient_parsing:
+        return source
+    from ganzoo.pretrained import resolve
+
+    return str(resolve(source))
+
+
 ModelArg = Annotated[
     str,
     typer.Argument(
         help="run directory, step_*.pt checkpoint, .safetensors, Hub folder, hf://NAMESPACE/NAME "
-        "or a pretrained model's name"
+        "or a pretrained model's name",
+        callback=_model_source,
     ),
 ]
 EmaOpt = Annotated[bool, typer.Option("--ema/--no-ema", help="use the EMA weights if kept")]
@@ -344,8 +355,8 @@ def export(
     """Export a trained generator (EMA weights if kept) with its recipe for use outside ganzoo;
     --format hub writes a Hugging Face Hub folder with a model card."""
     if format_ == "hub":
-        from ganzoo.evaluation.hub import export_hub_folder
-        from ganzoo.evaluation.sources import find_checkpoint, output_base
+        from ganzoo.artifacts.hub import export_hub_folder
+        from ganzoo.artifacts.sources import find_checkpoint, output_base
 
         target = out or output_base(run_dir, find_checkpoint(run_dir)) / "export" / "hub"
         folder = export_hub_folder(run_dir, target, use_ema=ema)
@@ -375,7 +386,7 @@ def push(
 ) -> None:
     """Upload a trained generator to the Hugging Face Hub (the folder of --format hub); the
     token comes from HF_TOKEN or `huggingface-cli login`."""
-    from ganzoo.evaluation.hub import push as push_to_hub
+    from ganzoo.artifacts.hub import push as push_to_hub
 
     url = push_to_hub(run_dir, repo_id, private=private, use_ema=ema)
     console.print(f"pushed to {repo_id}: {url}", highlight=False)

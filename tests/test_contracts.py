@@ -355,9 +355,9 @@ def test_checkpoint_safetensors_and_hub_folder_give_identical_outputs(
 ) -> None:
     """Checkpoint -> safetensors (exported from the checkpoint file) -> Hub folder (exported
     from the safetensors file): each, loaded, gives bit-identical outputs and weights."""
+    from ganzoo.artifacts.hub import export_hub_folder
+    from ganzoo.artifacts.loading import load_generator
     from ganzoo.evaluation.export import export_generator
-    from ganzoo.evaluation.hub import export_hub_folder
-    from ganzoo.evaluation.loading import load_generator
 
     run = train_tiny_run(tiny_data, tmp_path)
     checkpoint = sorted((run / "checkpoints").glob("step_*.pt"))[-1]

@@ -11,11 +11,11 @@ from conftest import tiny_recipe, train_tiny_run
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from ganzoo.artifacts.loading import load_generator
 from ganzoo.build import build_generator
 from ganzoo.cli import main
 from ganzoo.errors import GanzooError, SizeError
 from ganzoo.evaluation.export import export_generator
-from ganzoo.evaluation.loading import load_generator
 from ganzoo.recipe import from_dict
 from ganzoo.training.trainer import train
 

@@ -16,9 +16,9 @@ import torch
 from conftest import ROOT, tiny_recipe
 from PIL import Image
 
+from ganzoo.artifacts.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from ganzoo.errors import TrainingError
 from ganzoo.recipe import load_recipe, load_tree
-from ganzoo.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from ganzoo.training.trainer import Trainer, train
 
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 from conftest import ROOT, tiny_recipe
 
+from ganzoo.artifacts.checkpoint import list_checkpoints, load_checkpoint
+from ganzoo.artifacts.loading import load_generator
 from ganzoo.cli import main
 from ganzoo.errors import GanzooError
-from ganzoo.evaluation.loading import load_generator
-from ganzoo.training.checkpoint import list_checkpoints, load_checkpoint
 from ganzoo.training.schedule import total_epochs
 from ganzoo.training.trainer import Trainer
 from ganzoo.upstream import import_checkpoint, parse_flags, read_options

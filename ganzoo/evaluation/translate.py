@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganzoo.artifacts.loading import GeneratorInfo, load_generator
 from ganzoo.data.dataset import pair_values
 from ganzoo.data.formats import (
     IMAGE_EXTENSIONS,
@@ -53,7 +54,6 @@ from ganzoo.evaluation.inference import (
     same_size_batches,
     translate_batch,
 )
-from ganzoo.evaluation.loading import GeneratorInfo, load_generator
 from ganzoo.recipe import Recipe
 
 Layout = Literal["auto", "paired", "plain"]

@@ -17,22 +17,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint
+from ganzoo.artifacts.schema import checkpoint_header
 from ganzoo.build import build_discriminator, build_generator
 from ganzoo.errors import GanzooError, TrainingError
 from ganzoo.recipe import Recipe, from_dict
-from ganzoo.training.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    nonfinite_entries,
-    rng_state,
-    set_rng_state,
-)
+from ganzoo.safe_io import nonfinite_entries
 from ganzoo.training.distributed import DistInfo
 from ganzoo.training.ema import build_ema
 from ganzoo.training.image_pool import ImagePool
+from ganzoo.training.rng import rng_state, set_rng_state
 from ganzoo.training.schedule import build_scheduler
-
-FORMAT = "ganzoo-checkpoint-1"
 
 
 def _adam(params: Any, lr: float, recipe: Recipe, device: torch.device) -> torch.optim.Adam:
@@ -160,12 +155,10 @@ class TrainState:
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        state = {
-            "format": FORMAT,
-            "recipe": self.recipe.to_dict(),
-            "step": self.step,
-            "epoch": self.epoch,
-            "samples_in_epoch": self.samples_in_epoch,
+        state = checkpoint_header(
+            self.recipe.to_dict(), self.step, self.epoch, self.samples_in_epoch
+        )
+        state |= {
             "generator": self.g_module.state_dict(),
             "discriminator": self.d_module.state_dict(),
             "opt_g": self.opt_g.state_dict(),

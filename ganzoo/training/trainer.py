@@ -26,14 +26,15 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from ganzoo import metrics
+from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganzoo.data import build_dataset
 from ganzoo.errors import TrainingError
-from ganzoo.evaluation import metrics
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import check_inside
+from ganzoo.samples import save_grid
 from ganzoo.training.batches import BatchSource, DatasetBatches
-from ganzoo.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganzoo.training.diagnostics import TrainingMonitor
 from ganzoo.training.distributed import (
     DistInfo,
@@ -45,7 +46,6 @@ from ganzoo.training.distributed import (
 from ganzoo.training.logs import RunLogs
 from ganzoo.training.precision import autocast_dtype, resolve_precision
 from ganzoo.training.progress import ProgressReporter
-from ganzoo.training.samples import save_grid
 from ganzoo.training.schedule import total_epochs
 from ganzoo.training.state import TrainState
 from ganzoo.training.step import UpdateStep
