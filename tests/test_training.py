@@ -273,3 +273,120 @@ def test_several_d_steps_and_the_ema_generator_for_evaluation(
     ema = dict(trainer.ema.module.named_parameters())
     raw = dict(trainer.g_module.named_parameters())
     assert any(not torch.equal(ema[k], raw[k]) for k in raw)  # an average, not a copy
+
+
+def test_train_only_glob_matching_nothing_is_one_line(tiny_data: Path, tmp_path: Path) -> None:
+    """pix2pixHD's 'model1_*' on a U-Net trained nothing and failed in backward with a
+    RuntimeError; now `ganzoo check` and `train` refuse it in one line, before any folder."""
+    from ganzoo.build import check_recipe
+    from ganzoo.errors import RecipeError
+
+    r = tiny_recipe(tiny_data, "train.max_steps=2", "optim.train_only={generator: ['model1_*']}")
+    with pytest.raises(RecipeError, match="'model1_\\*' matches no parameter of generator unet"):
+        check_recipe(r)
+    with pytest.raises(RecipeError, match="matches no parameter"):
+        train(r, run_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_only_generator_none_trains_d_alone(tiny_data: Path, tmp_path: Path) -> None:
+    """`generator: []` (docs/training.md: "none") updates D only, with no lr_scheduler
+    warning for the optimizer that never steps."""
+    import warnings
+
+    r = tiny_recipe(
+        tiny_data,
+        "train.max_steps=8",
+        "optim.train_only={generator: [], epochs: 1}",
+        "train.log_every=1",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer = Trainer(r, tmp_path / "run", progress=False)
+        g0 = {k: v.clone() for k, v in trainer.g_module.state_dict().items()}
+        d0 = {k: v.clone() for k, v in trainer.d_module.state_dict().items()}
+        trainer.state.begin_epoch(0, fresh=True)
+        trainer.train_step(next(iter(trainer.train_batches.epoch(0, 0))))
+        g1, d1 = trainer.g_module.state_dict(), trainer.d_module.state_dict()
+        weights = [k for k in g0 if "running" not in k and "num_batches" not in k]
+        assert all(torch.equal(g0[k], g1[k]) for k in weights)
+        assert any(not torch.equal(d0[k], d1[k]) for k in d0)
+        trainer.close()
+        _, final = train(r, run_dir=tmp_path / "run2", progress=False)
+    assert final["step"] == 8
+
+
+def test_a_failed_start_leaves_no_folder_and_the_name_is_reused(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start refused (here: no data) used to leave an empty runs/<name>, and the next run
+    went silently to runs/<name>-2."""
+    import io
+
+    from rich.console import Console
+
+    from ganzoo.errors import DataError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError):
+        train(tiny_recipe(tiny_data, "data.root=nowhere"), progress=False)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    (tmp_path / "runs" / "quickstart").mkdir(parents=True)  # an empty folder is reused
+    with pytest.raises(DataError):
+        train(tiny_recipe(tiny_data, "data.root=nowhere"), progress=False)
+    assert (tmp_path / "runs" / "quickstart").is_dir()
+    assert not any((tmp_path / "runs" / "quickstart").iterdir())
+    r = tiny_recipe(tiny_data, "train.max_steps=1")
+    trainer, _ = train(r, progress=False)
+    assert trainer.run_dir == Path("runs/quickstart")
+    out = io.StringIO()
+    trainer, _ = train(r, console=Console(file=out, width=200))
+    assert trainer.run_dir == Path("runs/quickstart-2")
+    assert "runs/quickstart holds another run; this one goes to runs/quickstart-2" in out.getvalue()
+
+
+def test_a_run_prints_a_startup_block_and_records_its_precision(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """Nothing was printed before the first log_every; at 80 columns the bar lost the step
+    count and ETA; the precision actually used was recorded nowhere."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True, color_system=None)
+    r = tiny_recipe(tiny_data, "train.max_steps=4", "train.log_every=2")
+    train(r, run_dir=tmp_path / "run", console=console)
+    text = out.getvalue()
+    assert f"run folder: {tmp_path / 'run'}" in text
+    assert "precision: fp32" in text and "generator unet: 0." in text
+    assert "12 train / 4 val pairs" in text and "steps: 0 -> 4" in text
+    assert text.index("run folder") < text.index("4/4")  # the block comes before the steps
+    assert "eta" in text
+    env = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert env["precision"] == "fp32"
+
+
+def test_fp16_on_cpu_says_it_falls_back() -> None:
+    from ganzoo.training.precision import resolve_precision
+
+    with pytest.warns(UserWarning, match="fp16 needs CUDA; this cpu run uses bf16"):
+        assert resolve_precision("fp16", torch.device("cpu")) == "bf16"
+
+
+def test_resume_of_a_finished_run_says_there_is_nothing_to_do(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    r = tiny_recipe(tiny_data, "train.max_steps=2")
+    train(r, run_dir=tmp_path / "run", progress=False)
+    before = sorted((tmp_path / "run" / "checkpoints").iterdir())
+    out = io.StringIO()
+    _, final = train(run_dir=tmp_path / "run", resume=True, console=Console(file=out, width=300))
+    assert "nothing to do: the run is already at step 2 of 2" in out.getvalue()
+    assert "train.max_steps=4" in out.getvalue() and final["step"] == 2
+    assert sorted((tmp_path / "run" / "checkpoints").iterdir()) == before
