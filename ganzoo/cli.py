@@ -84,7 +84,7 @@ def check(recipe: RecipeArg, set_: SetOpt = None) -> None:
 
     r = load_recipe(recipe, set_ or [])
     check_recipe(r)
-    console.print(r.to_yaml(), highlight=False, markup=False, end="")
+    console.print(r.to_yaml(defaults=True), highlight=False, markup=False, end="")
     err_console.print(f"[green]ok[/green]: {recipe} is a valid recipe")
 
 
