@@ -234,7 +234,9 @@ def translate(
     out_format: Annotated[
         str | None,
         typer.Option(
-            "--format", help="png, png16, tiff or npy (default: the input's kind and depth)"
+            "--format",
+            help="png, png16, tiff, npy, or tiff32 / npy32 (float32) (default: the input's kind "
+            "and depth)",
         ),
     ] = None,
 ) -> None:
