@@ -35,6 +35,7 @@ from ganzoo.evaluation.inference import check_resize_size, parse_size
 from ganzoo.evaluation.loading import SAFETENSORS_FORMAT, GeneratorInfo, load_generator
 from ganzoo.evaluation.sources import output_base
 from ganzoo.recipe import Recipe
+from ganzoo.safe_io import write_bytes_atomic
 
 Format = Literal["safetensors", "torchscript", "onnx"]
 FORMATS = ("safetensors", "torchscript", "onnx")
@@ -62,8 +63,9 @@ def recipe_json(recipe: Recipe) -> str:
 
 
 def save_safetensors(net: nn.Module, recipe: Recipe, info: GeneratorInfo, path: Path) -> Path:
-    """G's weights and its recipe (metadata) in one safetensors file."""
-    from safetensors.torch import save_file
+    """G's weights and its recipe (metadata) in one safetensors file, written atomically with
+    the usual permissions (safetensors' own writer makes it 0600)."""
+    from safetensors.torch import save
 
     weights = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
     meta = {
@@ -73,7 +75,7 @@ def save_safetensors(net: nn.Module, recipe: Recipe, info: GeneratorInfo, path: 
         "ema": "true" if info.ema else "false",
         "step": "" if info.step is None else str(info.step),
     }
-    save_file(weights, str(path), metadata=meta)
+    write_bytes_atomic(path, save(weights, metadata=meta))
     return path
 
 
