@@ -5,6 +5,7 @@ match scipy."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -292,6 +293,19 @@ def test_few_seeds_need_more_seeds_even_when_p_is_small() -> None:
     ]
     (only,) = compare_variants(rows, ["a", "b"], ["l1"])
     assert only.base == "a" and only.variant == "b" and only.n == 5
+
+
+def test_the_verdict_and_the_seeds_for_80_percent_agree() -> None:
+    """2 seeds with a large, steady difference: "needs more seeds" sat beside "seeds for 80%:
+    2". The estimate is now at least the 3 seeds a ✓ needs; with those seeds and p >= 0.05 the
+    verdict is "not significant", not "needs more seeds"."""
+    two = compare("l1", "a", "b", {0: 1.0, 1: 2.0}, {0: 2.0, 1: 3.1})
+    assert two.n == 2 and two.verdict == NEEDS_MORE and two.seeds_needed == 3
+    assert seeds_needed(50.0, paired=True) == 3
+    noisy = compare("l1", "a", "b", {0: 1.0, 1: 2.0, 2: 1.5}, {0: 1.2, 1: 1.9, 2: 1.8})
+    assert noisy.p_value > 0.05 and noisy.seeds_needed > 3 and noisy.verdict == NEEDS_MORE
+    done = dataclasses.replace(noisy, seeds_needed=3)
+    assert done.verdict == "not significant"
 
 
 def test_a_dead_worker_fails_only_the_run_it_was_running(tmp_path: Path) -> None:
