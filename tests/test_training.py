@@ -390,3 +390,28 @@ def test_resume_of_a_finished_run_says_there_is_nothing_to_do(
     assert "nothing to do: the run is already at step 2 of 2" in out.getvalue()
     assert "train.max_steps=4" in out.getvalue() and final["step"] == 2
     assert sorted((tmp_path / "run" / "checkpoints").iterdir()) == before
+
+
+def test_more_loader_workers_than_cpus_is_said_once(tiny_data: Path) -> None:
+    """An imported upstream `num_threads 4` (num_workers 4) on a 2-CPU machine made PyTorch
+    warn of over-subscription twice; ganzoo now uses one worker per CPU and says so once."""
+    import warnings
+
+    from ganzoo.data import build_dataset
+    from ganzoo.training.batches import DatasetBatches, usable_workers
+
+    cpus = len(os.sched_getaffinity(0))
+    assert usable_workers(0) == 0 and usable_workers(cpus) == cpus
+    r = tiny_recipe(tiny_data)
+    ds = build_dataset(r.data, "train", train=True, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batches = DatasetBatches(ds, 2, seed=0, num_workers=cpus + 2)
+        try:
+            for epoch in range(2):
+                list(batches.epoch(epoch))
+        finally:
+            batches.close()
+    messages = [str(w.message) for w in caught]
+    assert batches.num_workers == cpus
+    assert len(messages) == 1 and f"data.num_workers {cpus + 2} is more than" in messages[0]
