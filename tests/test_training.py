@@ -313,6 +313,10 @@ def test_train_only_generator_none_trains_d_alone(tiny_data: Path, tmp_path: Pat
         assert any(not torch.equal(d0[k], d1[k]) for k in d0)
         trainer.close()
         _, final = train(r, run_dir=tmp_path / "run2", progress=False)
+        frozen_d = tiny_recipe(
+            tiny_data, "train.max_steps=8", "optim.train_only={discriminator: [], epochs: 1}"
+        )
+        train(frozen_d, run_dir=tmp_path / "run3", progress=False)  # no lr_scheduler warning
     assert final["step"] == 8
 
 
