@@ -323,3 +323,31 @@ def test_a_dead_worker_fails_only_the_run_it_was_running(tmp_path: Path) -> None
     assert read_status(tmp_path, "running__seed0")["state"] == "failed"
     assert read_status(tmp_path, "finished__seed0") == {"state": "done", "pid": 2}
     assert read_status(tmp_path, "queued__seed0") is None  # never started: retried next launch
+
+
+def test_a_script_without_a_main_guard_is_refused_before_workers_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/ablations.md's Python block had no `if __name__ == "__main__":`: every spawned
+    worker imported it again and every run failed with BrokenProcessPool."""
+    import multiprocessing as mp
+    import types
+
+    from ganzoo.launchers.local import LocalLauncher
+    from ganzoo.launchers.spawn_guard import check_spawn_safe_main
+
+    script = tmp_path / "ablate_it.py"
+    script.write_text("from ganzoo.ablation import run_ablation\nrun_ablation(plan, out)\n")
+    main_module = types.ModuleType("__main__")
+    main_module.__file__ = str(script)
+    main_module.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", main_module)
+    with pytest.raises(GanzooError) as info:
+        LocalLauncher(jobs=1).launch([], tmp_path, Console(file=open(os.devnull, "w")))
+    assert str(info.value).startswith(f"{script}: the local launcher runs each ablation run")
+    assert 'if __name__ == "__main__":' in str(info.value) and "\n" not in str(info.value)
+    script.write_text("import x\n\nif '__main__' == __name__:\n    x.run_ablation()\n")
+    check_spawn_safe_main()  # guarded: fine
+    monkeypatch.setattr(mp.current_process(), "_inheriting", True, raising=False)
+    with pytest.raises(GanzooError, match="a spawned ablation worker imported"):
+        check_spawn_safe_main()
