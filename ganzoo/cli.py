@@ -239,6 +239,10 @@ def translate(
             "and depth)",
         ),
     ] = None,
+    page: Annotated[
+        bool,
+        typer.Option(help="also write OUTPUT/index.html: input | output | target per image"),
+    ] = False,
 ) -> None:
     """Translate images with a trained generator; writes OUTPUT/<stem>.<ending> per input (the
     input's kind and depth, or --format)."""
@@ -266,6 +270,20 @@ def translate(
         highlight=False,
     )
     console.print(f"generator: {result.info.describe()}", highlight=False)
+    if page:
+        from ganzoo.evaluation.translate import input_files
+        from ganzoo.report.translations import write_translation_page
+
+        html = write_translation_page(
+            input_files(input_),
+            output,
+            result.recipe,
+            direction=result.direction,
+            layout=layout,
+            out_format=out_format,
+            title=f"ganzoo translate {model}",
+        )
+        console.print(f"wrote {html}", highlight=False)
 
 
 @app.command("eval")

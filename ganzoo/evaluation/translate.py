@@ -71,6 +71,7 @@ class Translation:
     direction: str = "AtoB"
     mode: str = "eval"
     info: GeneratorInfo | None = None
+    recipe: Recipe | None = None  # the generator's
 
 
 def input_files(inputs: str | Path) -> list[Path]:
@@ -230,7 +231,7 @@ def translate_files(
         raise GanzooError(f"--output {output}: is a file; give a folder for the translated images")
     outs = output_paths(files, output, out_format)
     output.mkdir(parents=True, exist_ok=True)
-    result = Translation(direction=direction, mode=mode)
+    result = Translation(direction=direction, mode=mode, recipe=recipe)
     device = next(net.parameters()).device
 
     dtypes: dict[int, np.dtype] = {}
