@@ -104,7 +104,6 @@ class Trainer:
         self.show_progress = progress and self.dist.is_main
         self.stop_requested: str | None = None
         self.last_checkpoint: Path | None = None
-        self.init_note: str | None = None  # what train.init_from took
         created: bool | None = None  # a new run: whether its folder was absent (else empty)
         try:
             if resume and self.dist.is_main:
@@ -113,7 +112,9 @@ class Trainer:
             # everything that can be refused is built before a new run's folder is made
             self._build(recipe, train_batches, val_batches)
             if not resume and t.init_from is not None:
-                self.init_note = self.state.init_from(t.init_from)
+                note = self.state.init_from(t.init_from)
+                if self.show_progress:
+                    self.console.print(note, highlight=False)
             if not resume and self.dist.is_main:
                 fresh = not self.run.contents()
                 absent = not self.run_dir.exists()
@@ -377,8 +378,6 @@ class Trainer:
             f"steps: {self.step} -> {self.total_steps}; samples every {t.sample_every}, "
             f"checkpoints every {t.checkpoint_every} into {self.run.checkpoints}",
         ]
-        if self.init_note:
-            lines.append(self.init_note)
         return lines
 
     def _loop(self, reporter: ProgressReporter) -> dict[str, Any]:
