@@ -192,6 +192,21 @@ def test_mlflow_database_store_without_sqlalchemy_says_what_to_install(
     assert "pip install 'ganzoo[mlflow]'" in message
 
 
+def test_mlflow_folder_store_refused_by_mlflow_3_says_what_to_use(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    if int(mlflow.__version__.split(".")[0]) < 3:
+        pytest.skip("MLflow 2 keeps folder stores")
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    uri = (tmp_path / "mlruns").as_uri()
+    loggers = f"train.loggers=[{{name: mlflow, tracking_uri: '{uri}'}}]"
+    with pytest.warns(LoggerWarning) as caught:
+        train(tiny_recipe(tiny_data, *STEPS, loggers), run_dir=tmp_path / "run", progress=False)
+    (message,) = [str(w.message) for w in caught if w.category is LoggerWarning]
+    assert "refuses folder stores; use tracking_uri: sqlite:///mlflow.db or MLFLOW_ALLOW" in message
+
+
 # -- failures are reported once and training goes on ----------------------------------------
 def test_a_failing_logger_is_dropped_with_one_warning(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

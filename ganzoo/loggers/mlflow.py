@@ -47,7 +47,15 @@ class MlflowLogger(Logger):
         if database in DATABASES and not sqlalchemy_installed():
             # mlflow-skinny alone then fails on the model registry (UnsupportedModelRegistry...)
             raise ImportError(f"MLflow's {database} store needs SQLAlchemy and Alembic")
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        try:
+            self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        except Exception as exc:
+            if "maintenance mode" in str(exc):  # MLflow 3 and a file: / plain-folder store
+                raise RuntimeError(
+                    f"MLflow {mlflow.__version__} refuses folder stores; use tracking_uri: "
+                    "sqlite:///mlflow.db or MLFLOW_ALLOW_FILE_STORE=true"
+                ) from None
+            raise
         self.run_id = info.state.get("run_id")
         if self.run_id is None:
             exp = self.client.get_experiment_by_name(self.experiment)
