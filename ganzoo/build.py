@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 import torch
 from torch import nn
 
 from ganzoo import registry
-from ganzoo.errors import SizeError
+from ganzoo.errors import RecipeError, SizeError
 from ganzoo.nn.sizes import check_image_size
 from ganzoo.recipe import ComponentSection, Recipe
 
@@ -84,8 +85,43 @@ def build_objective(recipe: Recipe) -> Any:
 
 def check_recipe(recipe: Recipe) -> None:
     """Build G and D on the meta device (no memory, no compute) so that sizes, attention
-    placements and parameter counts are refused now, with one line, not deep inside a forward
-    pass."""
-    _build(recipe, "generator", probe_only=True)
-    _build(recipe, "discriminator", probe_only=True)
+    placements, parameter counts and ``optim.train_only`` globs are refused now, with one
+    line, not deep inside a forward pass."""
+    g = _build(recipe, "generator", probe_only=True)
+    d = _build(recipe, "discriminator", probe_only=True)
+    check_train_only(recipe, g, d)
     build_objective(recipe)
+
+
+def _names(net: nn.Module) -> list[str]:
+    """Parameter names of ``net``, each also in its spectral-norm form (the meta probes are
+    built without spectral norm; the trained network names ``x.weight`` as
+    ``x.parametrizations.weight.original``)."""
+    names = []
+    for name, _ in net.named_parameters():
+        names.append(name)
+        head, dot, leaf = name.rpartition(".")
+        names.append(f"{head}{dot}parametrizations.{leaf}.original")
+    return names
+
+
+def check_train_only(recipe: Recipe, generator: nn.Module, discriminator: nn.Module) -> None:
+    """A one-line RecipeError for an ``optim.train_only`` glob that matches no parameter of its
+    network (which would train nothing, and fail in the first backward pass)."""
+    only = recipe.optim.train_only
+    if only is None:
+        return
+    for kind, net, patterns in (
+        ("generator", generator, only.generator),
+        ("discriminator", discriminator, only.discriminator),
+    ):
+        names = _names(net)
+        for pattern in patterns or []:
+            if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                tops = sorted({n.split(".")[0] for n in names})
+                raise RecipeError(
+                    f"optim.train_only.{kind}: {pattern!r} matches no parameter of "
+                    f"{kind} {getattr(recipe, kind).name} (its top-level names: "
+                    f"{', '.join(tops[:12])}{', ...' if len(tops) > 12 else ''}); use globs "
+                    "over its state-dict names, null for all or [] for none"
+                )
