@@ -108,77 +108,24 @@ def train(
     nproc: Annotated[int, typer.Option(help="processes on this machine (execs torchrun)")] = 1,
 ) -> None:
     """Train a recipe (or --resume a run); Ctrl-C saves a checkpoint and stops."""
-    from ganzoo.recipe import load_recipe
-    from ganzoo.run_dir import RunDir
-    from ganzoo.training.trainer import train as run_training
+    from ganzoo.workflows import train as run_training
 
-    if resume is None and recipe is None:
-        raise GanzooError("give a recipe to train, or --resume RUN_DIR")
-    if resume is not None and recipe is not None:
-        raise GanzooError("give either a recipe or --resume RUN_DIR, not both")
-    if resume is not None and (out is not None or overwrite):
-        raise GanzooError(
-            "--resume continues RUN_DIR in place; --out and --overwrite are for new runs"
-        )
-    if nproc < 1:
-        raise GanzooError(f"--nproc {nproc}: must be at least 1")
-    r = None if resume is not None else load_recipe(recipe, set_ or [])
-    if nproc > 1:  # validated here, so a bad recipe fails once, not in every process
-        if resume is not None:
-            RunDir(resume).resume_recipe(set_ or [])
-        elif out is not None and RunDir(out).contents() and not overwrite:
-            raise GanzooError(
-                f"{out} already holds files; pass --overwrite or choose another --out"
-            )
-        _exec_torchrun(nproc, _ARGV)
-    trainer, final = run_training(
-        r,
-        run_dir=resume or out,
-        resume=resume is not None,
-        overwrite=overwrite,
+    result = run_training(
+        recipe,
         overrides=set_ or [],
+        out=out,
+        resume=resume,
+        overwrite=overwrite,
+        nproc=nproc,
         console=console,
+        argv=_ARGV,
     )
-    if not trainer.dist.is_main:
+    if not result.is_main:
         return
-    samples = sorted((trainer.run_dir / "samples").glob("*.png"))
-    console.print(f"run dir: {trainer.run_dir}", highlight=False)
-    if samples:
-        console.print(f"samples: {samples[-1]}", highlight=False)
-    console.print(f"checkpoint: {final['checkpoint']}", highlight=False)
-
-
-def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
-    """``python -m torch.distributed.run --standalone --nproc_per_node N -m ganzoo ARGV``
-    with ``--nproc`` taken out of ``argv``."""
-    args, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a == "--nproc":
-            skip = True
-            continue
-        if a.startswith("--nproc="):
-            continue
-        args.append(a)
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "ganzoo",
-        *args,
-    ]
-
-
-def _exec_torchrun(nproc: int, argv: list[str]) -> None:
-    """Replace this process by torchrun running the same ``ganzoo train`` command."""
-    import os
-
-    os.execv(sys.executable, torchrun_command(nproc, argv))
+    console.print(f"run dir: {result.run_dir}", highlight=False)
+    if result.samples is not None:
+        console.print(f"samples: {result.samples}", highlight=False)
+    console.print(f"checkpoint: {result.checkpoint}", highlight=False)
 
 
 @app.command()
@@ -323,9 +270,9 @@ def eval_cmd(
     device: DeviceOpt = "auto",
 ) -> None:
     """Score a trained generator on a split: L1, PSNR, SSIM (and FID/KID); writes RUN_DIR/eval/."""
-    from ganzoo.evaluation.evaluate import evaluate_run
+    from ganzoo.workflows import evaluate
 
-    r = evaluate_run(
+    r = evaluate(
         run_dir,
         split,
         data_root=data,
@@ -338,24 +285,18 @@ def eval_cmd(
         device=device,
     )
     console.print(
-        f"{r['recipe']} step {r['step']} on {r['split']} ({r['n']} images, {mode} mode"
-        f"{', EMA weights' if r['ema'] else ''})",
+        f"{r.recipe} step {r.step} on {r.split} ({r.n} images, {mode} mode"
+        f"{', EMA weights' if r.ema else ''})",
         highlight=False,
     )
     table = Table("metric", "value", header_style="bold")
-    rows = [
-        ("L1 [-1,1]", f"{r['l1']:.4f}"),
-        ("PSNR dB", f"{r['psnr']:.2f}"),
-        ("SSIM", f"{r['ssim']:.4f}"),
-    ]
-    if "fid" in r:
-        rows += [("FID", f"{r['fid']:.2f}"), ("KID", f"{r['kid']:.4f} ± {r['kid_std']:.4f}")]
+    rows = [("L1 [-1,1]", f"{r.l1:.4f}"), ("PSNR dB", f"{r.psnr:.2f}"), ("SSIM", f"{r.ssim:.4f}")]
+    if r.fid is not None:
+        rows += [("FID", f"{r.fid:.2f}"), ("KID", f"{r.kid:.4f} ± {r.kid_std:.4f}")]
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    console.print(
-        f"wrote {r['json']}" + (f" and {r['sheet']}" if "sheet" in r else ""), highlight=False
-    )
+    console.print(f"wrote {r.json}" + (f" and {r.sheet}" if r.sheet else ""), highlight=False)
 
 
 @app.command()
@@ -376,10 +317,8 @@ def export(
     --format hub writes a Hugging Face Hub folder with a model card."""
     if format_ == "hub":
         from ganzoo.artifacts.hub import export_hub_folder
-        from ganzoo.artifacts.sources import find_checkpoint, output_base
 
-        target = out or output_base(run_dir, find_checkpoint(run_dir)) / "export" / "hub"
-        folder = export_hub_folder(run_dir, target, use_ema=ema)
+        folder = export_hub_folder(run_dir, out, use_ema=ema)
         files = ", ".join(sorted(p.name for p in folder.iterdir()))
         console.print(f"wrote {folder} ({files})", highlight=False)
         return
@@ -514,9 +453,9 @@ def report(
     ),
 ) -> None:
     """One self-contained HTML page of a run or an ablation (opens offline)."""
-    from ganzoo.report import write_report
+    from ganzoo.report import write_html_report
 
-    console.print(f"wrote {write_report(source, out)}", highlight=False)
+    console.print(f"wrote {write_html_report(source, out)}", highlight=False)
 
 
 docs_app = typer.Typer(no_args_is_help=True, help="Generated documentation.")
@@ -571,13 +510,12 @@ def ablate(
         list[str] | None,
         typer.Option(help="a launcher parameter, key=value (YAML value), repeatable"),
     ] = None,
-    partition: Annotated[str | None, typer.Option(help="submitit: SLURM partition")] = None,
-    gpus_per_node: Annotated[int | None, typer.Option(help="submitit: GPUs per run")] = None,
-    cpus_per_task: Annotated[
-        int | None, typer.Option(help="submitit: CPUs per run (its torch threads)")
-    ] = None,
-    time: Annotated[int | None, typer.Option(help="submitit: minutes per run")] = None,
-    mem_gb: Annotated[float | None, typer.Option(help="submitit: memory per run, GB")] = None,
+    # submitit's parameters before --launcher-opt: hidden aliases of --launcher-opt KEY=VALUE
+    partition: Annotated[str | None, typer.Option(hidden=True)] = None,
+    gpus_per_node: Annotated[int | None, typer.Option(hidden=True)] = None,
+    cpus_per_task: Annotated[int | None, typer.Option(hidden=True)] = None,
+    time: Annotated[int | None, typer.Option(hidden=True)] = None,
+    mem_gb: Annotated[float | None, typer.Option(hidden=True)] = None,
     fid: Annotated[
         bool, typer.Option(help="also FID and KID per run (skipped when no Inception weights)")
     ] = False,
@@ -585,68 +523,45 @@ def ablate(
         Path | None, typer.Option(help="the Inception weights file for --fid")
     ] = None,
 ) -> None:
-    """Train every variant of an ablation the same way (resumable) and compare them."""
-    from ganzoo.ablation import load_plan, run_ablation, write_report
-    from ganzoo.launchers.base import build_launcher, parse_options
+    """Train every variant of an ablation the same way (resumable) and compare them; a
+    launcher's parameters (submitit: partition, gpus_per_node, cpus_per_task, time, mem_gb, ...)
+    go in --launcher-opt KEY=VALUE."""
+    from ganzoo.launchers.base import parse_options
 
     if report is not None:
+        from ganzoo.ablation import write_results
+
         if source is not None or vary or seeds or steps or set_:
             raise GanzooError("--report DIR rebuilds a finished ablation; give nothing else")
-        write_report(report, console)
+        write_results(report, console)
         return
     if source is None:
         raise GanzooError("give an ablation spec (or a recipe with --vary), or --report DIR")
-    plan = load_plan(source, set_ or [], vary=vary, seeds=seeds, steps=steps)
-    if jobs is not None and launcher is None and not plan.launcher.get("name"):
-        launcher = "local"
+    from ganzoo.workflows import ablate as run_ablation
+
+    aliases = dict(partition=partition, gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task)
+    aliases.update(time=time, mem_gb=mem_gb)
     options = parse_options(launcher_opt or [])
-    options.update(
+    options.update({k: v for k, v in aliases.items() if v is not None})
+    result = run_ablation(
+        source,
+        overrides=set_ or [],
+        vary=vary,
+        seeds=seeds,
+        steps=steps,
+        out=out,
         jobs=jobs,
         threads_per_run=threads_per_run,
-        partition=partition,
-        gpus_per_node=gpus_per_node,
-        cpus_per_task=cpus_per_task,
-        time=time,
-        mem_gb=mem_gb,
+        launcher=launcher,
+        launcher_options=options,
+        fid=fid,
+        inception_weights=inception_weights,
+        console=console,
+        err_console=err_console,
     )
-    runner = build_launcher(plan.launcher, launcher, options)
-    inception = _inception_or_none(inception_weights) if fid else None
-    out = out or Path("runs") / "ablations" / plan.name
-    runs = len(plan.variants) * len(plan.seeds)
-    console.print(
-        f"ablation {plan.name}: {len(plan.variants)} variants x {len(plan.seeds)} seeds = "
-        f"{runs} runs of {plan.max_steps} steps into {out}",
-        highlight=False,
-    )
-    outcomes = run_ablation(plan, out, console=console, launcher=runner, inception=inception)
-    claimed = [o for o in outcomes if o.action == "claimed"]
-    for o in claimed:
-        console.print(f"{o.run_dir.name}: left alone, {o.error}", highlight=False)
-    failed = [o for o in outcomes if o.action in ("failed", "stopped")]
-    reported = len(failed) + len(claimed) < len(outcomes) or any(
-        (o.run_dir / "eval").is_dir() for o in outcomes
-    )
-    if reported:
-        write_report(out, console)
-    if failed:
-        where = out / "results.md" if reported else out / "logs"
-        raise GanzooError(
-            f"{len(failed)} run(s) failed or stopped "
-            f"({', '.join(o.run_dir.name for o in failed)}; errors in {where}); run the same "
-            "command again to retry them"
-        )
-
-
-def _inception_or_none(weights: Path | None) -> str | None:
-    """The Inception weights for --fid, or None after a one-line note (the ablation goes on)."""
-    from ganzoo.evaluation.fid import inception_weights, require_torch_fidelity
-
-    try:
-        require_torch_fidelity()
-        return str(inception_weights(weights, download=False))
-    except GanzooError as exc:
-        err_console.print(f"--fid: left out ({exc})", highlight=False)
-        return None
+    message = result.failure_message()
+    if message:
+        raise GanzooError(message)
 
 
 import_app = typer.Typer(
