@@ -92,7 +92,8 @@ class Finish:
         """One line for ``ganzoo show`` and the catalogue."""
         bias = "biases 0" if self.zero_bias else "biases kept at PyTorch's default"
         sn = {True: "on", False: "off"}.get(self.spectral_norm, self.spectral_norm)  # type: ignore[call-overload]
-        return f"init {self.init} (gain {self.init_gain}), {bias}, spectral norm {sn}"
+        key = "" if self.spectral_key == "spectral_norm" else f" (`{self.spectral_key}`)"
+        return f"init `{self.init}` (gain {self.init_gain}), {bias}, spectral norm {sn}{key}"
 
 
 class Finisher(typing.Protocol):
