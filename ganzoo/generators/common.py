@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ganzoo.nn import AttentionSlots
+from ganzoo.registry import Finish, register
 
 #: Which path of an encoder-decoder takes an attention block at a resolution both produce.
 AttentionPath = Literal["decoder", "encoder"]
@@ -105,3 +106,12 @@ def variant(builder: type, name: str, summary: str, **fixed: Any) -> Callable[..
         f"{k}={v!r}" for k, v in fixed.items()
     )
     return build
+
+
+def register_variant(
+    builder: type, name: str, summary: str, *, paper: str, **fixed: Any
+) -> Callable[..., nn.Module]:
+    """Register :func:`variant` of ``builder`` as generator ``name`` (finished as the family)."""
+    return register("generator", name, paper=paper, finish=Finish())(
+        variant(builder, name, summary, **fixed)
+    )

@@ -24,7 +24,7 @@ from ganzoo.generators.common import (
     LayerSequence,
     Site,
     place_attention,
-    variant,
+    register_variant,
     with_attention,
 )
 from ganzoo.nn import AttentionSlots, Count, NormName, Width, conv_bias, norm_layer
@@ -159,19 +159,11 @@ class ResnetGenerator(ResnetStack):
         )
 
 
-resnet_6blocks = register("generator", "resnet_6blocks", paper=PAPER, finish=Finish())(
-    variant(
-        ResnetGenerator,
-        "resnet_6blocks",
-        "pix2pix/CycleGAN ResNet generator with 6 residual blocks (for 128x128 images).",
-        n_blocks=6,
-    )
+RESNET_6 = "pix2pix/CycleGAN ResNet generator with 6 residual blocks (for 128x128 images)."
+RESNET_9 = "pix2pix/CycleGAN ResNet generator with 9 residual blocks (for 256x256 images)."
+resnet_6blocks = register_variant(
+    ResnetGenerator, "resnet_6blocks", RESNET_6, paper=PAPER, n_blocks=6
 )
-resnet_9blocks = register("generator", "resnet_9blocks", paper=PAPER, finish=Finish())(
-    variant(
-        ResnetGenerator,
-        "resnet_9blocks",
-        "pix2pix/CycleGAN ResNet generator with 9 residual blocks (for 256x256 images).",
-        n_blocks=9,
-    )
+resnet_9blocks = register_variant(
+    ResnetGenerator, "resnet_9blocks", RESNET_9, paper=PAPER, n_blocks=9
 )

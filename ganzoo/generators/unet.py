@@ -31,7 +31,7 @@ from ganzoo.generators.common import (
     LayerSequence,
     Site,
     place_attention,
-    variant,
+    register_variant,
     with_attention,
 )
 from ganzoo.nn import AttentionSlots, Count, NormName, Width, conv_bias, norm_layer
@@ -163,19 +163,7 @@ class UnetGenerator(nn.Module):
         return self.model(x, x)
 
 
-unet_128 = register("generator", "unet_128", paper=PAPER, finish=Finish())(
-    variant(
-        UnetGenerator,
-        "unet_128",
-        "pix2pix U-Net for 128x128 images: 7 downsamplings to a 1x1 bottleneck.",
-        num_downs=7,
-    )
-)
-unet_256 = register("generator", "unet_256", paper=PAPER, finish=Finish())(
-    variant(
-        UnetGenerator,
-        "unet_256",
-        "pix2pix U-Net for 256x256 images: 8 downsamplings to a 1x1 bottleneck (the default).",
-        num_downs=8,
-    )
-)
+UNET_128 = "pix2pix U-Net for 128x128 images: 7 downsamplings to a 1x1 bottleneck."
+UNET_256 = "pix2pix U-Net for 256x256 images: 8 downsamplings to a 1x1 bottleneck (the default)."
+unet_128 = register_variant(UnetGenerator, "unet_128", UNET_128, paper=PAPER, num_downs=7)
+unet_256 = register_variant(UnetGenerator, "unet_256", UNET_256, paper=PAPER, num_downs=8)
