@@ -26,7 +26,10 @@ conv_gamma(a)) + conv_beta(a)``, all three convs ``kernel_size`` square. The off
 ``norm_G`` is ``spectralspadesyncbatch3x3``: ``norm="syncbatch"`` (a BatchNorm2d the trainer
 turns into SyncBatchNorm under DDP), ``spectral=True``, ``kernel_size=3``; ``nhidden`` is
 hard-coded 128 there. Weights: Xavier normal with gain 0.02, biases 0 (``init_type`` xavier,
-``init_variance`` 0.02), drawn before spectral norm as the official ``init_weights``.
+``init_variance`` 0.02), registry metadata the builder applies (:mod:`ganzoo.build`),
+drawing the weights before spectral norm; the official code wraps spectral norm while it builds
+the layers and ``init_weights`` then draws into the shared original weights, so the weights
+are the same distribution, the RNG order differs.
 
 Sizes: the official code derives the starting grid from ``crop_size`` and ``aspect_ratio``
 (``sw = crop_size // 2**n``, ``sh = round(sw / aspect_ratio)``); here it comes from the input,
