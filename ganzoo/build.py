@@ -14,7 +14,7 @@ drawn them in, so a seed gives the same weights), and :func:`build_generator` /
 
 from __future__ import annotations
 
-import inspect
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -57,7 +57,8 @@ class NetworkFinisher:
 
     def parameters(self, entry: Entry, own: list[Param]) -> list[Param]:
         """``own`` (the network's architecture) and the finishing settings, with the entry's
-        defaults; ``attention`` and ``image_size`` where the network takes attention slots."""
+        defaults; ``attention`` and ``image_size`` where the network takes attention slots. A
+        setting the network declares itself stays its own (a plugin that finishes itself)."""
         finish = entry.finishing
         names = {p.name for p in own}
         spectral: Any = bool
@@ -70,41 +71,65 @@ class NetworkFinisher:
         ]
         if "zero_bias" in finish.options:
             extra.append(Param("zero_bias", bool, finish.zero_bias))
-        if "attention" in names:
+        slots = takes_slots(own)
+        if slots:
             extra.append(Param("attention", AttentionSpecs, None))
-            if "image_size" not in names:
-                extra.append(Param("image_size", ImageSize, 256))
-        return [p for p in own if p.name != "attention"] + extra
+            extra.append(Param("image_size", ImageSize, 256))
+        kept = [p for p in own if not (slots and p.name == "attention")]
+        return kept + [p for p in extra if p.name not in names or p.name == "attention"]
 
     def create(
         self, entry: Entry, builder: Callable[..., Any], args: tuple, params: dict[str, Any]
     ) -> Any:
         """Build ``entry`` from its architecture parameters, then finish it."""
         finish = entry.finishing
-        own = inspect.signature(builder).parameters
-        spectral = params.pop(finish.spectral_key, finish.spectral_norm)
-        init = params.pop("init", finish.init)
-        gain = params.pop("init_gain", finish.init_gain)
-        zero_bias = params.pop("zero_bias", finish.zero_bias)
-        if "attention" in own:
+        own = {p.name: p for p in registry.signature_params(builder)}
+        taken = {k: params.pop(k) for k in FINISHING if k in params and k not in own}
+        spectral = taken.get(finish.spectral_key, finish.spectral_norm)
+        if takes_slots(list(own.values())):
             specs = params.pop("attention", None)
             if "image_size" in own:
                 size = params.get("image_size", own["image_size"].default)
             else:
-                size = params.pop("image_size", 256)
+                size = taken.get("image_size", 256)
             params["attention"] = AttentionSlots(specs, size, make_attention_block)
         net = builder(*args, **params)
         if isinstance(net, nn.Module):
-            finish_network(net, init, gain, zero_bias, spectral)
+            finish_network(
+                net,
+                taken.get("init", finish.init),
+                taken.get("init_gain", finish.init_gain),
+                taken.get("zero_bias", finish.zero_bias),
+                False if finish.spectral_key in own else spectral,
+                initialise="init" not in own,
+            )
         return net
 
 
+#: The settings the builder takes out of a network's parameters (unless the network declares
+#: one itself).
+FINISHING = ("spectral_norm", "spectral", "init", "init_gain", "zero_bias", "image_size")
+
+
+def takes_slots(own: list[Param]) -> bool:
+    """Whether a network's ``attention`` parameter takes ready :class:`AttentionSlots`."""
+    found = [p.annotation for p in own if p.name == "attention"]
+    return bool(found) and AttentionSlots in (found[0], *typing.get_args(found[0]))
+
+
 def finish_network(
-    net: nn.Module, init: InitName, gain: float, zero_bias: bool, spectral: bool | str
+    net: nn.Module,
+    init: InitName,
+    gain: float,
+    zero_bias: bool,
+    spectral: bool | str,
+    *,
+    initialise: bool = True,
 ) -> None:
-    """Initialise ``net``'s weights, then wrap the modules it names for ``spectral`` (all of it
-    unless it has ``spectral_norm_modules``) in spectral norm."""
-    init_weights(net, init, gain, zero_bias)
+    """Initialise ``net``'s weights (unless not ``initialise``), then wrap the modules it names
+    for ``spectral`` (all of it unless it has ``spectral_norm_modules``) in spectral norm."""
+    if initialise:
+        init_weights(net, init, gain, zero_bias)
     if not spectral:
         return
     declared = getattr(net, "spectral_norm_modules", None)
