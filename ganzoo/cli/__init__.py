@@ -114,7 +114,3 @@ def main(argv: list[str] | None = None) -> int:
     if code == 130:  # typer turns Ctrl-C into this exit code
         err_console.print("interrupted (a run keeps its last checkpoint; --resume continues it)")
     return code if isinstance(code, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
