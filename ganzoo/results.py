@@ -17,8 +17,9 @@ class TrainResult:
     """One finished (or stopped) training: where it is and what it left.
 
     ``stopped`` names the signal that ended it early (``'SIGINT'``, ``'SIGTERM'``; a checkpoint
-    was saved first) or is None; ``is_main`` is False on the other ranks of a distributed run;
-    ``record`` is the trainer's final record (step, losses, validation metrics, checkpoint)."""
+    was saved first) or is None; ``distributed``: one rank of a torchrun run, ``is_main`` False
+    on all ranks but the first; ``record`` is the trainer's final record (step, losses,
+    validation metrics, checkpoint)."""
 
     run_dir: Path
     checkpoint: Path
@@ -26,6 +27,7 @@ class TrainResult:
     samples: Path | None = None  # the newest sample sheet, if any
     stopped: str | None = None
     is_main: bool = True
+    distributed: bool = False
     record: dict[str, Any] = field(default_factory=dict, repr=False)
 
 

@@ -1,11 +1,12 @@
 """Training, scoring and ablations from Python, as the ``ganzoo`` commands run them::
 
     import ganzoo
-    result = ganzoo.train("recipes/pix2pix_facades.yaml", overrides=["train.steps=200"])
+    result = ganzoo.train("recipes/quickstart.yaml", overrides=["train.max_steps=200"])
     scores = ganzoo.evaluate(result.run_dir, "val")            # an EvalRecord
     study = ganzoo.ablate("recipes/ablations/discriminators.yaml", jobs=2)   # AblationResult
 
-Each returns a typed record (:mod:`ganzoo.results`); errors a user can cause are
+``train_distributed`` is ``ganzoo train --nproc N`` (torchrun on this machine). Each returns a
+typed record (:mod:`ganzoo.results`); errors a user can cause are
 :class:`ganzoo.errors.GanzooError` with a one-line message, as on the command line.
 """
 
@@ -42,33 +43,10 @@ def _train_argv(
     return argv
 
 
-def train(
-    recipe: Any = None,
-    *,
-    overrides: list[str] | None = None,
-    out: str | Path | None = None,
-    resume: str | Path | None = None,
-    overwrite: bool = False,
-    nproc: int = 1,
-    console: Console | None = None,
-    progress: bool = True,
-    argv: list[str] | None = None,
-) -> TrainResult:
-    """Train ``recipe`` (a YAML path or a :class:`ganzoo.recipe.Recipe`) into ``out`` (default
-    ``runs/NAME``), or continue the run in ``resume``; ``overrides`` are ``dotted.key=value``
-    strings, as ``--set`` takes. SIGINT / SIGTERM stop after the current step with a checkpoint
-    (``TrainResult.stopped`` says which).
-
-    ``nproc > 1`` replaces this process by torchrun running ``ganzoo train`` once per rank
-    (``argv``: that command line, default built from these arguments; the recipe must then be
-    a file)."""
-    from ganzoo.recipe import Recipe, apply_overrides, from_dict, load_recipe
-    from ganzoo.run_dir import RunDir
-    from ganzoo.training.trainer import train as run_training
-
-    overrides = list(overrides or [])
-    out = Path(out) if out is not None else None
-    resume = Path(resume) if resume is not None else None
+def _check_train_args(
+    recipe: Any, out: Path | None, resume: Path | None, overwrite: bool, nproc: int
+) -> None:
+    """The contradictions ``ganzoo train`` refuses, in one line each."""
     if resume is None and recipe is None:
         raise GanzooError("give a recipe to train, or --resume RUN_DIR")
     if resume is not None and recipe is not None:
@@ -79,24 +57,41 @@ def train(
         )
     if nproc < 1:
         raise GanzooError(f"--nproc {nproc}: must be at least 1")
-    if isinstance(recipe, Recipe):
-        r = from_dict(apply_overrides(recipe.to_dict(), overrides)) if overrides else recipe
-    else:
-        r = None if resume is not None else load_recipe(recipe, overrides)
-    if nproc > 1:  # validated here, so a bad recipe fails once, not in every process
-        if resume is not None:
-            RunDir(resume).resume_recipe(overrides)
-        elif out is not None and RunDir(out).contents() and not overwrite:
-            raise GanzooError(
-                f"{out} already holds files; pass --overwrite or choose another --out"
-            )
-        if argv is None and isinstance(recipe, Recipe):
-            raise GanzooError("nproc > 1 runs `ganzoo train` per rank: give the recipe's file")
-        from ganzoo.training.torchrun import exec_torchrun
 
-        exec_torchrun(nproc, argv or _train_argv(recipe, overrides, out, resume, overwrite))
+
+def _recipe(recipe: Any, overrides: list[str]) -> Any:
+    """A :class:`ganzoo.recipe.Recipe` from a recipe file or object and ``--set`` overrides."""
+    from ganzoo.recipe import Recipe, apply_overrides, from_dict, load_recipe
+
+    if isinstance(recipe, Recipe):
+        return from_dict(apply_overrides(recipe.to_dict(), overrides)) if overrides else recipe
+    return load_recipe(recipe, overrides)
+
+
+def train(
+    recipe: Any = None,
+    *,
+    overrides: list[str] | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    console: Console | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``recipe`` (a YAML path or a :class:`ganzoo.recipe.Recipe`) into ``out`` (default
+    ``runs/NAME``), or continue the run in ``resume``; ``overrides`` are ``dotted.key=value``
+    strings, as ``--set`` takes. SIGINT / SIGTERM stop after the current step with a checkpoint
+    (``TrainResult.stopped`` says which). Under torchrun every rank calls this (see
+    :func:`train_distributed`)."""
+    from ganzoo.run_dir import RunDir
+    from ganzoo.training.trainer import train as run_training
+
+    overrides = list(overrides or [])
+    out = Path(out) if out is not None else None
+    resume = Path(resume) if resume is not None else None
+    _check_train_args(recipe, out, resume, overwrite, 1)
     trainer, final = run_training(
-        r,
+        None if resume is not None else _recipe(recipe, overrides),
         run_dir=resume or out,
         resume=resume is not None,
         overwrite=overwrite,
@@ -104,17 +99,50 @@ def train(
         console=console,
         progress=progress,
     )
-    run = RunDir(trainer.run_dir)
-    samples = sorted(run.samples.glob("*.png")) if trainer.dist.is_main else []
+    main = trainer.dist.is_main
+    samples = sorted(RunDir(trainer.run_dir).samples.glob("*.png")) if main else []
     return TrainResult(
         run_dir=Path(trainer.run_dir),
         checkpoint=Path(final["checkpoint"]),
         step=int(final["step"]),
         samples=samples[-1] if samples else None,
         stopped=trainer.stop_requested,
-        is_main=trainer.dist.is_main,
+        is_main=main,
+        distributed=trainer.dist.enabled,
         record=dict(final),
     )
+
+
+def train_distributed(
+    recipe: str | Path | None = None,
+    *,
+    nproc: int,
+    overrides: list[str] | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    argv: list[str] | None = None,
+) -> int:
+    """``ganzoo train --nproc N``: check the arguments and the recipe once, then run the same
+    ``ganzoo train`` command under torchrun, one process per rank on this machine (``argv``:
+    that command line, default built from these arguments). Returns the exit status."""
+    from ganzoo.run_dir import RunDir
+    from ganzoo.training.torchrun import exec_torchrun
+
+    overrides = list(overrides or [])
+    out = Path(out) if out is not None else None
+    resume = Path(resume) if resume is not None else None
+    _check_train_args(recipe, out, resume, overwrite, nproc)
+    if resume is not None:
+        RunDir(resume).resume_recipe(overrides)
+    else:
+        _recipe(recipe, overrides)
+        if out is not None and RunDir(out).contents() and not overwrite:
+            raise GanzooError(
+                f"{out} already holds files; pass --overwrite or choose another --out"
+            )
+    exec_torchrun(nproc, argv or _train_argv(recipe, overrides, out, resume, overwrite))
+    return 0
 
 
 def evaluate(

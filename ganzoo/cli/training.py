@@ -24,16 +24,13 @@ def train(
 ) -> None:
     """Train a recipe (or --resume a run); Ctrl-C saves a checkpoint and stops."""
     from ganzoo.workflows import train as run_training
+    from ganzoo.workflows import train_distributed
 
+    if nproc != 1:  # checked once here, then torchrun runs this command per rank
+        args = dict(overrides=set_ or [], out=out, resume=resume, overwrite=overwrite)
+        raise typer.Exit(train_distributed(recipe, nproc=nproc, argv=common.ARGV, **args))
     result = run_training(
-        recipe,
-        overrides=set_ or [],
-        out=out,
-        resume=resume,
-        overwrite=overwrite,
-        nproc=nproc,
-        console=console,
-        argv=common.ARGV,
+        recipe, overrides=set_ or [], out=out, resume=resume, overwrite=overwrite, console=console
     )
     if not result.is_main:
         return
