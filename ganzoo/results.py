@@ -22,7 +22,7 @@ class TrainResult:
     validation metrics, checkpoint)."""
 
     run_dir: Path
-    checkpoint: Path
+    checkpoint: Path | None  # the last one saved (None on a rank that saves none)
     step: int
     samples: Path | None = None  # the newest sample sheet, if any
     stopped: str | None = None

@@ -103,7 +103,7 @@ def train(
     samples = sorted(RunDir(trainer.run_dir).samples.glob("*.png")) if main else []
     return TrainResult(
         run_dir=Path(trainer.run_dir),
-        checkpoint=Path(final["checkpoint"]),
+        checkpoint=Path(final["checkpoint"]) if final.get("checkpoint") else None,
         step=int(final["step"]),
         samples=samples[-1] if samples else None,
         stopped=trainer.stop_requested,
