@@ -6,8 +6,9 @@
     model.translate("labels/", "out/")    # folders, with the CLI's size handling
 
 :func:`load` returns a :class:`Translator`, a plain ``nn.Module`` whose ``generator`` is the
-network itself. Defaults: the CUDA device when there is one, eval mode (BatchNorm's running
-statistics, no dropout: deterministic), float32, the EMA weights when the run kept them.
+network itself. Defaults: the CUDA device when there is one, mode ``auto`` (per-sample
+BatchNorm statistics for a G whose BatchNorm was trained at batch size 1, eval mode otherwise;
+``model.inference.describe()`` says which), float32, the EMA weights when the run kept them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from ganzoo.errors import GanzooError
-from ganzoo.evaluation.inference import check_mode, generator_in_mode, translate_batch
+from ganzoo.evaluation.inference import generator_in_mode, resolve_mode, translate_batch
 from ganzoo.evaluation.loading import GeneratorInfo, load_generator, resolve_device
 from ganzoo.evaluation.translate import Translation, input_files, translate_files
 from ganzoo.recipe import Recipe
@@ -43,12 +44,12 @@ class Translator(nn.Module):
         recipe: Recipe,
         info: GeneratorInfo,
         *,
-        mode: str = "eval",
+        mode: str = "auto",
         precision: str = "fp32",
         seed: int = 0,
     ) -> None:
         super().__init__()
-        check_mode(mode)
+        self.inference = resolve_mode(generator, recipe, mode)
         if precision not in _PRECISIONS:
             raise GanzooError(f"precision '{precision}' is unknown; use fp32, bf16 or fp16")
         self.generator = generator
@@ -80,7 +81,7 @@ class Translator(nn.Module):
                 f"the generator takes {expected}-channel images, got a tensor of shape "
                 f"{tuple(x.shape)}"
             )
-        with generator_in_mode(self.generator, self.mode, self.seed) as g, self._autocast():
+        with generator_in_mode(self.generator, self.inference, self.seed) as g, self._autocast():
             y = translate_batch(g, batch, pad=True).float()
         return y[0] if single else y
 
@@ -165,7 +166,7 @@ def load(
     source: str | Path,
     *,
     device: str = "auto",
-    mode: str = "eval",
+    mode: str = "auto",
     precision: str = "fp32",
     use_ema: bool = True,
     seed: int = 0,
@@ -174,9 +175,10 @@ def load(
     a Hub folder, ``hf://namespace/name[@revision]`` (or ``namespace/name``), or the name of an
     official pretrained model (downloaded once; ``ganzoo pretrained list``).
 
-    ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; ``mode``: ``eval`` (the
-    default: deterministic) or ``train`` (the reference test.py's batch statistics and
-    dropout, drawn from ``seed``); ``precision``: ``fp32``, ``bf16`` or ``fp16``.
+    ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; ``mode``: ``auto`` (the
+    default: see :func:`ganzoo.evaluation.inference.resolve_mode`), ``eval`` (running
+    statistics, no dropout) or ``train`` (the reference test.py's batch statistics and dropout,
+    drawn from ``seed``); ``precision``: ``fp32``, ``bf16`` or ``fp16``.
     """
     net, recipe, info = load_generator(source, use_ema=use_ema, device=resolve_device(device))
     return Translator(net, recipe, info, mode=mode, precision=precision, seed=seed)

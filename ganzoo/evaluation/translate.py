@@ -43,11 +43,13 @@ from ganzoo.data.ranges import SideRange, output_dtype_for_labels
 from ganzoo.data.transforms import resize
 from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation.inference import (
+    InferenceMode,
     check_mode,
     check_resize_size,
     generator_in_mode,
     parse_size,
     resolve_batch_size,
+    resolve_mode,
     same_size_batches,
     translate_batch,
 )
@@ -68,8 +70,9 @@ class Translation:
     outputs: list[Path] = field(default_factory=list)
     paired: int = 0  # inputs read as A|B files
     direction: str = "AtoB"
-    mode: str = "eval"
+    mode: str = "auto"  # what ran: eval, train or per-sample (InferenceMode.name)
     info: GeneratorInfo | None = None
+    inference: InferenceMode | None = None  # the mode's decision, .describe() in one line
 
 
 def input_files(inputs: str | Path) -> list[Path]:
@@ -202,7 +205,7 @@ def translate_files(
     direction: Direction | None = None,
     size: str | tuple[int, int] | None = None,
     fit: Fit = "pad",
-    mode: str = "eval",
+    mode: str = "auto",
     batch_size: int | None = None,
     layout: Layout = "auto",
     seed: int = 0,
@@ -211,7 +214,7 @@ def translate_files(
     """Translate ``files`` with a loaded G into ``output`` (created); see the module docstring."""
     if out_format is not None and out_format not in OUTPUT_FORMATS:
         raise GanzooError(f"format '{out_format}' is unknown; use {', '.join(OUTPUT_FORMATS)}")
-    check_mode(mode)
+    chosen = resolve_mode(net, recipe, mode)
     if fit not in ("pad", "resize"):
         raise GanzooError(f"fit '{fit}' is unknown; use pad or resize")
     if layout not in ("auto", "paired", "plain"):
@@ -223,13 +226,13 @@ def translate_files(
     if fit == "resize":
         target = target or recipe.data.image_size
         check_resize_size(net, target)  # a one-line error now, not after reading inputs
-    batch_size = resolve_batch_size(batch_size, mode)
+    batch_size = resolve_batch_size(batch_size, chosen.name)
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise GanzooError(f"--output {output}: is a file; give a folder for the translated images")
     outs = output_paths(files, output, out_format)
     output.mkdir(parents=True, exist_ok=True)
-    result = Translation(direction=direction, mode=mode)
+    result = Translation(direction=direction, mode=chosen.name, inference=chosen)
     device = next(net.parameters()).device
 
     dtypes: dict[int, np.dtype] = {}
@@ -240,7 +243,7 @@ def translate_files(
             result.paired += paired
             yield i, image
 
-    with generator_in_mode(net, mode, seed) as g:
+    with generator_in_mode(net, chosen, seed) as g:
         for batch in same_size_batches(prepared(), batch_size):
             x = torch.stack([image for _, image in batch]).to(device)
             y = translate_batch(g, x, pad=fit == "pad")
@@ -258,7 +261,7 @@ def translate(
     direction: Direction | None = None,
     size: str | tuple[int, int] | None = None,
     fit: Fit = "pad",
-    mode: str = "eval",
+    mode: str = "auto",
     batch_size: int | None = None,
     layout: Layout = "auto",
     use_ema: bool = True,
