@@ -187,7 +187,7 @@ def test_translate_in_train_mode_differs_and_keeps_running_stats(run: Path, tiny
     tr = translate_files(g, recipe, files, tmp_path / "train", mode="train")
     assert any(not np.array_equal(png(a), png(b)) for a, b in zip(ev.outputs, tr.outputs))
     assert all(torch.equal(v, before[k]) for k, v in g.state_dict().items())
-    with pytest.raises(GanzooError, match="use eval or train"):
+    with pytest.raises(GanzooError, match="use auto, eval or train"):
         translate_files(g, recipe, files, tmp_path / "x", mode="test")
 
 
