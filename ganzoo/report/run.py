@@ -124,7 +124,7 @@ def run_report(run_dir: str | Path) -> str:
             [
                 [
                     e["split"],
-                    e.get("mode", "eval"),
+                    e.get("mode_used", e.get("mode", "eval")),
                     e.get("n", ""),
                     e.get("step", ""),
                     f"{e['l1']:.4f}",
@@ -141,7 +141,8 @@ def run_report(run_dir: str | Path) -> str:
     sheets = "".join(
         page.sheet(
             Path(e["sheet"]),
-            f"{e['split']} split, {e.get('mode', 'eval')} mode: input | output | target",
+            f"{e['split']} split, {e.get('mode_used', e.get('mode', 'eval'))} mode: "
+            "input | output | target",
         )
         for e in evals
         if e.get("sheet") and Path(e["sheet"]).is_file()
