@@ -14,6 +14,8 @@ from conftest import tiny_recipe
 from torch import nn
 
 import ganzoo
+from ganzoo.ablation.figures import translate_first
+from ganzoo.ablation.spec import EvalSettings
 from ganzoo.build import build_generator
 from ganzoo.cli import main
 from ganzoo.data import build_dataset
@@ -264,3 +266,9 @@ def test_every_caller_defaults_to_auto_and_says_which_mode(
     assert "mode: eval (BatchNorm running statistics, dropout off)" in capsys.readouterr().out
     with pytest.raises(GanzooError, match="use auto, eval or train"):
         resolve_mode(g, recipe, "test")
+    # ablations: scored and drawn in auto by default
+    assert EvalSettings().mode == "auto"
+    _, _, drawn = translate_first({"base": bn_run}, "val", "auto", 2)
+    a = torch.stack([build_dataset(recipe.data, "val", train=False)[(0, i)]["A"] for i in (0, 1)])
+    with torch.no_grad(), generator_in_mode(g, resolve_mode(g, recipe)) as net:
+        assert torch.allclose(drawn["base"], net(a), atol=1e-6)
