@@ -59,6 +59,9 @@ class Translator(nn.Module):
         self.precision = precision
         self.seed = seed
 
+    def extra_repr(self) -> str:
+        return f"mode: {self.inference.describe()}"
+
     @property
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
