@@ -256,6 +256,7 @@ def test_every_caller_defaults_to_auto_and_says_which_mode(
     assert evaluate_run(bn_run, mode="eval", out_dir=tmp_path / "e")["l1"] != record["l1"]
     model = ganzoo.load(bn_run, device="cpu")
     assert model.mode == "auto" and model.inference.name == "per-sample"
+    assert "mode: per-sample BatchNorm statistics" in repr(model)
     g, recipe, _ = load_generator(bn_run)
     files = sorted((tiny_data / "val").glob("*.png"))
     result = translate_files(g, recipe, files, tmp_path / "out")
