@@ -316,6 +316,14 @@ class TrainSection(Section):
     checkpoint_every: int = Field(1000, ge=1)
     keep_checkpoints: int = Field(3, ge=1, le=10_000)
     val_batches: int = Field(8, ge=1, description="val batches scored at each sample step")
+    calibrate_bn: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="at the end of training, recompute G's BatchNorm running statistics over "
+        "this many training images (precise BN, as `ganzoo calibrate`); 0 keeps the moving "
+        "averages, as the reference does",
+    )
     init_from: str | None = Field(
         None,
         description="a run directory or checkpoint whose G (and D) weights start this run; "

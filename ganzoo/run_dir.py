@@ -72,6 +72,7 @@ RESUMABLE: dict[str, str] = {
     "train.checkpoint_every": "checkpoint cadence",
     "train.keep_checkpoints": "checkpoints kept",
     "train.val_batches": "validation size",
+    "train.calibrate_bn": "the BatchNorm statistics recomputed at the end",
     "train.device": "where the run continues",
     "train.precision": "compute precision (weights stay float32)",
     "train.channels_last": "memory layout",

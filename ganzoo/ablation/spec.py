@@ -62,7 +62,7 @@ class EvalSettings(_Strict):
     """How every variant is scored once trained (``ganzoo.evaluation.evaluate_run``)."""
 
     split: str = "val"
-    mode: Literal["eval", "train"] = "eval"
+    mode: Literal["auto", "eval", "train"] = "auto"
     samples: int = Field(4, ge=1, le=32, description="rows of samples.png")
 
 

@@ -42,13 +42,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise GanzooError(f"unknown device '{name}'; use auto, cpu or cuda") from None
 
 
-def _recipe(tree: Any, source: Path) -> Recipe:
+def stored_recipe(tree: Any, source: Path) -> Recipe:
     if not isinstance(tree, dict):
         raise TrainingError(f"{source}: carries no recipe; it was not written by ganzoo")
     return from_dict(tree, source=f"{source} (recipe)")
 
 
-def _load_weights(net: nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+def load_weights_into(net: nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
     try:
         net.load_state_dict(weights)
     except RuntimeError as exc:
@@ -68,11 +68,11 @@ def _first_mismatch(exc: RuntimeError) -> str:
 
 def _from_checkpoint(path: Path, use_ema: bool) -> tuple[nn.Module, Recipe, GeneratorInfo]:
     state = load_checkpoint(path)
-    recipe = _recipe(state.get("recipe"), path)
+    recipe = stored_recipe(state.get("recipe"), path)
     net = build_generator(recipe)
     ema_state = state.get("ema")
     use = use_ema and isinstance(ema_state, dict) and int(ema_state.get("n_averaged", 1)) > 0
-    _load_weights(net, ema_weights(ema_state) if use else state["generator"], path)
+    load_weights_into(net, ema_weights(ema_state) if use else state["generator"], path)
     step = state.get("step")
     return (
         net,
@@ -87,9 +87,9 @@ def _from_safetensors(path: Path) -> tuple[nn.Module, Recipe, GeneratorInfo]:
         tree = parse_json(meta["recipe"])
     except ValueError as exc:
         raise TrainingError(f"{path}: the recipe in its metadata is unreadable ({exc})") from None
-    recipe = _recipe(tree, path)
+    recipe = stored_recipe(tree, path)
     net = build_generator(recipe)
-    _load_weights(net, weights, path)
+    load_weights_into(net, weights, path)
     step = meta.get("step")
     info = GeneratorInfo(
         path,
