@@ -54,11 +54,11 @@ def _load_weights(net: nn.Module, weights: dict[str, torch.Tensor], source: Path
     except RuntimeError as exc:
         raise TrainingError(
             f"{source}: its weights do not fit the generator its recipe builds "
-            f"({_first_mismatch(exc)})"
+            f"({first_mismatch(exc)})"
         ) from None
 
 
-def _first_mismatch(exc: RuntimeError) -> str:
+def first_mismatch(exc: RuntimeError) -> str:
     """The first line of ``load_state_dict``'s error that names a key (PyTorch's first line
     names only the module): ``Missing key(s) in state_dict: "x"``, ``size mismatch for x``."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]

@@ -35,7 +35,7 @@ from ganzoo.artifacts.loading import load_generator
 from ganzoo.artifacts.safetensors import recipe_json, save_safetensors
 from ganzoo.artifacts.schema import GeneratorInfo
 from ganzoo.artifacts.sources import output_base
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, first_line
 from ganzoo.evaluation.inference import check_resize_size, parse_size
 from ganzoo.recipe import Recipe
 from ganzoo.safe_io import check_inside, write_bytes_atomic
@@ -141,9 +141,8 @@ def save_onnx(net: nn.Module, recipe: Recipe, example: torch.Tensor, path: Path)
             try:
                 _onnx_export(net, example, raw, dynamic=False)
             except Exception as exc:
-                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
                 raise GanzooError(
-                    f"ONNX export of generator {recipe.generator.name} failed ({first}); "
+                    f"ONNX export of generator {recipe.generator.name} failed ({first_line(exc)}); "
                     "export safetensors or torchscript instead"
                 ) from None
         model = onnx.load(str(raw))

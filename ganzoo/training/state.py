@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint
+from ganzoo.artifacts.loading import first_mismatch
 from ganzoo.artifacts.schema import checkpoint_header
 from ganzoo.build import build_discriminator, build_generator
 from ganzoo.errors import GanzooError, TrainingError
@@ -240,10 +241,8 @@ class TrainState:
         try:
             net.load_state_dict(weights)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()
-            detail = first[1].strip() if len(first) > 1 else first[0]
             raise TrainingError(
-                f"the checkpoint's {what} does not fit the recipe's ({detail[:200]})"
+                f"the checkpoint's {what} does not fit the recipe's ({first_mismatch(exc)})"
             ) from None
 
     def init_from(self, source: str | Path) -> str:
