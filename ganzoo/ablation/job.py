@@ -35,6 +35,7 @@ from ganzoo.ablation.runner import (
     run_state,
     train_run,
 )
+from ganzoo.device import resolve_device
 from ganzoo.errors import first_line
 from ganzoo.safe_io import open_append
 
@@ -44,7 +45,7 @@ DEVICE_ENV = "GANZOO_ABLATION_DEVICE"
 
 def current_device() -> str:
     """The device this process trains on: as pinned by the launcher, else cuda or cpu."""
-    return os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
+    return os.environ.get(DEVICE_ENV) or resolve_device().type
 
 
 def _needs(job: RunJob) -> Action | str:

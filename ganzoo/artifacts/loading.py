@@ -24,22 +24,10 @@ from ganzoo.artifacts.safetensors import read_safetensors
 from ganzoo.artifacts.schema import GeneratorInfo, ema_weights
 from ganzoo.artifacts.sources import find_checkpoint
 from ganzoo.build import build_generator
-from ganzoo.errors import GanzooError, TrainingError
+from ganzoo.device import resolve_device
+from ganzoo.errors import TrainingError
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.safe_io import parse_json
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> CUDA when visible, else CPU; 'cuda' without a GPU is a one-line error."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GanzooError(f"device '{name}' asked for but no CUDA device is visible; use cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise GanzooError(f"unknown device '{name}'; use auto, cpu or cuda") from None
 
 
 def _recipe(tree: Any, source: Path) -> Recipe:
