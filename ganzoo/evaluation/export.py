@@ -38,6 +38,7 @@ from ganzoo.artifacts.sources import output_base
 from ganzoo.errors import GanzooError, first_line
 from ganzoo.evaluation.inference import check_resize_size, parse_size
 from ganzoo.recipe import Recipe
+from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import check_inside, write_bytes_atomic
 
 Format = Literal["safetensors", "torchscript", "onnx"]
@@ -173,7 +174,7 @@ def export_generator(
     base = None
     if out is None:
         base = output_base(run_dir, info.path)
-        out = base / "export" / f"generator{SUFFIX[format]}"
+        out = RunDir(base).export_dir / f"generator{SUFFIX[format]}"
     path = Path(out)
     if base is not None:  # RUN/export must be a folder of the run, not a link out of it
         check_inside(path.parent, base)

@@ -23,6 +23,7 @@ from ganzoo.artifacts.schema import checkpoint_header
 from ganzoo.build import build_discriminator, build_generator
 from ganzoo.errors import GanzooError, TrainingError
 from ganzoo.recipe import Recipe, from_dict
+from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import nonfinite_entries
 from ganzoo.training.distributed import DistInfo
 from ganzoo.training.ema import build_ema
@@ -251,7 +252,7 @@ class TrainState:
         the rest keep their initialisation. Returns a one-line summary; a one-line error when
         nothing matches."""
         path = Path(source)
-        ckpt = latest_checkpoint(path / "checkpoints") if path.is_dir() else path
+        ckpt = latest_checkpoint(RunDir(path).checkpoints) if path.is_dir() else path
         if ckpt is None or not Path(ckpt).is_file():
             raise TrainingError(f"train.init_from {source}: no checkpoint there")
         state = load_checkpoint(Path(ckpt))
