@@ -145,6 +145,8 @@ class Translator(nn.Module):
             values.labels.check(chw, "the array")
             x = torch.from_numpy(values.labels.encode(chw))
         else:
+            if chw.shape[0] == 1 and self.recipe.data.in_channels == 3:
+                chw = np.repeat(chw, 3, axis=0)  # greyscale into an RGB model, as PIL's "RGB"
             a = values.a
             if a.spec is None and chw.dtype.kind == "f":
                 a = SideRange("A", (0.0, 1.0), a.clip)

@@ -84,7 +84,7 @@ def check(recipe: RecipeArg, set_: SetOpt = None) -> None:
 
     r = load_recipe(recipe, set_ or [])
     check_recipe(r)
-    console.print(r.to_yaml(), highlight=False, markup=False, end="")
+    console.print(r.to_yaml(defaults=True), highlight=False, markup=False, end="")
     err_console.print(f"[green]ok[/green]: {recipe} is a valid recipe")
 
 
@@ -245,13 +245,19 @@ def translate(
     out_format: Annotated[
         str | None,
         typer.Option(
-            "--format", help="png, png16, tiff or npy (default: the input's kind and depth)"
+            "--format",
+            help="png, png16, tiff, npy, or tiff32 / npy32 (float32) (default: the input's kind "
+            "and depth)",
         ),
     ] = None,
     max_pixels: Annotated[
         int | None,
         typer.Option(min=1, help="pixels G may run on per image (default 3145728, e.g. 2048x1536)"),
     ] = None,
+    page: Annotated[
+        bool,
+        typer.Option(help="also write OUTPUT/index.html: input | output | target per image"),
+    ] = False,
 ) -> None:
     """Translate images with a trained generator; writes OUTPUT/<stem>.<ending> per input (the
     input's kind and depth, or --format)."""
@@ -280,6 +286,20 @@ def translate(
         highlight=False,
     )
     console.print(f"generator: {result.info.describe()}", highlight=False)
+    if page:
+        from ganzoo.evaluation.translate import input_files
+        from ganzoo.report.translations import write_translation_page
+
+        html = write_translation_page(
+            input_files(input_),
+            output,
+            result.recipe,
+            direction=result.direction,
+            layout=layout,
+            out_format=out_format,
+            title=f"ganzoo translate {model}",
+        )
+        console.print(f"wrote {html}", highlight=False)
 
 
 @app.command("eval")

@@ -366,8 +366,48 @@ class Recipe(Section):
             tree["schedule"].pop("total_epochs", None)
         return tree
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+    def to_yaml(self, defaults: bool = False) -> str:
+        """The recipe as YAML; with ``defaults``, every component's unset parameters are
+        filled with their defaults too (what ``ganzoo check`` prints)."""
+        tree = self.to_dict()
+        if defaults:
+            for section, where in self._components(tree):
+                where.update(component_defaults(section, where))
+        return yaml.safe_dump(tree, sort_keys=False)
+
+    def _components(self, tree: dict[str, Any]) -> list[tuple[ComponentSection, dict[str, Any]]]:
+        """Each component section with its place in ``tree`` (a :meth:`to_dict` result)."""
+        pairs = [
+            (self.data, tree["data"]),
+            (self.generator, tree["generator"]),
+            (self.discriminator, tree["discriminator"]),
+            (self.loss.objective, tree["loss"]["objective"]),
+        ]
+        pairs += list(zip(self.train.loggers, tree["train"]["loggers"]))
+        return [(section, where) for section, where in pairs if isinstance(where, dict)]
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as YAML-safe data, or ``...`` when it has no plain form."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)):
+        items = [_plain(v) for v in value]
+        return ... if any(v is ... for v in items) else items
+    return ...
+
+
+def component_defaults(section: ComponentSection, given: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of ``section``'s component that ``given`` leaves unset, with their
+    defaults (``image_size``, filled from the crop size at build time, left out)."""
+    filled = {}
+    for p in registry.get(section.kind, section.name).parameters():
+        if p.name in given or p.required or p.name == "image_size":
+            continue
+        value = _plain(p.default)
+        if value is not ...:
+            filled[p.name] = value
+    return filled
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -455,8 +495,28 @@ def expanded_size(value: Any, limit: int) -> int:
     return size(value, 0)
 
 
-#: Sections whose parameters belong to the named component: renaming it drops them.
-_REPLACED_ON_RENAME = {("generator",), ("discriminator",), ("loss", "objective")}
+#: Sections whose parameters belong to the named component, with its registry kind: renaming
+#: it in a recipe file replaces the section; renaming it with ``--set`` keeps the parameters
+#: the new component also takes (see :func:`renamed_section`).
+_REPLACED_ON_RENAME = {
+    ("generator",): "generator",
+    ("discriminator",): "discriminator",
+    ("loss", "objective"): "objective",
+}
+
+
+def renamed_section(kind: str, section: dict[str, Any], name: Any) -> dict[str, Any]:
+    """``section`` (``{name, params}``) for component ``name`` instead: the parameters the new
+    component also takes are kept (``ngf``, ``norm``, ...), the others dropped. ``--set
+    generator.name=X`` and ``ganzoo ablate --vary generator.name=X,Y`` both do this, so a
+    variant differs from its base in the component alone. An unknown ``name`` keeps nothing
+    (its validation then names the known ones)."""
+    try:
+        accepted = {p.name for p in registry.get(kind, name).parameters()}
+    except (RegistryError, TypeError):
+        accepted = set()
+    kept = {k: v for k, v in section.items() if k != "name" and k in accepted}
+    return {"name": name, **kept}
 
 
 def deep_merge(
@@ -532,9 +592,12 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = child
         last = parts[-1]
         renamed = isinstance(node.get("name"), str) and node.get("name") != value
-        if last == "name" and renamed and tuple(parts[:-1]) in _REPLACED_ON_RENAME:
-            # a new component: drop the old one's parameters, they belong to it
+        kind = _REPLACED_ON_RENAME.get(tuple(parts[:-1]))
+        if last == "name" and renamed and kind is not None:
+            # a new component: keep only the old parameters it also takes
+            kept = renamed_section(kind, node, value)
             node.clear()
+            node.update(kept)
         node[last] = value
     return out
 

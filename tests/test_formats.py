@@ -179,10 +179,33 @@ def test_outside_the_range_is_an_error_unless_clip() -> None:
     assert "v.npy: value 1.25 in channel 0 is outside data.range.B [0, 1]" in one_line(info)
     SideRange("B", (0, 1), clip=True).check(x, "v.npy")
     assert SideRange("B", (0, 1), clip=True).to_unit(x, "v.npy").max() == 1.0
-    with pytest.raises(DataError, match="value nan"):
-        SideRange("B", (0, 1)).check(np.full((1, 1, 1), np.nan, np.float32), "n.npy")
-    with pytest.raises(DataError, match="n.npy: holds NaN values"):
-        SideRange("B", (0, 1), clip=True).check(np.full((1, 1, 1), np.nan, np.float32), "n.npy")
+    nan = np.full((1, 1, 1), np.nan, np.float32)
+    for clip in (False, True):  # the NaN error used to advise data.clip, which refuses NaN too
+        with pytest.raises(DataError) as info:
+            SideRange("B", (0, 1), clip=clip).check(nan, "n.npy")
+        assert "n.npy: holds NaN values" in one_line(info) and "clip: true" not in one_line(info)
+        assert "numpy.nan_to_num" in one_line(info)
+
+
+def test_a_range_no_integer_depth_holds_has_a_float_format(tmp_path: Path) -> None:
+    """data.range.B [-1, 100] with integer inputs: png16, tiff and npy all answered "does not
+    fit uint16; write another depth"; tiff32 / npy32 write it, and the error names them."""
+    from ganzoo.evaluation.translate import save_image
+
+    recipe = load_recipe(
+        Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml",
+        ["data.out_channels=1", "data.range={A: [0, 255], B: [-1, 100]}"],
+    )
+    image = torch.linspace(-1, 1, 16).reshape(1, 4, 4)
+    for fmt in ("png16", "tiff", "npy"):
+        with pytest.raises(DataError) as info:
+            save_image(image, tmp_path / f"x.{fmt}", recipe, np.dtype(np.uint8), fmt)
+        assert "does not fit" in one_line(info) and "--format tiff32 or npy32" in one_line(info)
+    for fmt, ending in (("tiff32", "tif"), ("npy32", "npy")):
+        save_image(image, tmp_path / f"x.{ending}", recipe, np.dtype(np.uint8), fmt)
+        back = read_image(tmp_path / f"x.{ending}")
+        assert back.dtype == np.float32
+        assert back.min() == pytest.approx(-1) and back.max() == pytest.approx(100)
 
 
 def test_range_recipe_validation(tmp_path: Path) -> None:

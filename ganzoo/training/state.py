@@ -20,7 +20,7 @@ from torch import nn
 from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint
 from ganzoo.artifacts.loading import first_mismatch
 from ganzoo.artifacts.schema import checkpoint_header
-from ganzoo.build import build_discriminator, build_generator
+from ganzoo.build import build_discriminator, build_generator, check_train_only
 from ganzoo.errors import GanzooError, TrainingError
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.run_dir import RunDir
@@ -72,6 +72,7 @@ class TrainState:
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         self.g_module = build_generator(recipe).to(device, memory_format=self.memory_format)
         self.d_module = build_discriminator(recipe).to(device, memory_format=self.memory_format)
+        check_train_only(recipe, self.g_module, self.d_module)
         self.opt_g = _adam(self.g_module.parameters(), recipe.optim.lr_g, recipe, device)
         self.opt_d = _adam(self.d_module.parameters(), recipe.optim.lr_d, recipe, device)
         self.sched_g = build_scheduler(self.opt_g, recipe.schedule)
@@ -133,6 +134,10 @@ class TrainState:
         """False while ``optim.train_only.discriminator`` is ``[]`` (D is not updated)."""
         only = self.recipe.optim.train_only
         return not (self.in_restricted_phase(self.epoch) and only.discriminator == [])
+
+    def g_trains(self) -> bool:
+        """False while no G parameter is trained (``optim.train_only.generator: []``)."""
+        return any(p.requires_grad for p in self.g_module.parameters())
 
     def trainable_d(self) -> None:
         """``requires_grad`` on the D parameters the current phase trains."""
