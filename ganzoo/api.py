@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganzoo.artifacts.loading import GeneratorInfo, load_generator, resolve_device
+from ganzoo.artifacts.loading import GeneratorInfo, load_generator
+from ganzoo.device import resolve_device
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.inference import (
     MAX_GENERATOR_PIXELS,

@@ -141,7 +141,7 @@ def train(
     )
     if not trainer.dist.is_main:
         return
-    samples = sorted((trainer.run_dir / "samples").glob("*.png"))
+    samples = sorted(trainer.run.samples.glob("*.png"))
     console.print(f"run dir: {trainer.run_dir}", highlight=False)
     if samples:
         console.print(f"samples: {samples[-1]}", highlight=False)
@@ -400,8 +400,9 @@ def export(
     if format_ == "hub":
         from ganzoo.artifacts.hub import export_hub_folder
         from ganzoo.artifacts.sources import find_checkpoint, output_base
+        from ganzoo.run_dir import RunDir
 
-        target = out or output_base(run_dir, find_checkpoint(run_dir)) / "export" / "hub"
+        target = out or RunDir(output_base(run_dir, find_checkpoint(run_dir))).export_dir / "hub"
         folder = export_hub_folder(run_dir, target, use_ema=ema)
         files = ", ".join(sorted(p.name for p in folder.iterdir()))
         console.print(f"wrote {folder} ({files})", highlight=False)
@@ -611,6 +612,7 @@ def ablate(
     """Train every variant of an ablation the same way (resumable) and compare them."""
     from ganzoo.ablation import load_plan, run_ablation, write_report
     from ganzoo.launchers.base import build_launcher, parse_options
+    from ganzoo.run_dir import RunDir
 
     if report is not None:
         if source is not None or vary or seeds or steps or set_:
@@ -647,7 +649,7 @@ def ablate(
         console.print(f"{o.run_dir.name}: left alone, {o.error}", highlight=False)
     failed = [o for o in outcomes if o.action in ("failed", "stopped")]
     reported = len(failed) + len(claimed) < len(outcomes) or any(
-        (o.run_dir / "eval").is_dir() for o in outcomes
+        RunDir(o.run_dir).eval_dir.is_dir() for o in outcomes
     )
     if reported:
         write_report(out, console)

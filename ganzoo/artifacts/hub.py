@@ -67,8 +67,8 @@ def _sample_sheet(run_dir: Path) -> bytes | None:
     if not run_dir.is_dir():
         return None
     candidates = [
-        *reversed(sorted((run_dir / "eval").glob("*.png"))),
-        *reversed(sorted((run_dir / "samples").glob("step_*.png"))),
+        *reversed(sorted(RunDir(run_dir).eval_dir.glob("*.png"))),
+        *reversed(sorted(RunDir(run_dir).samples.glob("step_*.png"))),
     ]
     for path in candidates:
         try:

@@ -24,22 +24,10 @@ from ganzoo.artifacts.safetensors import read_safetensors
 from ganzoo.artifacts.schema import GeneratorInfo, ema_weights
 from ganzoo.artifacts.sources import find_checkpoint
 from ganzoo.build import build_generator
-from ganzoo.errors import GanzooError, TrainingError
+from ganzoo.device import resolve_device
+from ganzoo.errors import TrainingError
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.safe_io import parse_json
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> CUDA when visible, else CPU; 'cuda' without a GPU is a one-line error."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GanzooError(f"device '{name}' asked for but no CUDA device is visible; use cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise GanzooError(f"unknown device '{name}'; use auto, cpu or cuda") from None
 
 
 def stored_recipe(tree: Any, source: Path) -> Recipe:
@@ -54,11 +42,11 @@ def load_weights_into(net: nn.Module, weights: dict[str, torch.Tensor], source: 
     except RuntimeError as exc:
         raise TrainingError(
             f"{source}: its weights do not fit the generator its recipe builds "
-            f"({_first_mismatch(exc)})"
+            f"({first_mismatch(exc)})"
         ) from None
 
 
-def _first_mismatch(exc: RuntimeError) -> str:
+def first_mismatch(exc: RuntimeError) -> str:
     """The first line of ``load_state_dict``'s error that names a key (PyTorch's first line
     names only the module): ``Missing key(s) in state_dict: "x"``, ``size mismatch for x``."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]

@@ -18,10 +18,11 @@ from pathlib import Path
 import torch
 
 from ganzoo.artifacts.checkpoint import load_checkpoint
-from ganzoo.artifacts.loading import load_weights_into, resolve_device, stored_recipe
+from ganzoo.artifacts.loading import load_weights_into, stored_recipe
 from ganzoo.artifacts.schema import ema_weights
 from ganzoo.artifacts.sources import find_checkpoint, is_hub_source
 from ganzoo.build import build_generator
+from ganzoo.device import resolve_device
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.evaluate import with_data_root
 from ganzoo.nn.precise_bn import batchnorm_layers

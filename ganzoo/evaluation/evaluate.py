@@ -34,6 +34,7 @@ from ganzoo.inference_mode import (
     resolve_mode,
 )
 from ganzoo.recipe import Recipe, from_dict
+from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import check_inside, write_text_atomic
 from ganzoo.samples import save_grid
 
@@ -158,7 +159,7 @@ def evaluate_run(
             "inception" if feature_extractor is None else (type(feature_extractor).__name__)
         )
     base = Path(out_dir) if out_dir is not None else output_base(source, info.path)
-    out = Path(out_dir) if out_dir is not None else base / "eval"
+    out = Path(out_dir) if out_dir is not None else RunDir(base).eval_dir
     check_inside(out, base)  # RUN/eval must not be a link out of the run
     out.mkdir(parents=True, exist_ok=True)
     record.update(

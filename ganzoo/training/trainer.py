@@ -30,6 +30,7 @@ from torch import nn
 from ganzoo import metrics
 from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganzoo.data import build_dataset
+from ganzoo.device import resolve_device
 from ganzoo.errors import TrainingError
 from ganzoo.inference_mode import generator_in_mode, resolve_mode
 from ganzoo.recipe import Recipe
@@ -40,7 +41,6 @@ from ganzoo.training.batches import BatchSource, DatasetBatches
 from ganzoo.training.calibration import calibrate_generator
 from ganzoo.training.diagnostics import TrainingMonitor
 from ganzoo.training.distributed import (
-    DistInfo,
     any_rank,
     barrier,
     broadcast_float,
@@ -62,15 +62,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def pick_device(requested: str, dist_info: DistInfo) -> torch.device:
-    """CUDA when present (or asked for), else CPU."""
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("train.device is 'cuda' but no CUDA device is visible; use 'auto'")
-    if requested in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda", dist_info.local_rank)
-    return torch.device("cpu")
 
 
 class Trainer:
@@ -99,10 +90,8 @@ class Trainer:
         self.run = RunDir(run_dir)
         self.run_dir = self.run.path
         t = recipe.train
-        self.dist = init_distributed(
-            "cuda" if pick_device(t.device, DistInfo()).type == "cuda" else "cpu"
-        )
-        self.device = pick_device(t.device, self.dist)
+        self.dist = init_distributed(resolve_device(t.device, setting="train.device").type)
+        self.device = resolve_device(t.device, index=self.dist.local_rank, setting="train.device")
         self.console = console or Console()
         self.show_progress = progress and self.dist.is_main
         self.stop_requested: str | None = None
