@@ -44,7 +44,9 @@ class EvalRecord:
     l1: float
     psnr: float
     ssim: float
-    mode: str
+    mode: str  # as asked (auto, eval, train)
+    mode_used: str  # what ran: eval, train or per-sample
+    mode_line: str  # why, in one line
     ema: bool
     checkpoint: Path
     json: Path
@@ -70,6 +72,8 @@ class EvalRecord:
             psnr=float(record["psnr"]),
             ssim=float(record["ssim"]),
             mode=record["mode"],
+            mode_used=record["mode_used"],
+            mode_line=record["mode_line"],
             ema=bool(record["ema"]),
             checkpoint=Path(record["checkpoint"]),
             json=Path(record["json"]),

@@ -150,7 +150,7 @@ def evaluate(
     split: str = "val",
     *,
     data_root: str | Path | None = None,
-    mode: str = "eval",
+    mode: str = "auto",
     num_samples: int = 0,
     fid: bool = False,
     inception_weights: str | Path | None = None,
@@ -218,6 +218,7 @@ def ablate(
     which the spec's ``launcher:`` block is updated by."""
     from ganzoo.ablation import load_plan, run_ablation, write_results
     from ganzoo.launchers.base import build_launcher
+    from ganzoo.run_dir import RunDir
 
     console = console or Console()
     plan = load_plan(source, list(overrides or []), vary=vary, seeds=seeds, steps=steps)
@@ -239,6 +240,6 @@ def ablate(
     for o in result.claimed:
         console.print(f"{o.run_dir.name}: left alone, {o.error}", highlight=False)
     unfinished = len(result.failed) + len(result.claimed)
-    if unfinished < len(outcomes) or any((o.run_dir / "eval").is_dir() for o in outcomes):
+    if unfinished < len(outcomes) or any(RunDir(o.run_dir).eval_dir.is_dir() for o in outcomes):
         return AblationResult(plan.name, out, outcomes, write_results(out, console))
     return result

@@ -34,7 +34,8 @@ def test_train_then_evaluate_return_typed_results(tiny_data: Path, tmp_path: Pat
 
     scores = ganzoo.evaluate(result.run_dir, "val", device="cpu", num_samples=2)
     assert isinstance(scores, EvalRecord)
-    assert (scores.split, scores.step, scores.n, scores.mode) == ("val", 2, 4, "eval")
+    assert (scores.split, scores.step, scores.n, scores.mode) == ("val", 2, 4, "auto")
+    assert scores.mode_used == "eval" and scores.mode_line  # BN trained at batch 2
     assert all(math.isfinite(v) for v in (scores.l1, scores.psnr, scores.ssim))
     assert scores.json.is_file() and scores.sheet is not None and scores.sheet.is_file()
     assert scores.fid is None and scores.record["l1"] == scores.l1

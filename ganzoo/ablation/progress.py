@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ganzoo.ablation.claims import claim_path, read_status
-from ganzoo.run_dir import parse_record
+from ganzoo.run_dir import RunDir, parse_record
 
 STATES = ("queued", "running", "done", "failed", "stopped")
 _STYLE = {"queued": "dim", "running": "cyan", "done": "green", "failed": "red", "stopped": "yellow"}
@@ -36,7 +36,7 @@ class RunProgress:
 
 def last_record(run_dir: Path, tail: int = 4096) -> dict[str, Any] | None:
     """The last complete log record of ``run_dir/metrics.jsonl`` with a ``step``."""
-    path = Path(run_dir) / "metrics.jsonl"
+    path = RunDir(run_dir).metrics_path
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)

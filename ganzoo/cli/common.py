@@ -63,7 +63,11 @@ ModelArg = Annotated[
 EmaOpt = Annotated[bool, typer.Option("--ema/--no-ema", help="use the EMA weights if kept")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda")]
 ModeOpt = Annotated[
-    str, typer.Option(help="eval: BN running stats, no dropout; train: batch stats + dropout")
+    str,
+    typer.Option(
+        help="auto: per-sample BN stats for BN trained at batch 1, else eval; eval: BN running "
+        "stats, no dropout; train: batch stats + dropout"
+    ),
 ]
 
 #: The command line as given (``ganzoo train --nproc`` runs it again under torchrun).

@@ -29,10 +29,8 @@ def translate(
         bool | None,
         typer.Option("--paired/--plain", help="inputs are A|B files / plain images (default auto)"),
     ] = None,
-    mode: ModeOpt = "eval",
-    batch_size: Annotated[
-        int | None, typer.Option(help="default 8 in eval mode, 1 in train mode")
-    ] = None,
+    mode: ModeOpt = "auto",
+    batch_size: Annotated[int | None, typer.Option(help="default 1 in train mode, else 8")] = None,
     seed: Annotated[int, typer.Option(help="dropout draws in train mode")] = 0,
     ema: EmaOpt = True,
     device: DeviceOpt = "auto",
@@ -79,6 +77,8 @@ def translate(
         f"translated {len(result.outputs)} image(s){pairs} in {result.mode} mode -> {output}",
         highlight=False,
     )
+    if result.inference is not None:
+        console.print(f"mode: {result.inference.describe()}", highlight=False)
     console.print(f"generator: {result.info.describe()}", highlight=False)
     if page:
         from ganzoo.evaluation.translate import input_files
@@ -96,6 +96,26 @@ def translate(
         console.print(f"wrote {html}", highlight=False)
 
 
+@app.command()
+def calibrate(
+    run_dir: Annotated[str, typer.Argument(help="run directory or step_*.pt checkpoint")],
+    images: Annotated[int, typer.Option(help="training images to average over")] = 400,
+    split: Annotated[
+        str | None, typer.Option(help="split to draw them from (default: the training split)")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="dataset root instead of the recipe's data.root")
+    ] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Recompute G's BatchNorm running statistics over training images (precise BN) and write
+    them into the checkpoint: eval mode and exports then use population statistics."""
+    from ganzoo.evaluation.calibrate import calibrate_run
+
+    result = calibrate_run(run_dir, images=images, split=split, data_root=data, device=device)
+    console.print(result.describe(), highlight=False)
+
+
 @app.command("eval")
 def eval_cmd(
     run_dir: ModelArg,
@@ -109,10 +129,8 @@ def eval_cmd(
         Path | None,
         typer.Option(help="weights-inception-2015-12-05-6726825d.pth, if not in the torch cache"),
     ] = None,
-    mode: ModeOpt = "eval",
-    batch_size: Annotated[
-        int | None, typer.Option(help="default 8 in eval mode, 1 in train mode")
-    ] = None,
+    mode: ModeOpt = "auto",
+    batch_size: Annotated[int | None, typer.Option(help="default 1 in train mode, else 8")] = None,
     ema: EmaOpt = True,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -132,10 +150,11 @@ def eval_cmd(
         device=device,
     )
     console.print(
-        f"{r.recipe} step {r.step} on {r.split} ({r.n} images, {mode} mode"
-        f"{', EMA weights' if r.ema else ''})",
+        f"{r.recipe} step {r.step} on {r.split} ({r.n} images, {r.mode_used} "
+        f"mode{', EMA weights' if r.ema else ''})",
         highlight=False,
     )
+    console.print(f"mode: {r.mode_line}", highlight=False)
     table = Table("metric", "value", header_style="bold")
     rows = [("L1 [-1,1]", f"{r.l1:.4f}"), ("PSNR dB", f"{r.psnr:.2f}"), ("SSIM", f"{r.ssim:.4f}")]
     if r.fid is not None:

@@ -30,15 +30,17 @@ from torch import nn
 from ganzoo import metrics
 from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganzoo.data import build_dataset
+from ganzoo.device import resolve_device
 from ganzoo.errors import TrainingError
+from ganzoo.inference_mode import generator_in_mode, resolve_mode
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import check_inside
 from ganzoo.samples import save_grid
 from ganzoo.training.batches import BatchSource, DatasetBatches
+from ganzoo.training.calibration import calibrate_generator
 from ganzoo.training.diagnostics import TrainingMonitor
 from ganzoo.training.distributed import (
-    DistInfo,
     any_rank,
     barrier,
     broadcast_float,
@@ -60,15 +62,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def pick_device(requested: str, dist_info: DistInfo) -> torch.device:
-    """CUDA when present (or asked for), else CPU."""
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("train.device is 'cuda' but no CUDA device is visible; use 'auto'")
-    if requested in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda", dist_info.local_rank)
-    return torch.device("cpu")
 
 
 class Trainer:
@@ -97,10 +90,8 @@ class Trainer:
         self.run = RunDir(run_dir)
         self.run_dir = self.run.path
         t = recipe.train
-        self.dist = init_distributed(
-            "cuda" if pick_device(t.device, DistInfo()).type == "cuda" else "cpu"
-        )
-        self.device = pick_device(t.device, self.dist)
+        self.dist = init_distributed(resolve_device(t.device, setting="train.device").type)
+        self.device = resolve_device(t.device, index=self.dist.local_rank, setting="train.device")
         self.console = console or Console()
         self.show_progress = progress and self.dist.is_main
         self.stop_requested: str | None = None
@@ -169,6 +160,9 @@ class Trainer:
         epochs = total_epochs(recipe.schedule)
         self.total_steps = t.max_steps or max(1, epochs * self.train_batches.batches_per_epoch)
         self.monitor = TrainingMonitor()
+        self.val_mode = resolve_mode(self.eval_generator(), recipe)
+        if self.show_progress and self.val_mode.name != "eval":
+            self.console.print(f"validation: {self.val_mode.describe()}", highlight=False)
         self.running: dict[str, tuple[torch.Tensor, int]] = {}
         self.last_losses: dict[str, torch.Tensor] | None = None
 
@@ -287,13 +281,12 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """L1 and PSNR of the eval generator over the first ``train.val_batches`` val batches,
-        and a sample grid of the first batch."""
-        g = self.eval_generator()
-        was_training = g.training
-        g.eval()
+        and a sample grid of the first batch; G runs in the test-time mode ``auto`` chooses
+        (:func:`~ganzoo.inference_mode.resolve_mode`), as ``ganzoo eval`` runs it."""
+        net = self.eval_generator()
         l1s, psnrs = [], []
         first = None
-        try:
+        with generator_in_mode(net, self.val_mode, self.recipe.seed) as g:
             for i, batch in enumerate(self.val_batches.epoch(0, 0)):
                 if i >= self.recipe.train.val_batches:
                     break
@@ -305,14 +298,27 @@ class Trainer:
                 psnrs.append(metrics.psnr(fake, b))
                 if first is None:
                     first = (a[:4].float(), fake[:4], b[:4].float())
-        finally:
-            g.train(was_training)
         if first is not None:
             save_grid(self.run.samples / f"step_{self.step:08d}.png", *first, within=self.run.path)
         return {
             "val_l1": torch.cat(l1s).mean().item() if l1s else math.nan,
             "val_psnr": torch.cat(psnrs).mean().item() if psnrs else math.nan,
         }
+
+    def _calibrate_bn(self) -> None:
+        """``train.calibrate_bn``: G's (and its EMA's) BatchNorm statistics recomputed over
+        that many training images (:mod:`ganzoo.training.calibration`), before the last save."""
+        images = self.recipe.train.calibrate_bn
+        if images == 0 or not self.dist.is_main:
+            return
+        nets = [self.state.g_module] + ([self.state.ema.module] if self.state.ema else [])
+        used = [calibrate_generator(net, self.recipe, images) for net in nets]
+        if used[0] and self.show_progress:
+            self.console.print(
+                f"recomputed G's BatchNorm statistics over {used[0]} training images "
+                "(train.calibrate_bn)",
+                highlight=False,
+            )
 
     # -- the loop ------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -340,6 +346,8 @@ class Trainer:
         self.logs.start(self.device, self.step, self.resumed, precision=self.precision)
         try:
             final = self._loop(reporter)
+            if self.step >= self.total_steps:
+                self._calibrate_bn()
             self.save()
         except OSError as exc:
             where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
