@@ -140,12 +140,19 @@ def train(
         console=console,
     )
     if not trainer.dist.is_main:
-        return
+        return  # under torchrun the launching process reports a stop (_run_torchrun)
     samples = sorted((trainer.run_dir / "samples").glob("*.png"))
     console.print(f"run dir: {trainer.run_dir}", highlight=False)
     if samples:
         console.print(f"samples: {samples[-1]}", highlight=False)
     console.print(f"checkpoint: {final['checkpoint']}", highlight=False)
+    if trainer.stop_requested is not None and not trainer.dist.enabled:
+        raise typer.Exit(_signal_exit_code(trainer.stop_requested))  # saved, then 130 / 143
+
+
+def _signal_exit_code(name: str) -> int:
+    """128 + the number of the signal named ``name`` (``'SIGINT'`` -> 130); 130 otherwise."""
+    return 128 + int(getattr(signal.Signals, name, signal.SIGINT))
 
 
 def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
@@ -588,13 +595,19 @@ def ablate(
     )
     if reported:
         write_report(out, console)
-    if failed:
+    if failed or claimed:  # an unfinished ablation never exits 0
+        from ganzoo.errors import StoppedError
+
         where = out / "results.md" if reported else out / "logs"
-        raise GanzooError(
-            f"{len(failed)} run(s) failed or stopped "
-            f"({', '.join(o.run_dir.name for o in failed)}; errors in {where}); run the same "
-            "command again to retry them"
-        )
+        parts = [f"{len(failed)} run(s) failed or stopped " if failed else ""]
+        if failed:
+            parts[0] += f"({', '.join(o.run_dir.name for o in failed)}; errors in {where})"
+        if claimed:
+            names = ", ".join(o.run_dir.name for o in claimed)
+            parts.append(f"{len(claimed)} run(s) unfinished, held by another launch ({names})")
+        message = "; ".join(p for p in parts if p) + "; run the same command again to retry them"
+        signum = next((o.signum for o in outcomes if o.signum), None)
+        raise StoppedError(message, signum) if signum else GanzooError(message)
 
 
 def _inception_or_none(weights: Path | None) -> str | None:
@@ -745,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Exit codes: 0 success, 2 a user error (one line on stderr), 1 a failure of the system
     (disk, permissions), 130 Ctrl-C, 143 SIGTERM (a training stops after the current step
-    with a checkpoint instead, and exits 0).
+    with a checkpoint first, then exits the same way).
     """
     global _ARGV
     _ARGV = list(sys.argv[1:] if argv is None else argv)
@@ -756,9 +769,9 @@ def main(argv: list[str] | None = None) -> int:
         previous = None
     try:
         code = app(args=argv, standalone_mode=False)
-    except GanzooError as exc:
+    except GanzooError as exc:  # exit 2; a full disk 1; a run stopped by a signal 130 / 143
         err_console.print(f"[red]error[/red]: {exc}", highlight=False)
-        return 2
+        return exc.exit_code
     except typer.Exit as exc:
         code = exc.exit_code
     except KeyboardInterrupt:
@@ -784,6 +797,8 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
     if code == 130:  # typer turns Ctrl-C into this exit code
         err_console.print("interrupted (a run keeps its last checkpoint; --resume continues it)")
+    elif code == 143:
+        err_console.print("terminated (a run keeps its last checkpoint; --resume continues it)")
     return code if isinstance(code, int) else 0
 
 

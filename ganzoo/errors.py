@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 class GanzooError(Exception):
-    """Base class of every user-facing error: the message says what is wrong and how to fix it."""
+    """Base class of every user-facing error: the message says what is wrong and how to fix it.
+    ``exit_code`` is the status the CLI exits with after printing it."""
+
+    exit_code: int = 2
 
 
 class RegistryError(GanzooError):
@@ -25,6 +28,24 @@ class DataError(GanzooError):
 
 class TrainingError(GanzooError):
     """A run that cannot go on (NaN loss, unusable checkpoint)."""
+
+
+class StorageError(TrainingError):
+    """A run's files could not be written (a full disk, a permission): a failure of the system,
+    exit code 1."""
+
+    exit_code = 1
+
+
+class StoppedError(TrainingError):
+    """A signal stopped a run after saving it (resumable): exit code 128 + the signal's number
+    (130 Ctrl-C, 143 SIGTERM)."""
+
+    def __init__(self, message: str, signum: int | None = None) -> None:
+        super().__init__(message)
+        self.signum = signum
+        if signum is not None:
+            self.exit_code = 128 + int(signum)
 
 
 def first_line(exc: BaseException, *, with_type: bool = False) -> str:

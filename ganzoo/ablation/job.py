@@ -10,6 +10,7 @@ returned, so one broken variant does not take the others down.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 import traceback
@@ -141,12 +142,20 @@ def execute(job: RunJob, *, console: Console | None = None, progress: bool = Fal
                 write_status(
                     job.out, job.name, state=action, error=error, finished=time.time(), **record
                 )
+                signum = exc.signum if isinstance(exc, StoppedError) else None
                 return RunOutcome(
-                    job.variant.name, job.seed, job.run_dir, action, error, job.log, threads
+                    job.variant.name, job.seed, job.run_dir, action, error, job.log, threads, signum
                 )
     finally:
         torch.set_num_threads(previous)
         held.release()
+
+
+def not_started(job: RunJob, signum: int | None) -> RunOutcome:
+    """The outcome of a run a stopped launch never started (its status is left as it was)."""
+    by = signal.Signals(signum).name if signum else "a signal"
+    error = f"not started: the ablation was stopped by {by}"
+    return RunOutcome(job.variant.name, job.seed, job.run_dir, "stopped", error, signum=signum)
 
 
 def record_death(job: RunJob, error: str, log: Path) -> RunOutcome:

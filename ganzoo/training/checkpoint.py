@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganzoo.errors import GanzooError, TrainingError
+from ganzoo.errors import GanzooError, StorageError, TrainingError
 from ganzoo.safe_io import load_weights, temp_path
 
 PATTERN = "step_*.pt"
@@ -52,7 +52,7 @@ def save_checkpoint(state: dict[str, Any], directory: Path, step: int, keep: int
         tmp.unlink(missing_ok=True)
         previous = latest_checkpoint(directory)
         kept = f"{previous} is intact" if previous else "no earlier checkpoint exists"
-        raise TrainingError(
+        raise StorageError(
             f"could not write checkpoint {path} ({exc.strerror or exc}); {kept}; free space "
             "(or fix the folder) and continue with --resume"
         ) from None

@@ -27,7 +27,7 @@ from rich.console import Console
 from torch import nn
 
 from ganzoo.data import build_dataset
-from ganzoo.errors import TrainingError
+from ganzoo.errors import StorageError, TrainingError
 from ganzoo.evaluation import metrics
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
@@ -306,7 +306,7 @@ class Trainer:
             self.save()
         except OSError as exc:
             where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-            raise TrainingError(
+            raise StorageError(
                 f"writing the run failed ({exc.strerror or exc}{where}); {self._last_good()}; "
                 "fix it and continue with --resume"
             ) from None
