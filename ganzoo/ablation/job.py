@@ -158,12 +158,16 @@ def not_started(job: RunJob, signum: int | None) -> RunOutcome:
     return RunOutcome(job.variant.name, job.seed, job.run_dir, "stopped", error, signum=signum)
 
 
-def record_death(job: RunJob, error: str, log: Path) -> RunOutcome:
+def record_death(
+    job: RunJob, error: str, log: Path, *, signum: int | None = None
+) -> RunOutcome:
     """The outcome of a run whose worker or job died without reporting (killed, out of memory,
-    time limit): its status becomes ``failed`` when it was running there; a run that had
-    finished or never started keeps its status (the next launch retries what is missing)."""
+    time limit): its status becomes ``failed`` when it was running there (``stopped`` when a
+    ``signum`` stopped the launch); a run that had finished or never started keeps its status
+    (the next launch retries what is missing)."""
+    action: Action = "stopped" if signum else "failed"
     if (read_status(job.out, job.name) or {}).get("state") == "running":
         write_status(
-            job.out, job.name, state="failed", error=error, log=str(log), finished=time.time()
+            job.out, job.name, state=action, error=error, log=str(log), finished=time.time()
         )
-    return RunOutcome(job.variant.name, job.seed, job.run_dir, "failed", error, log)
+    return RunOutcome(job.variant.name, job.seed, job.run_dir, action, error, log, signum=signum)

@@ -291,7 +291,8 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
-        self.stop_requested = reason
+        """Stop after the current step, with a checkpoint; the first reason given is kept."""
+        self.stop_requested = self.stop_requested or reason
 
     def fit(self) -> dict[str, Any]:
         """Train to the end; returns the final record (step, losses, val metrics, checkpoint).
