@@ -21,7 +21,13 @@ import torch
 from torch import nn
 
 from ganzoo.errors import GanzooError
-from ganzoo.evaluation.inference import check_mode, generator_in_mode, translate_batch
+from ganzoo.evaluation.inference import (
+    MAX_GENERATOR_PIXELS,
+    check_generator_pixels,
+    check_mode,
+    generator_in_mode,
+    translate_batch,
+)
 from ganzoo.evaluation.loading import GeneratorInfo, load_generator, resolve_device
 from ganzoo.evaluation.translate import Translation, input_files, translate_files
 from ganzoo.recipe import Recipe
@@ -57,6 +63,8 @@ class Translator(nn.Module):
         self.mode = mode
         self.precision = precision
         self.seed = seed
+        #: Pixels of one image G may run on (see ganzoo.evaluation.inference).
+        self.max_pixels = MAX_GENERATOR_PIXELS
 
     @property
     def device(self) -> torch.device:
@@ -80,6 +88,9 @@ class Translator(nn.Module):
                 f"the generator takes {expected}-channel images, got a tensor of shape "
                 f"{tuple(x.shape)}"
             )
+        h, w = int(batch.shape[-2]), int(batch.shape[-1])
+        advice = "resize it first, or raise the model's max_pixels on a larger machine"
+        check_generator_pixels(self.generator, h, w, "the image", self.max_pixels, advice)
         with generator_in_mode(self.generator, self.mode, self.seed) as g, self._autocast():
             y = translate_batch(g, batch, pad=True).float()
         return y[0] if single else y
@@ -155,7 +166,7 @@ class Translator(nn.Module):
             output,
             mode=self.mode,
             seed=self.seed,
-            **options,
+            **{"max_pixels": self.max_pixels, **options},
         )
         result.info = self.info
         return result

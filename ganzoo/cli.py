@@ -244,6 +244,10 @@ def translate(
             "--format", help="png, png16, tiff or npy (default: the input's kind and depth)"
         ),
     ] = None,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(min=1, help="pixels G may run on per image (default 3145728, e.g. 2048x1536)"),
+    ] = None,
 ) -> None:
     """Translate images with a trained generator; writes OUTPUT/<stem>.<ending> per input (the
     input's kind and depth, or --format)."""
@@ -264,6 +268,7 @@ def translate(
         device=device,
         seed=seed,
         out_format=out_format,  # type: ignore[arg-type]
+        max_pixels=max_pixels,
     )
     pairs = f", {result.paired} read as A|B ({result.direction})" if result.paired else ""
     console.print(
@@ -412,11 +417,14 @@ def pretrained_fetch(
         str | None, typer.Option("--from", help="a mirror of the authors' models folder (URL)")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="download and import again")] = False,
+    sha256: Annotated[
+        str | None, typer.Option(help="the file's SHA-256 to insist on (64 hex digits)")
+    ] = None,
 ) -> None:
     """Download an official pix2pix generator and import it as a run directory."""
     from ganzoo.pretrained import fetch_pretrained
 
-    result = fetch_pretrained(name, to, base_url=from_, overwrite=overwrite)
+    result = fetch_pretrained(name, to, base_url=from_, overwrite=overwrite, sha256=sha256)
     verb = "downloaded and imported" if result.downloaded else "already present in"
     console.print(f"{name}: {verb} {result.run_dir}", highlight=False)
     m = result.model
@@ -497,12 +505,13 @@ def docs_components(
 ) -> None:
     """Write docs/components.md from the registry."""
     from ganzoo.catalogue import components_markdown
+    from ganzoo.safe_io import write_text_atomic
 
     text = components_markdown()
     if out is None:
         print(text, end="")
     else:
-        out.write_text(text)
+        write_text_atomic(out, text)
         console.print(f"wrote {out}", highlight=False)
 
 

@@ -9,11 +9,18 @@ if a SHA-256 is known, verified. It is bounded by :class:`Limits`:
   growing past it (an endless response) is cut off;
 * ``stall_seconds`` / ``stall_bytes``: fewer than ``stall_bytes`` arriving in any window of
   ``stall_seconds`` (a server trickling a byte every few seconds) ends the download; each
-  socket read also times out after ``timeout`` seconds.
+  socket read also times out after ``timeout`` seconds;
+* ``min_rate``: once ``stall_seconds`` have passed, a body arriving slower than ``min_rate``
+  bytes per second on average ends the download, so no download of a file of at most
+  ``max_bytes`` takes longer than ``stall_seconds + max_bytes / min_rate`` (a mirror sending
+  3 KiB every 10 s passes every stall window but not this);
+* ``deadline``: seconds the whole :func:`download` may take (None: no deadline), checked
+  after every read and bounding each read's timeout.
 
-A refused or stalled download deletes its ``.part``; a connection that breaks off keeps it, so
-running the same command again resumes. Only ``urllib`` is used, so proxies from the
-environment are honoured. Every failure is a one-line :class:`~ganzoo.errors.GanzooError`.
+A refused, stalled, too slow or overdue download deletes its ``.part``; a connection that
+breaks off keeps it, so running the same command again resumes. Only ``urllib`` is used,
+so proxies from the environment are honoured. Every failure is a one-line
+:class:`~ganzoo.errors.GanzooError`.
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ class Limits:
     stall_seconds: float = 60.0
     stall_bytes: int = 16 * 1024
     timeout: float = 15.0
+    min_rate: float = 32 * 1024
+    deadline: float | None = None
 
 
 class DownloadError(GanzooError):
@@ -77,11 +86,13 @@ def download(
     console: Console | None = None,
     sha256: str | None = None,
     opener: Callable[..., http.client.HTTPResponse] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Path:
     """Fetch ``url`` into ``dest`` (see the module docstring); returns ``dest``.
 
     ``hint`` ends every error message (what to do by hand). ``opener`` replaces
-    ``urllib.request.build_opener().open`` (tests).
+    ``urllib.request.build_opener().open`` (tests). ``headers`` (e.g. a token) are sent to
+    ``url`` only, never to a host it redirects to.
     """
     dest = Path(dest)
     part = part_path(dest)
@@ -89,16 +100,21 @@ def download(
     host = urllib.parse.urlsplit(url).netloc or url
     open_url = opener or urllib.request.build_opener().open
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if part.is_symlink():  # planted: the download would grow the file it points to
+        part.unlink()
+    clock = _Clock(limits, host)
     for _attempt in range(2):  # a second request only after discarding a .part it cannot resume
         have = part.stat().st_size if part.is_file() else 0
         if have > limits.max_bytes:
             part.unlink()
             have = 0
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        for key, value in (headers or {}).items():
+            request.add_unredirected_header(key, value)
         if have:
             request.add_header("Range", f"bytes={have}-")
         try:
-            response = open_url(request, timeout=limits.timeout)
+            response = open_url(request, timeout=clock.read_timeout(part))
         except urllib.error.HTTPError as err:
             err.close()
             if err.code == 416 and have:  # the .part is not a prefix the server can continue
@@ -126,11 +142,56 @@ def download(
                 console.print(f"{host} cannot resume downloads; downloading {url} from the start")
             else:
                 console.print(f"downloading {url}")
-            _save_body(response, part, start, total, limits, host, console)
+            _save_body(response, part, start, total, limits, host, console, clock)
         _verify(part, sha256, url, hint)
         os.replace(part, dest)
         return dest
     raise DownloadError(f"{host} would neither resume nor restart the download of {url}; {hint}")
+
+
+class _Clock:
+    """The time bounds of one download: the overall ``deadline`` and the average rate."""
+
+    def __init__(self, limits: Limits, host: str) -> None:
+        self.limits, self.host = limits, host
+        self.start = time.monotonic()
+
+    def read_timeout(self, part: Path) -> float:
+        """The socket timeout: ``limits.timeout``, or less when the deadline is nearer."""
+        if self.limits.deadline is None:
+            return self.limits.timeout
+        left = self.limits.deadline - (time.monotonic() - self.start)
+        if left <= 0:
+            part.unlink(missing_ok=True)
+            raise self.overdue(0)
+        return max(0.05, min(self.limits.timeout, left))
+
+    def overdue(self, done: int) -> DownloadError:
+        return DownloadError(
+            f"download from {self.host} took longer than its {self.limits.deadline:g} s "
+            f"deadline ({done:,} bytes received); stopped and deleted, try again later"
+        )
+
+    def check_deadline(self, done: int) -> None:
+        """Raise when past the deadline (``done`` bytes received)."""
+        if (
+            self.limits.deadline is not None
+            and time.monotonic() - self.start > self.limits.deadline
+        ):
+            raise self.overdue(done)
+
+    def check(self, done: int, fresh: int) -> None:
+        """Raise when past the deadline, or when ``fresh`` bytes (this request's) arrived
+        slower than ``min_rate`` on average once ``stall_seconds`` have passed."""
+        self.check_deadline(done)
+        elapsed = time.monotonic() - self.start
+        limits = self.limits
+        if elapsed >= limits.stall_seconds and fresh < limits.min_rate * elapsed:
+            raise DownloadError(
+                f"download from {self.host} too slow: {fresh / elapsed / 1024:,.1f} KiB/s on "
+                f"average over {elapsed:.0f} s (at least {limits.min_rate / 1024:,.1f} KiB/s "
+                "expected); stopped and deleted, try again later"
+            )
 
 
 def _resume_point(response: http.client.HTTPResponse, have: int) -> tuple[int | None, int | None]:
@@ -154,6 +215,7 @@ def _save_body(
     limits: Limits,
     host: str,
     console: Console,
+    clock: _Clock,
 ) -> None:
     """Append the body to ``part`` within ``limits``, with a progress bar on a terminal."""
     done = start
@@ -166,6 +228,7 @@ def _save_body(
                 try:
                     chunk = response.read1(_CHUNK_BYTES)
                 except (OSError, http.client.HTTPException) as err:
+                    clock.check_deadline(done)  # a read cut short by the deadline
                     raise DownloadError(
                         f"download from {host} broke off at {done:,} bytes ({reason(err)}); "
                         f"{again}",
@@ -190,6 +253,7 @@ def _save_body(
                             "expected); stopped and deleted, try again later"
                         )
                     window_start, window_done = now, done
+                clock.check(done, done - start)
     except DownloadError as err:
         if not err.resumable:
             part.unlink(missing_ok=True)

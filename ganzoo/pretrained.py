@@ -6,12 +6,21 @@ with the architecture the authors trained it with (:func:`ganzoo.upstream.import
 which checks every tensor's name and shape: the integrity check) and leaves a run directory
 ``TO/NAME`` that ``translate``, ``eval``, ``export`` and ``ganzoo.load`` accept. Offline, the
 error says which file to download by hand and the ``ganzoo import weights`` command for it.
+
+Integrity: a catalogue entry's ``sha256`` (or the one passed to :func:`fetch_pretrained`) is
+checked before the file is read, and a file holding a NaN or an infinity is refused whatever
+its hash. The authors publish no checksums for these files and the catalogue pins none it could
+not verify, so without ``sha256`` a warning says that only names, shapes and finiteness were
+checked, and the SHA-256 of what was downloaded is reported so that it can be pinned.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +55,8 @@ class Pretrained:
     direction: str  # which half of that dataset's A|B files is the input
     data_source: str
     flags: str = PIX2PIX_FLAGS
+    sha256: str | None = None  # of the official file; None: the authors publish none
+    size: int | None = None  # bytes of the official file, when known
 
     @property
     def url(self) -> str:
@@ -98,6 +109,17 @@ CATALOG: dict[str, Pretrained] = {
 }
 
 
+SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class Fetched:
     """What :func:`fetch_pretrained` left: the run directory, and whether it downloaded."""
@@ -105,6 +127,7 @@ class Fetched:
     model: Pretrained
     run_dir: Path
     downloaded: bool
+    sha256: str | None = None  # of the file downloaded (None when nothing was)
 
 
 def model(name: str) -> Pretrained:
@@ -136,14 +159,19 @@ def fetch_pretrained(
     limits: Limits | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    sha256: str | None = None,
 ) -> Fetched:
     """Download and import official model ``name`` into the run directory ``to/name``.
 
     When ``to/name`` already holds the imported model nothing is downloaded again, unless
     ``overwrite``. ``base_url`` (or ``$GANZOO_PRETRAINED_MIRROR``) replaces the authors'
-    server.
+    server. ``sha256`` (64 hex digits) pins the file's hash when the catalogue has none; a
+    file that does not match it, or the catalogue's size, is refused and deleted.
     """
     entry = model(name)
+    expected = sha256 or entry.sha256
+    if expected is not None and not SHA256.match(expected):
+        raise GanzooError(f"--sha256 {expected[:80]!r}: a SHA-256 is 64 hexadecimal digits")
     to = Path(to)
     run = RunDir(to / entry.name)
     if run.is_run() and any(run.checkpoints.glob("step_*.pt")) and not overwrite:
@@ -152,8 +180,12 @@ def fetch_pretrained(
     url = f"{base_url.rstrip('/')}/{entry.name}.pth" if base_url else entry.url
     console = Console(stderr=True, quiet=not progress, markup=False, soft_wrap=True)
     file = to / f"{entry.name}.pth"
-    download(url, file, limits or Limits(MAX_BYTES), hint=by_hand(entry, to), console=console)
+    hint = by_hand(entry, to)
+    download(url, file, limits or Limits(MAX_BYTES), hint=hint, console=console, sha256=expected)
     try:
+        digest = file_sha256(file)
+        if entry.size is not None and file.stat().st_size != entry.size:
+            raise GanzooError(f"{file.stat().st_size} bytes, not the official {entry.size}")
         import_checkpoint(
             file,
             run.path,
@@ -161,7 +193,14 @@ def fetch_pretrained(
             overwrite=overwrite,
             overrides={"data.root": f"datasets/{entry.dataset}", "name": entry.name},
         )
-        return Fetched(entry, run.path, downloaded=True)
+        if expected is None:
+            warnings.warn(
+                f"{entry.name}.pth: no SHA-256 to check it against (the authors publish none); "
+                f"only its tensor names, shapes and finiteness were checked; its SHA-256 is "
+                f"{digest}: pin it with --sha256 next time",
+                stacklevel=2,
+            )
+        return Fetched(entry, run.path, downloaded=True, sha256=digest)
     except GanzooError as exc:
         raise GanzooError(
             f"{url} did not hold the expected {entry.name} generator ({exc}); it was deleted, "

@@ -31,6 +31,10 @@ MAX_SIDE = 16384
 MAX_CHANNELS = 1024
 MAX_BATCH = 65536
 MAX_STEPS = 10**10
+#: Pixels (height x width) of one image file, read from its header before decoding: 2^27
+#: (134 M, e.g. 11585 x 11585). One such image decodes to at most 2 GiB (4 channels of
+#: float32), so eight decoding threads stay within a 24 GiB machine; ``data.max_pixels``.
+MAX_PIXELS = 2**27
 #: Recipe files larger than this are refused unread; YAML expanding to more nodes likewise.
 MAX_RECIPE_BYTES = 1 << 20
 MAX_YAML_NODES = 100_000
@@ -157,7 +161,15 @@ class DataSection(ComponentSection):
     batch_size: int = Field(1, ge=1, le=MAX_BATCH)
     num_workers: int = Field(2, ge=0, le=256)
     cache: bool = Field(True, description="decode every image once and keep it in memory")
-    skip_corrupt: bool = Field(False, description="warn and skip unreadable images")
+    skip_corrupt: bool = Field(
+        False, description="warn and skip unreadable images (and images above max_pixels)"
+    )
+    max_pixels: int = Field(
+        MAX_PIXELS,
+        ge=1,
+        le=2**40,
+        description="pixels (height x width) one image file may declare; checked before decoding",
+    )
     train_split: str = "train"
     val_split: str = "val"
     range: RangeSection | None = Field(

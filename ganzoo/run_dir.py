@@ -24,6 +24,7 @@ import json
 import os
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +32,14 @@ from typing import Any
 
 from ganzoo.errors import RecipeError, TrainingError
 from ganzoo.recipe import Recipe, apply_overrides, from_dict, read_yaml
-from ganzoo.safe_io import TEMP_MARK, write_text_atomic
+from ganzoo.safe_io import (
+    NOFOLLOW,
+    TEMP_MARK,
+    UnsafePathError,
+    is_inside,
+    read_inside,
+    write_text_atomic,
+)
 
 try:  # POSIX; elsewhere the lock is a no-op with a warning
     import fcntl
@@ -72,6 +80,7 @@ RESUMABLE: dict[str, str] = {
     "data.num_workers": "loader processes",
     "data.cache": "the decoded-image cache",
     "data.skip_corrupt": "corrupt-file handling",
+    "data.max_pixels": "the bound on image sizes",
     "data.batch_size": "batch size (the epoch position is kept in samples)",
     "data.val_split": "the validation split",
 }
@@ -128,12 +137,16 @@ class RunDir:
 
     def eval_records(self) -> list[dict[str, Any]]:
         """The readable ``ganzoo eval`` results in ``eval/``, by file name (unreadable or
-        foreign JSON files are left out)."""
+        foreign JSON files are left out; a link, or a file outside the run, is left out with
+        a one-line warning)."""
         records = []
         for path in sorted(self.eval_dir.glob("*.json")) if self.eval_dir.is_dir() else []:
             try:
-                record = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
+                record = json.loads(read_inside(path, self.path))
+            except UnsafePathError as exc:
+                warnings.warn(f"skipped {path}: {exc}", stacklevel=2)
+                continue
+            except (OSError, ValueError):
                 continue
             if isinstance(record, dict) and "l1" in record:
                 records.append(record)
@@ -188,7 +201,14 @@ class RunDir:
         if self._lock_fd is not None:
             return
         self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a link: the lock file is truncated below
+            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
+        except OSError:
+            if not (self.path / LOCK).is_symlink():
+                raise
+            raise UnsafePathError(
+                f"{self.path / LOCK} is a symbolic link; remove it (ganzoo keeps its lock there)"
+            ) from None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -271,7 +291,7 @@ class RunDir:
         lock held, so no live writer owns them. Returns what was removed."""
         removed = []
         for folder in (self.path, self.checkpoints, self.samples, self.eval_dir):
-            if not folder.is_dir():
+            if not folder.is_dir() or not is_inside(folder, self.path):
                 continue
             for p in folder.iterdir():
                 if TEMP_MARK in p.name and p.is_file():

@@ -23,7 +23,8 @@ class FileServer(ThreadingHTTPServer):
         self.supports_range = True
         self.cut_next_after: int | None = None  # send only this many body bytes, once
         #: path -> "endless" (no length, never ends), "trickle" (a byte every 0.2 s),
-        #: "huge" (announces 1 TB)
+        #: "huge" (announces 1 TB), "mirror" (3 KiB every 0.05 s of a 100 MB file: passes any
+        #: stall window, never finishes in reasonable time)
         self.behaviour: dict[str, str] = {}
         self.stopping = False
 
@@ -81,8 +82,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(10**12))
         elif behaviour == "trickle":
             self.send_header("Content-Length", str(100_000))
+        elif behaviour == "mirror":
+            self.send_header("Content-Length", str(100_000_000))
         self.end_headers()
         chunk, pause = (b"x" * 65536, 0.0) if behaviour in ("endless", "huge") else (b"x", 0.2)
+        if behaviour == "mirror":
+            chunk, pause = b"x" * 3072, 0.05
         try:
             while not self.server.stopping:
                 self.wfile.write(chunk)

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import re
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
@@ -25,6 +26,12 @@ class HubServer(ThreadingHTTPServer):
         self.commits: dict[str, str] = {}  # repo id -> head commit sha
         self.calls: list[tuple[str, str]] = []  # (method, path)
         self.tokens: list[str | None] = []
+        #: file name -> "endless" (GET streams without end) or "trickle" (a byte every 0.1 s);
+        #: HEAD still announces the real file
+        self.behaviour: dict[str, str] = {}
+        self.stopping = False
+        #: file name -> the ETag announced (an LFS file's is its SHA-256); default: git's SHA-1
+        self.etags: dict[str, str] = {}
 
     @property
     def endpoint(self) -> str:
@@ -162,15 +169,39 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, entries)
             return
         m = re.fullmatch(r"/(.+?/.+?)/resolve/([^/]+)/(.+)", path)
+        if m and m[1] not in s.repos:  # as the Hub: a missing repository, not a missing file
+            self._send(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+            return
         if m and m[1] in s.repos and m[3] in s.repos[m[1]]:
             content = s.repos[m[1]][m[3]]
             headers = {
                 "X-Repo-Commit": s.commits[m[1]],
-                "ETag": f'"{hashlib.sha1(content).hexdigest()}"',
+                "ETag": f'"{s.etags.get(m[3]) or hashlib.sha1(content).hexdigest()}"',
             }
+            behaviour = s.behaviour.get(m[3])
+            if behaviour is not None and not head:
+                self._misbehave(behaviour, headers)
+                return
             self._send(200, raw=content, headers=headers, head=head)
             return
         self._send(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"})
+
+    def _misbehave(self, behaviour: str, headers: dict[str, str]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        chunk, pause = (b"x" * 65536, 0.0) if behaviour == "endless" else (b"x", 0.1)
+        try:
+            while not self.server.stopping:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+                time.sleep(pause)
+        except OSError:  # the client gave up: that is the point
+            pass
+        self.close_connection = True
 
     def do_GET(self) -> None:  # noqa: N802
         self._file(head=False)

@@ -64,6 +64,31 @@ def test_the_image_pool_pairs_each_fake_with_its_own_condition(
     trainer.close()
 
 
+def test_the_gradient_penalty_interpolates_pairs_of_one_condition(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    # with an image pool, D's fake pair may be an older one with another condition; the
+    # penalty's interpolates must stay between a real pair and a fake of the same condition
+    recipe = tiny_recipe(
+        tiny_data,
+        "loss.objective=wgan_gp",
+        "discriminator.norm=none",
+        "optim.pool_size=2",
+        "data.batch_size=1",
+    )
+    trainer = Trainer(recipe, tmp_path / "run", progress=False)
+    seen = recording(trainer)
+    pooled = 0
+    for batch in batches(trainer, 4):
+        seen.clear()
+        trainer.train_step(batch)
+        fake_pair, real_pair, x_hat = seen[:3]  # the critic terms, then the penalty
+        pooled += not torch.equal(fake_pair[:, :3], real_pair[:, :3])
+        assert torch.allclose(x_hat[:, :3], real_pair[:, :3], atol=1e-6)
+    assert pooled > 0  # the pool did hand back older pairs
+    trainer.close()
+
+
 # 9. D sees the fake pair first -------------------------------------------------------------
 def test_the_discriminator_sees_the_fake_pair_before_the_real_one(
     tiny_data: Path, tmp_path: Path
@@ -176,11 +201,63 @@ def test_pix2pixhd_local_trains_the_enhancer_alone_then_everything(
     mid = trainer.g_module.state_dict()
     assert torch.equal(mid["model.1.weight"], start["model.1.weight"])  # frozen
     assert not torch.equal(mid["model1_1.1.weight"], start["model1_1.1.weight"])  # trained
-    trainer.state.begin_epoch(1, fresh=True)  # the phase ends: Adam restarts, all parameters
+    d_moments = {k: v.clone() for k, v in trainer.state.opt_d.state_dict()["state"][0].items()}
+    trainer.state.begin_epoch(1, fresh=True)  # the phase ends: G's Adam restarts, all parameters
     assert not trainer.state.opt_g.state
+    kept = trainer.state.opt_d.state_dict()["state"][0]  # D's Adam goes on (never rebuilt)
+    assert all(torch.equal(kept[k], v) for k, v in d_moments.items())
     trainer.train_step(batches(trainer, 1)[0])
     assert not torch.equal(trainer.g_module.state_dict()["model.1.weight"], start["model.1.weight"])
     trainer.close()
+
+
+def test_a_stage_end_restarts_g_adam_and_keeps_d_adam(tiny_data: Path, tmp_path: Path) -> None:
+    # pix2pixHD models/pix2pixHD_model.py update_fixed_params: a new optimizer_G only
+    recipe = tiny_recipe(tiny_data, "optim.train_only={generator: ['*'], epochs: 1}")
+    trainer = Trainer(recipe, tmp_path / "run", progress=False)
+    trainer.state.begin_epoch(0, fresh=True)
+    for batch in batches(trainer, 2):
+        trainer.train_step(batch)
+    d_param = next(iter(trainer.d_module.parameters()))
+    d_before = {k: v.clone() for k, v in trainer.state.opt_d.state[d_param].items()}
+    trainer.state.begin_epoch(1, fresh=True)
+    assert not trainer.state.opt_g.state
+    d_after = trainer.state.opt_d.state[d_param]
+    assert int(d_after["step"]) == 2
+    assert all(torch.equal(d_after[k], v) for k, v in d_before.items())
+    trainer.close()
+
+
+def test_init_from_puts_each_discriminator_scale_on_its_resolution(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    # pix2pixHD networks.py MultiscaleDiscriminator.forward feeds the full resolution to
+    # scale{num_D-1}: --load_pretrain by name pairs a 2-scale D at 16 with a 3-scale D at 32 as
+    # 16 -> 16 and 8 -> 8, i.e. ganzoo's scales.0 -> scales.1 and scales.1 -> scales.2
+    from ganzoo.training.checkpoint import latest_checkpoint, load_checkpoint
+    from ganzoo.training.trainer import train
+
+    g = "generator={name: unet, num_downs: 4, ngf: 4, norm: batch}"
+    d = "discriminator={{name: multiscale, num_d: {}, n_layers: 1, ndf: 4}}"
+    small = ("data.load_size=20", "data.crop_size=16", "train.max_steps=1")
+    train(tiny_recipe(tiny_data, g, d.format(2), *small), run_dir=tmp_path / "a", progress=False)
+    source = load_checkpoint(latest_checkpoint(tmp_path / "a" / "checkpoints"))["discriminator"]
+    recipe = tiny_recipe(tiny_data, g, d.format(3), f"train.init_from={tmp_path / 'a'}")
+    trainer = Trainer(recipe, tmp_path / "b", progress=False)
+    own = trainer.d_module.state_dict()
+    for key, value in source.items():
+        s = int(key.split(".")[1])
+        moved = key.replace(f"scales.{s}.", f"scales.{s + 1}.", 1)
+        assert torch.equal(own[moved], value), key
+    full = [k for k in own if k.startswith("scales.0.") and k.endswith("weight")]
+    assert full and not any(torch.equal(own[k], source[k]) for k in full)  # its own init
+    trainer.close()
+    # the same sizes: each scale stays where it is; unknown sizes: paired from the coarsest
+    net = trainer.d_module
+    same = net.weights_by_resolution({"scales.1.x": 1, "scales.0.x": 0}, (32, 32))
+    assert same == {"scales.0.x": 0, "scales.1.x": 1}
+    assert net.weights_by_resolution({"scales.0.x": 0}, None) == {"scales.2.x": 0}
+    assert net.weights_by_resolution({"scales.0.x": 0}, (24, 24)) == {}  # no such resolution
 
 
 def test_lines2face_stage_two_trains_the_attention_and_the_last_layer_only(

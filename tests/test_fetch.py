@@ -18,8 +18,8 @@ from PIL import Image
 
 from ganzoo.data import fetch
 from ganzoo.data.fetch import DATASET_SPLITS, ArchiveLimits, dataset_url, fetch_dataset
-from ganzoo.download import Limits
-from ganzoo.errors import DataError
+from ganzoo.download import Limits, download
+from ganzoo.errors import DataError, GanzooError
 
 # --- tiny archives -------------------------------------------------------------------------------
 
@@ -240,6 +240,31 @@ def test_hostile_servers_are_cut_off_in_seconds(
     assert time.monotonic() - t0 < 10
     assert expected in _assert_one_line(err)
     assert list(to.iterdir()) == []  # no .part, no staging folder
+
+
+@pytest.mark.parametrize("behaviour", ["endless", "trickle", "mirror"])
+def test_a_download_past_its_deadline_is_cut_and_deleted(
+    server: FileServer, tmp_path: Path, behaviour: str
+) -> None:
+    # stall windows and size bounds too loose to fire: only the overall deadline can end these
+    server.behaviour["/model.bin"] = behaviour
+    limits = Limits(max_bytes=1 << 40, stall_seconds=1e9, stall_bytes=1, min_rate=0, deadline=0.3)
+    with pytest.raises(GanzooError) as err:
+        download(server.url("/model.bin"), tmp_path / "model.bin", limits, hint="fetch it by hand")
+    assert "took longer than its 0.3 s deadline" in _assert_one_line(err)
+    assert list(tmp_path.iterdir()) == []  # no .part left
+
+
+def test_a_mirror_slower_than_the_minimum_rate_is_cut_and_deleted(
+    server: FileServer, tmp_path: Path
+) -> None:
+    # 3 KiB every 0.05 s passes every 1 KiB-per-0.2 s stall window, but not an average rate
+    server.behaviour["/model.bin"] = "mirror"
+    limits = Limits(max_bytes=1 << 30, stall_seconds=0.2, stall_bytes=1024, min_rate=1 << 30)
+    with pytest.raises(GanzooError) as err:
+        download(server.url("/model.bin"), tmp_path / "model.bin", limits, hint="by hand")
+    assert "too slow" in _assert_one_line(err)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_official_limits_refuse_an_oversized_announcement(

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ganzoo import registry
-from ganzoo.build import check_recipe
+from ganzoo.build import build_discriminator, check_recipe
 from ganzoo.data.source import PairSource
 from ganzoo.errors import RegistryError, SizeError
 from ganzoo.generators.spade import SPADE, SPADEGenerator, SPADEResnetBlock
@@ -154,6 +154,16 @@ def test_spade_discriminator_wraps_only_the_normalised_convs() -> None:
     everything = registry.create("discriminator", "multiscale", 7, ndf=4, spectral_norm=True)
     convs = [m for m in everything.modules() if isinstance(m, nn.Conv2d)]
     assert all(parametrize.is_parametrized(m, "weight") for m in convs)
+
+
+def test_the_spade_recipe_discriminator_starts_with_zero_biases() -> None:
+    # NVlabs/SPADE models/networks/__init__.py create_network calls init_weights on D too;
+    # base_network.py init_weights sets every conv bias to 0 (pix2pixHD's weights_init does not)
+    d = build_discriminator(load_recipe(RECIPE, ["discriminator.ndf=4", "data.crop_size=64"]))
+    biases = [m.bias for m in d.modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
+    assert len(biases) == 4 and all(not b.any() for b in biases)  # first and last conv per scale
+    hd = registry.create("discriminator", "multiscale", 7, num_d=2, ndf=4)
+    assert all(m.bias.any() for m in hd.modules() if isinstance(m, nn.Conv2d))
 
 
 # -- layers ------------------------------------------------------------------------------------
@@ -365,6 +375,7 @@ def test_recipe_has_the_official_defaults() -> None:
         "hidden_bias": False,
         "init": "xavier",
         "init_gain": 0.02,
+        "zero_bias": True,
         "reduction": "mean",
     }
     # train_options.py gan_mode hinge, lambda_feat 10, lambda_vgg 10; pix2pix_model.py:

@@ -273,3 +273,31 @@ def test_several_d_steps_and_the_ema_generator_for_evaluation(
     ema = dict(trainer.ema.module.named_parameters())
     raw = dict(trainer.g_module.named_parameters())
     assert any(not torch.equal(ema[k], raw[k]) for k in raw)  # an average, not a copy
+
+
+def test_the_ema_copy_keeps_spectral_norm_exact() -> None:
+    # AveragedModel(use_buffers=True) averages the power-iteration vectors u, v too; shorter than
+    # 1, they made eval mode's sigma = u^T W v about 4 % too small on this toy
+    from torch import nn
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    from ganzoo.training.ema import build_ema, update_ema
+
+    torch.manual_seed(0)
+    net = spectral_norm(nn.Conv2d(8, 16, 3))
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    ema = build_ema(net, 0.999)
+    for _ in range(300):
+        y = net(torch.randn(4, 8, 8, 8))
+        opt.zero_grad()
+        (y.pow(2).mean() - y.mean()).backward()
+        opt.step()
+        update_ema(ema, net)
+    copy = ema.module.eval()
+    w = copy.parametrizations.weight.original.detach()
+    sigma = torch.linalg.matrix_norm(w.flatten(1), 2)
+    with torch.no_grad():
+        assert torch.linalg.matrix_norm(copy.weight.flatten(1), 2) == pytest.approx(1.0, abs=1e-4)
+        assert (w / copy.weight).mean() == pytest.approx(sigma.item(), rel=1e-4)
+    sn = copy.parametrizations.weight[0]
+    assert sn._u.norm().item() == pytest.approx(1.0, abs=1e-6)

@@ -244,6 +244,7 @@ def hub_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # noqa: ANN201
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    monkeypatch.setenv("GANZOO_HOME", str(tmp_path / "ganzoo_home"))
     monkeypatch.setenv("no_proxy", "*")
     monkeypatch.setenv("NO_PROXY", "*")
     import huggingface_hub.constants
@@ -252,6 +253,7 @@ def hub_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # noqa: ANN201
         huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub")
     )
     yield server
+    server.stopping = True
     server.shutdown()
     server.server_close()
 
@@ -309,6 +311,73 @@ def test_hub_errors_are_one_line(hub_server, run: Path) -> None:
         from ganzoo.evaluation.hub import push
 
         push(run, "not a repo id")
+
+
+def _hub_repo(hub_server, run: Path, tmp_path: Path, repo: str = "someone/m") -> bytes:
+    """A repository on the stand-in Hub holding an exported model and files it does not need."""
+    assert main(["export", str(run), "--out", str(tmp_path / "g.safetensors")]) == 0
+    model = (tmp_path / "g.safetensors").read_bytes()
+    hub_server.repos[repo] = {
+        "model.safetensors": model,
+        "README.md": b"# m",
+        "big.bin": b"0" * 999,
+    }
+    hub_server.commits[repo] = "a" * 40
+    return model
+
+
+def test_a_hub_model_fetches_only_its_model_file(hub_server, run: Path, tmp_path: Path) -> None:
+    _hub_repo(hub_server, run, tmp_path)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert torch.equal(ganzoo.load("hf://someone/m", device="cpu")(x), ganzoo.load(run)(x))
+    fetched = {path for method, path in hub_server.calls if method == "GET"}
+    assert fetched == {"/someone/m/resolve/main/model.safetensors"}  # not README.md, big.bin
+
+
+@pytest.mark.parametrize("behaviour, expected", [("endless", "passed"), ("trickle", "deadline")])
+def test_a_hostile_hub_download_is_cut_and_leaves_nothing(
+    hub_server, run: Path, tmp_path: Path, monkeypatch, behaviour: str, expected: str
+) -> None:
+    from ganzoo.download import Limits
+    from ganzoo.evaluation import sources
+
+    _hub_repo(hub_server, run, tmp_path)
+    hub_server.behaviour["model.safetensors"] = behaviour
+    limits = Limits(max_bytes=1 << 40, stall_seconds=1e9, stall_bytes=1, min_rate=0, deadline=0.5)
+    monkeypatch.setattr(sources, "HUB_LIMITS", limits)
+    with pytest.raises(GanzooError) as info:
+        ganzoo.load("hf://someone/m")
+    assert expected in str(info.value) and "\n" not in str(info.value)
+    home = tmp_path / "ganzoo_home"
+    assert not [p for p in home.rglob("*") if p.is_file()]  # no .part, no model
+
+
+def test_a_hub_model_is_checked_against_its_lfs_sha256(
+    hub_server, run: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    model = _hub_repo(hub_server, run, tmp_path)
+    hub_server.etags["model.safetensors"] = hashlib.sha256(model + b"x").hexdigest()
+    with pytest.raises(GanzooError, match="SHA-256 is .* not the expected") as info:
+        ganzoo.load("hf://someone/m")
+    assert "\n" not in str(info.value)
+    assert not [p for p in (tmp_path / "ganzoo_home").rglob("*") if p.is_file()]
+    hub_server.etags["model.safetensors"] = hashlib.sha256(model).hexdigest()
+    assert ganzoo.load("hf://someone/m").info.kind == "safetensors"
+
+
+def test_a_hub_model_larger_than_the_bound_is_refused_before_downloading(
+    hub_server, run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from ganzoo.download import Limits
+    from ganzoo.evaluation import sources
+
+    size = len(_hub_repo(hub_server, run, tmp_path))
+    monkeypatch.setattr(sources, "HUB_LIMITS", Limits(max_bytes=size - 1))
+    with pytest.raises(GanzooError, match=f"is {size:,} bytes, more than the {size - 1:,}"):
+        ganzoo.load("hf://someone/m")
+    assert not [path for method, path in hub_server.calls if method == "GET"]
 
 
 # -- ganzoo.load ----------------------------------------------------------------------------------

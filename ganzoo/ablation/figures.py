@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ganzoo.ablation.results import METRICS, VariantSummary, best_variants
+from ganzoo.safe_io import write_bytes_atomic
 
 
 def _pyplot():  # noqa: ANN202
@@ -64,8 +66,15 @@ def plot_metrics(summaries: list[VariantSummary], rows: list[dict[str, Any]], pa
             ax.set_ylim(max(0.0, low - 4 * pad), high + pad)
     fig.suptitle("mean ± sample std over seeds (dots: seeds)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    return _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """The figure as a PNG written atomically (a link planted at ``path`` is replaced)."""
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    write_bytes_atomic(path, png.getvalue())
     return path
 
 
@@ -127,6 +136,4 @@ def plot_samples(run_dirs: dict[str, Path], split: str, mode: str, count: int, p
             if r == 0:
                 ax.set_title(title, fontsize=9)
     fig.tight_layout(pad=0.3)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

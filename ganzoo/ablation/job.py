@@ -39,6 +39,7 @@ from ganzoo.ablation.runner import (
     train_run,
 )
 from ganzoo.errors import first_line
+from ganzoo.safe_io import open_append
 
 #: Set by a launcher in a worker's environment: the device the worker is pinned to.
 DEVICE_ENV = "GANZOO_ABLATION_DEVICE"
@@ -105,7 +106,7 @@ def execute(job: RunJob, *, console: Console | None = None, progress: bool = Fal
         "job_id": os.environ.get("SLURM_JOB_ID"),
     }
     try:
-        with open(job.log, "a") as log:
+        with open_append(job.log) as log:  # never through a link planted in logs/
             out = console or Console(file=log, width=120, force_terminal=False)
             try:
                 torch.set_num_threads(threads)

@@ -32,6 +32,7 @@ from ganzoo.ablation.results import (
 )
 from ganzoo.ablation.statistics import Comparison, compare_variants, markdown_section
 from ganzoo.errors import GanzooError
+from ganzoo.safe_io import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ def write_report(out: str | Path, console: Console | None = None) -> Report:
     csv_path = write_csv(rows, manifest, out / "results.csv")
     md_path = out / "results.md"
     decimals = {m.key: m.decimals for m in metric_columns(rows)}
-    md_path.write_text(
+    write_text_atomic(
+        md_path,
         "\n".join(
             part
             for part in (
@@ -129,7 +131,7 @@ def write_report(out: str | Path, console: Console | None = None) -> Report:
                 failures_section(failed),
             )
             if part
-        )
+        ),
     )
     metrics_path = plot_metrics(summaries, rows, out / "metrics.png")
     first_seed = {r["variant"]: r["seed"] for r in reversed(rows)}  # earliest listed seed

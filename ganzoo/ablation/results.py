@@ -10,9 +10,11 @@ mean ± sample standard deviation (ddof=1) over seeds; with one seed the spread 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import statistics
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,12 @@ from ganzoo.build import build_discriminator, build_generator
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.plots import read_metrics
 from ganzoo.recipe import from_dict, read_yaml
+from ganzoo.safe_io import write_text_atomic
 from ganzoo.training.checkpoint import latest_checkpoint
 
 from .claims import read_status
 from .plan import run_name
-from .runner import MANIFEST, checkpoint_step, read_eval
+from .runner import MANIFEST, checkpoint_step, eval_record_path, read_eval, score_problem
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,15 @@ def collect_rows(out: Path, manifest: dict[str, Any]) -> tuple[list[dict[str, An
             if ckpt is None or checkpoint_step(ckpt) != budget or record is None:
                 missing.append(name)
                 continue
+            problem = score_problem(record)
+            if problem is not None:  # never averaged, never marked best
+                warnings.warn(
+                    f"{eval_record_path(run_dir, split)}: {problem}; run {name} is left out "
+                    "(run the same `ganzoo ablate` command again to score it again)",
+                    stacklevel=2,
+                )
+                missing.append(name)
+                continue
             if variant["name"] not in params:
                 params[variant["name"]] = count_parameters(run_dir)
             records = read_metrics(run_dir)
@@ -163,11 +175,12 @@ def write_csv(rows: list[dict[str, Any]], manifest: dict[str, Any], path: Path) 
         *(k for k in ("fid", "kid") if any(k in r for r in rows)),
         "n_images",
     ]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, restval="")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+    write_text_atomic(path, text.getvalue())
     return path
 
 

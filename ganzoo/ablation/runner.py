@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import shutil
 import signal
 from dataclasses import dataclass
@@ -65,8 +66,29 @@ def read_eval(run_dir: Path, split: str, step: int, mode: str) -> dict[str, Any]
         root = str(read_yaml(Path(run_dir) / "recipe.yaml")["data"]["root"])
     except (OSError, json.JSONDecodeError, KeyError, TypeError, GanzooError):
         return None
-    ok = record.get("step") == step and record.get("mode") == mode and record.get("n", 0) > 0
+    if not isinstance(record, dict):
+        return None
+    n = record.get("n")
+    ok = record.get("step") == step and record.get("mode") == mode
+    ok = ok and isinstance(n, int) and not isinstance(n, bool) and n > 0
     return record if ok and record.get("data_root") == root else None
+
+
+#: The metrics of an eval record an ablation compares: required, and optional (``--fid``).
+SCORES = ("l1", "psnr", "ssim")
+OPTIONAL_SCORES = ("fid", "kid")
+
+
+def score_problem(record: dict[str, Any]) -> str | None:
+    """Why an eval record's scores cannot be averaged ("'l1' is 'abc', not a finite
+    number"), or None when every score is a finite number."""
+    for key in (*SCORES, *(k for k in OPTIONAL_SCORES if k in record)):
+        value = record.get(key)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            shown = "missing" if key not in record else f"{str(value)[:40]!r}"
+            return f"'{key}' is {shown}, not a finite number"
+    return None
 
 
 def _comparable(tree: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +128,8 @@ def run_state(run_dir: Path, variant: Variant, seed: int, plan: Plan) -> Action 
         )
     if step < plan.max_steps:
         return "resumed"
-    if read_eval(run_dir, plan.eval.split, step, plan.eval.mode) is None:
+    record = read_eval(run_dir, plan.eval.split, step, plan.eval.mode)
+    if record is None or score_problem(record) is not None:  # scored again
         return "evaluated"
     return "skipped"
 

@@ -212,6 +212,9 @@ def build_dataset(
         out_channels=data.out_channels,
         **data.params,
     )
+    limit = getattr(source, "limit_pixels", None)  # sources reading files through formats
+    if limit is not None:
+        limit(data.max_pixels)
     values = pair_values(data)
     if values.labels is not None:
         use = getattr(source, "use_label_maps", None)

@@ -9,6 +9,7 @@ cropping, flipping and caching. A plugin subclasses :class:`PairSource` and impl
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,10 @@ class ImageFilePairs(PairSource):
         self.direction = direction
         self.options = ReadOptions(array_layout, npz_key)
         self.labels = False  # the input side is a map of class ids (see use_label_maps)
+
+    def limit_pixels(self, max_pixels: int) -> None:
+        """Refuse files declaring more than ``max_pixels`` pixels (``data.max_pixels``)."""
+        self.options = replace(self.options, max_pixels=max_pixels)
 
     def use_label_maps(self, instance: bool = False) -> None:
         """Read the input side as single-channel class ids (with ``instance``, a second channel

@@ -10,17 +10,20 @@ PatchGAN would give 30, 14 and 6).
 The GAN losses of the scales are summed (``reduction="sum"``), as pix2pixHD's
 ``GANLoss.__call__`` adds every scale's loss; SPADE's ``GANLoss`` divides that sum by the number
 of scales (``reduction="mean"``). Feature matching weighs each scale 1/num_d in both. Conv
-biases keep PyTorch's default initialisation, as pix2pixHD's ``weights_init`` leaves them.
+biases keep PyTorch's default initialisation, as pix2pixHD's ``weights_init`` leaves them
+(``zero_bias: true`` zeroes them, as SPADE's ``BaseNetwork.init_weights``).
 
 SPADE's ``MultiscaleDiscriminator`` (``norm_D`` ``spectralinstance``) is this one with
-``spectral_norm: hidden`` and ``hidden_bias: false``: its ``get_nonspade_norm_layer`` wraps
-only the normalised convs in spectral norm and drops their biases; its ``n_layers_D`` 4 is
+``spectral_norm: hidden``, ``hidden_bias: false`` and ``zero_bias: true``: its
+``get_nonspade_norm_layer`` wraps only the normalised convs in spectral norm and drops their
+biases, its ``init_weights`` zeroes the others; its ``n_layers_D`` 4 is
 ``n_layers`` 3 here (it counts the stride-1 conv before the logits).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -55,9 +58,10 @@ class MultiscaleDiscriminator(nn.Module):
     ``[f_1, ..., f_{n_layers+1}, logits]``. ``reduction``: how the scales' GAN losses combine
     (pix2pixHD: ``sum``; SPADE: ``mean``). ``spectral_norm``: every conv (True) or only the
     normalised ones (``hidden``, SPADE); ``hidden_bias``: biases on the normalised convs
-    (pix2pixHD: true; SPADE: false). Attention: a spec at resolution ``r`` goes into
-    every scale that has a stride-2 stage producing ``r``-high maps (nominal heights
-    ``ceil(H / 2^s) / 2^k``), and must fit at least one.
+    (pix2pixHD: true; SPADE: false); ``zero_bias``: conv biases start at 0 (SPADE's
+    ``init_weights``) or keep PyTorch's default (pix2pixHD's ``weights_init``). Attention: a
+    spec at resolution ``r`` goes into every scale that has a stride-2 stage producing
+    ``r``-high maps (nominal heights ``ceil(H / 2^s) / 2^k``), and must fit at least one.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class MultiscaleDiscriminator(nn.Module):
         image_size: int | tuple[int, int] = 256,
         reduction: Literal["sum", "mean"] = "sum",
         hidden_bias: bool = True,
+        zero_bias: bool = False,
     ) -> None:
         super().__init__()
         self.branch_reduction = reduction
@@ -101,6 +106,7 @@ class MultiscaleDiscriminator(nn.Module):
             offered += slots.offered
             height, width = pool.output_side(height), pool.output_side(width)
         self.scales = nn.ModuleList(scales)
+        self.image_size = sides(image_size)
         whole = AttentionSlots(attention, image_size, name)  # one error for specs no scale took
         whole.used, whole.offered = used, offered
         whole.finish()
@@ -112,12 +118,38 @@ class MultiscaleDiscriminator(nn.Module):
             spectral_norm=spectral_norm is True,
             size_divisor=1,
             min_side=max(smallest_sides(chains)),
-            zero_bias=False,
+            zero_bias=zero_bias,
         )
         if spectral_norm == "hidden":
             for stack in scales:
                 for hidden_stage in list(stack)[1:-1]:
                     apply_spectral_norm(hidden_stage)
+
+    def weights_by_resolution(
+        self, weights: dict[str, Any], image_size: tuple[int, int] | None
+    ) -> dict[str, Any]:
+        """``weights`` of another multi-scale D trained on ``image_size`` crops, each
+        ``scales.{s}.`` renamed to the scale here that sees the same resolution; scales with no
+        counterpart are dropped. With ``image_size`` unknown the scales pair from the coarsest
+        end, as pix2pixHD's names ``scale{num_D-1-s}`` pair them in ``--load_pretrain``."""
+        found = [re.match(r"scales\.(\d+)\.", k) for k in weights]
+        theirs = 1 + max((int(m[1]) for m in found if m), default=-1)
+        if not theirs:
+            return weights
+        ours = scale_sides(self.image_size, len(self.scales))
+        if image_size is None:
+            target = {s: s + len(ours) - theirs for s in range(theirs)}
+        else:
+            where = {hw: t for t, hw in enumerate(ours)}
+            target = {s: where.get(hw, -1) for s, hw in enumerate(scale_sides(image_size, theirs))}
+        out = {}
+        for key, value in weights.items():
+            m = re.match(r"scales\.(\d+)\.(.*)", key)
+            if not m:
+                out[key] = value
+            elif target.get(int(m[1]), -1) >= 0:
+                out[f"scales.{target[int(m[1])]}.{m[2]}"] = value
+        return out
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         result = []
@@ -126,3 +158,13 @@ class MultiscaleDiscriminator(nn.Module):
                 x = self.downsample(x)
             result.append(scale(x))
         return result
+
+
+def scale_sides(image_size: tuple[int, int], num_d: int) -> list[tuple[int, int]]:
+    """``(height, width)`` each of ``num_d`` scales sees for ``image_size`` inputs, full
+    resolution first (each pooling: ``ceil(side / 2)``)."""
+    pool = ConvGeometry(3, 2, 1)
+    out = [tuple(image_size)]
+    while len(out) < num_d:
+        out.append(tuple(pool.output_side(side) for side in out[-1]))
+    return out

@@ -4,7 +4,9 @@ Every pair of the split goes through the deterministic evaluation preprocessing
 (``build_dataset(..., train=False)``: no random crop, no flip), G translates A, and the output
 is compared with B: L1 on [-1, 1], PSNR and SSIM on [0, 1] (see :mod:`metrics`), averaged over
 images; optionally FID and KID (:mod:`fid`). The result goes to ``RUN_DIR/eval/<split>.json``
-and the first ``num_samples`` rows (input | output | target) to ``RUN_DIR/eval/<split>.png``.
+and the first ``num_samples`` rows (input | output | target) to ``RUN_DIR/eval/<split>.png``,
+both written atomically: a link planted at either name is replaced, never written through, and
+an ``eval/`` that is a link out of the run directory is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ganzoo.evaluation.inference import (
 from ganzoo.evaluation.loading import load_generator
 from ganzoo.evaluation.sources import output_base
 from ganzoo.recipe import Recipe, from_dict
+from ganzoo.safe_io import check_inside, write_text_atomic
 from ganzoo.training.samples import save_grid
 
 
@@ -149,7 +152,9 @@ def evaluate_run(
         record["fid_features"] = (
             "inception" if feature_extractor is None else (type(feature_extractor).__name__)
         )
-    out = Path(out_dir) if out_dir is not None else output_base(source, info.path) / "eval"
+    base = Path(out_dir) if out_dir is not None else output_base(source, info.path)
+    out = Path(out_dir) if out_dir is not None else base / "eval"
+    check_inside(out, base)  # RUN/eval must not be a link out of the run
     out.mkdir(parents=True, exist_ok=True)
     record.update(
         step=info.step,
@@ -160,8 +165,8 @@ def evaluate_run(
         seconds=round(time.perf_counter() - t0, 3),
     )
     if sheet is not None:
-        record["sheet"] = str(save_grid(out / f"{split}.png", *sheet))
+        record["sheet"] = str(save_grid(out / f"{split}.png", *sheet, within=base))
     path = out / f"{split}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n", within=base)
     record["json"] = str(path)
     return record

@@ -21,6 +21,7 @@ import importlib.util
 import io
 import json
 import logging
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from ganzoo.evaluation.inference import check_resize_size, parse_size
 from ganzoo.evaluation.loading import SAFETENSORS_FORMAT, GeneratorInfo, load_generator
 from ganzoo.evaluation.sources import output_base
 from ganzoo.recipe import Recipe
+from ganzoo.safe_io import check_inside, write_bytes_atomic
 
 Format = Literal["safetensors", "torchscript", "onnx"]
 FORMATS = ("safetensors", "torchscript", "onnx")
@@ -63,7 +65,7 @@ def recipe_json(recipe: Recipe) -> str:
 
 def save_safetensors(net: nn.Module, recipe: Recipe, info: GeneratorInfo, path: Path) -> Path:
     """G's weights and its recipe (metadata) in one safetensors file."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     weights = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
     meta = {
@@ -73,7 +75,7 @@ def save_safetensors(net: nn.Module, recipe: Recipe, info: GeneratorInfo, path: 
         "ema": "true" if info.ema else "false",
         "step": "" if info.step is None else str(info.step),
     }
-    save_file(weights, str(path), metadata=meta)
+    write_bytes_atomic(path, save(weights, metadata=meta))
     return path
 
 
@@ -84,7 +86,9 @@ def save_torchscript(net: nn.Module, recipe: Recipe, example: torch.Tensor, path
         warnings.simplefilter("ignore", DeprecationWarning)
         with torch.no_grad():
             traced = torch.jit.trace(net, example)
-        torch.jit.save(traced, str(path), _extra_files={"recipe.json": recipe_json(recipe)})
+        data = io.BytesIO()
+        torch.jit.save(traced, data, _extra_files={"recipe.json": recipe_json(recipe)})
+    write_bytes_atomic(path, data.getvalue())
     return path
 
 
@@ -146,22 +150,24 @@ def save_onnx(net: nn.Module, recipe: Recipe, example: torch.Tensor, path: Path)
     import onnx
 
     dynamic = True
-    try:
-        _onnx_export(net, example, path, dynamic=True)
-    except Exception:  # a generator whose graph depends on its input size: export it fixed
-        dynamic = False
+    with tempfile.TemporaryDirectory(prefix="ganzoo-onnx-") as tmp:  # the exporter's own file
+        raw = Path(tmp) / "model.onnx"
         try:
-            _onnx_export(net, example, path, dynamic=False)
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
-            raise GanzooError(
-                f"ONNX export of generator {recipe.generator.name} failed ({first}); "
-                "export safetensors or torchscript instead"
-            ) from None
-    model = onnx.load(str(path))
+            _onnx_export(net, example, raw, dynamic=True)
+        except Exception:  # a generator whose graph depends on its input size: export it fixed
+            dynamic = False
+            try:
+                _onnx_export(net, example, raw, dynamic=False)
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+                raise GanzooError(
+                    f"ONNX export of generator {recipe.generator.name} failed ({first}); "
+                    "export safetensors or torchscript instead"
+                ) from None
+        model = onnx.load(str(raw))
     entry = model.metadata_props.add()
     entry.key, entry.value = "ganzoo.recipe", recipe_json(recipe)
-    onnx.save(model, str(path))
+    write_bytes_atomic(path, model.SerializeToString())
     return dynamic
 
 
@@ -183,9 +189,13 @@ def export_generator(
     net, recipe, info = load_generator(run_dir, use_ema=use_ema, device="cpu")
     hw = parse_size(size) or recipe.data.image_size
     check_resize_size(net, hw, "pass --size accordingly")
+    base = None
     if out is None:
-        out = output_base(run_dir, info.path) / "export" / f"generator{SUFFIX[format]}"
+        base = output_base(run_dir, info.path)
+        out = base / "export" / f"generator{SUFFIX[format]}"
     path = Path(out)
+    if base is not None:  # RUN/export must be a folder of the run, not a link out of it
+        check_inside(path.parent, base)
     if path.is_dir():
         raise GanzooError(
             f"--out {path}: is a folder; give the file to write, e.g. "

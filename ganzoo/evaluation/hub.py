@@ -9,6 +9,7 @@
     OUT/README.md           the model card: YAML front matter (library, tags, dataset, eval
                             results with their split and mode) and the components' papers
     OUT/samples.png         a sample sheet (the latest eval or training grid), when there is one
+                            that is a real PNG inside the run (a link is skipped, with a warning)
 
 ``push(RUN_DIR, REPO_ID)`` uploads that folder with ``huggingface_hub`` (the token comes from
 the environment or ``huggingface-cli login``, as the library finds it).
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from ganzoo.evaluation.loading import load_generator
 from ganzoo.evaluation.sources import MODEL_FILE, REPO_ID, output_base, require_hub
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
-from ganzoo.safe_io import write_text_atomic
+from ganzoo.safe_io import UnsafePathError, read_inside, write_bytes_atomic, write_text_atomic
 
 HUB_FORMAT = "ganzoo-hub-1"
 
@@ -57,10 +58,24 @@ def papers(recipe: Recipe) -> list[str]:
     return seen
 
 
-def _sample_sheet(run_dir: Path) -> Path | None:
-    sheets = sorted((run_dir / "eval").glob("*.png")) if run_dir.is_dir() else []
-    sheets = sheets or sorted((run_dir / "samples").glob("step_*.png"))
-    return sheets[-1] if sheets else None
+def _sample_sheet(run_dir: Path) -> bytes | None:
+    """The PNG bytes of the latest eval sheet, else the latest training grid: only a real PNG
+    that is a regular file inside the run, reached through no link; each one skipped is a
+    one-line warning (what the Hub folder holds may be pushed to the world)."""
+    if not run_dir.is_dir():
+        return None
+    candidates = [
+        *reversed(sorted((run_dir / "eval").glob("*.png"))),
+        *reversed(sorted((run_dir / "samples").glob("step_*.png"))),
+    ]
+    for path in candidates:
+        try:
+            return read_inside(path, run_dir, png=True)
+        except UnsafePathError as exc:
+            warnings.warn(f"export: skipped {path} for samples.png: {exc}", stacklevel=2)
+        except OSError as exc:
+            warnings.warn(f"export: skipped {path}: {exc.strerror or exc}", stacklevel=2)
+    return None
 
 
 def _dataset_name(recipe: Recipe) -> str:
@@ -157,6 +172,7 @@ def export_hub_folder(
     run_dir = output_base(source, info.path)
     out.mkdir(parents=True, exist_ok=True)
     save_safetensors(net, recipe, info, out / MODEL_FILE)
+    sheet = _sample_sheet(run_dir)
     write_text_atomic(out / "recipe.yaml", recipe.to_yaml())
     config = {
         "format": HUB_FORMAT,
@@ -173,12 +189,10 @@ def export_hub_folder(
     write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
     records = RunDir(run_dir).eval_records()
     card = model_card(recipe, records, info.step, info.ema, repo_id or "NAMESPACE/NAME")
-    write_text_atomic(out / "README.md", card)
-    sheet = _sample_sheet(run_dir)
     if sheet is not None:
-        shutil.copyfile(sheet, out / "samples.png")
-        with open(out / "README.md", "a", encoding="utf-8") as f:
-            f.write("## Samples\n\n![input | output | target](samples.png)\n")
+        write_bytes_atomic(out / "samples.png", sheet)
+        card += "## Samples\n\n![input | output | target](samples.png)\n"
+    write_text_atomic(out / "README.md", card)
     return out
 
 

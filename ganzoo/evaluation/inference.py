@@ -144,13 +144,25 @@ def translate_batch(net: nn.Module, x: torch.Tensor, *, pad: bool = True) -> tor
 
     With ``pad`` the batch is reflect-padded to the next size G accepts and the output is
     cropped back; without it the size must already be valid (else a one-line SizeError).
+    An output holding a NaN or an infinity is a one-line GanzooError, never an image.
     """
     h, w = int(x.shape[-2]), int(x.shape[-1])
     if not pad:
         check_image_size(net, "the generator", h, w)
-        return net(x)
+        return finite_output(net(x))
     padded, (top, left) = pad_to(x, valid_size(net, h, w))
-    return net(padded)[..., top : top + h, left : left + w]
+    return finite_output(net(padded)[..., top : top + h, left : left + w])
+
+
+def finite_output(y: torch.Tensor) -> torch.Tensor:
+    """``y`` when every value is finite, else a one-line GanzooError (a broken model must not
+    write black images and exit 0)."""
+    if not bool(torch.isfinite(y).all()):
+        raise GanzooError(
+            "the generator's output holds NaN or infinite values (its weights are broken, or "
+            "the input is far outside its range); nothing was written for these images"
+        )
+    return y
 
 
 def check_resize_size(
@@ -189,3 +201,25 @@ def same_size_batches(
         batch.append(item)
     if batch:
         yield batch
+
+
+#: Pixels (height x width, as padded) of one image G is run on at most, by default: 3 x 2^20
+#: (e.g. 2048 x 1536; pix2pixHD's 2048 x 1024 fits). Measured on CPU in fp32 (peak RSS of one
+#: forward pass at 256-512 px), G needs about 0.6 KiB per pixel (pix2pix U-Net), 0.7-1.1 KiB
+#: (ResNet-9, pix2pixHD global and local, Lines2Face), 5-6 KiB (SPADE, the MRU generators):
+#: at most 17 GiB at this bound, within a 24 GiB machine. ``--max-pixels`` /
+#: ``Translator.max_pixels`` change it.
+MAX_GENERATOR_PIXELS = 3 * 2**20
+
+
+def check_generator_pixels(
+    net: nn.Module, h: int, w: int, what: str, max_pixels: int, advice: str
+) -> None:
+    """A one-line SizeError when G would run on more than ``max_pixels`` pixels for an (h, w)
+    image (padded to the next size it takes), before any memory is spent on it."""
+    ph, pw = valid_size(net, h, w)
+    if ph * pw > max_pixels:
+        raise SizeError(
+            f"{what}: the generator would run on {ph}x{pw} pixels ({ph * pw:,}), more than the "
+            f"{max_pixels:,} allowed; {advice}"
+        )

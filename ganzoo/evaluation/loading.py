@@ -2,7 +2,8 @@
 directory, a checkpoint ``.pt`` (read with ``weights_only=True``, never unpickling code), a
 ``.safetensors`` file written by ``ganzoo export`` (whose metadata carries the resolved recipe
 as JSON, key ``recipe``, so the file alone rebuilds G), a Hub folder or repository, or an
-official pretrained model's name.
+official pretrained model's name. Weights holding a NaN or an infinity are refused in one line
+naming the file (:func:`ganzoo.safe_io.refuse_nonfinite`), whatever the source.
 
 When the run kept an EMA of G (``optim.ema_decay``) its weights are used unless
 ``use_ema=False``; :class:`GeneratorInfo` says which weights were loaded.
@@ -22,6 +23,7 @@ from ganzoo.build import build_generator
 from ganzoo.errors import GanzooError, TrainingError
 from ganzoo.evaluation.sources import find_checkpoint
 from ganzoo.recipe import Recipe, from_dict
+from ganzoo.safe_io import refuse_nonfinite
 from ganzoo.training.checkpoint import load_checkpoint
 
 #: ``format`` value in the metadata of an exported safetensors generator.
@@ -105,6 +107,7 @@ def _from_safetensors(path: Path) -> tuple[nn.Module, Recipe, GeneratorInfo]:
     except (SafetensorError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrainingError(f"{path}: not a readable safetensors file ({first[:160]})") from None
+    refuse_nonfinite(weights, path, "safetensors file")
     if meta.get("format") != SAFETENSORS_FORMAT or "recipe" not in meta:
         raise TrainingError(
             f"{path}: no ganzoo recipe in its metadata; export it with "

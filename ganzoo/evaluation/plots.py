@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 from ganzoo.errors import GanzooError
+from ganzoo.safe_io import write_bytes_atomic
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -47,6 +49,8 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path:
     fig.suptitle(Path(run_dir).name)
     fig.tight_layout()
     out = Path(out) if out else Path(run_dir) / "losses.png"
-    fig.savefig(out, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    write_bytes_atomic(out, png.getvalue())  # a link planted at ``out`` is replaced
     return out

@@ -5,7 +5,9 @@
 * a checkpoint ``.pt`` or an exported ``.safetensors`` file;
 * a Hub folder (``model.safetensors`` inside, as ``ganzoo export --format hub`` writes);
 * ``hf://namespace/name[@revision]``, or a bare ``namespace/name`` that is no local path: the
-  Hugging Face Hub repository, downloaded into the library's cache;
+  Hugging Face Hub repository's ``model.safetensors`` (the only file a model needs), fetched
+  through :func:`ganzoo.download.download` within :data:`HUB_LIMITS` into
+  ``$GANZOO_HOME/hub/<namespace>--<name>/<commit>/``;
 * the name of an official pretrained model (``ganzoo pretrained list``), fetched once into
   ``$GANZOO_HOME/pretrained`` (default ``~/.cache/ganzoo/pretrained``).
 """
@@ -14,10 +16,14 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ganzoo.download import Limits, download
 from ganzoo.errors import GanzooError, TrainingError, first_line
+from ganzoo.safe_io import write_text_atomic
 from ganzoo.training.checkpoint import latest_checkpoint
 
 MODEL_FILE = "model.safetensors"
@@ -25,6 +31,10 @@ MODEL_FILE = "model.safetensors"
 HF_URL = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
 #: A bare repo id ``namespace/name`` (used only when no such local path exists).
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+#: What fetching a Hub model may take: 8 GiB (pix2pixHD's largest generator is under 1 GiB),
+#: and the download's time bounds (at least 32 KiB/s on average; see ganzoo.download).
+HUB_LIMITS = Limits(max_bytes=8 * 2**30)
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def ganzoo_home() -> Path:
@@ -49,21 +59,78 @@ def is_hub_source(text: str) -> bool:
 
 
 def resolve_hub_source(text: str) -> Path:
-    """The local folder of a Hub model (downloaded into the library's cache if needed;
-    ``HF_HUB_OFFLINE=1`` uses the cache only)."""
+    """The local folder holding a Hub model's ``model.safetensors`` (only that file is fetched,
+    within :data:`HUB_LIMITS`; ``HF_HUB_OFFLINE=1`` uses what was fetched before)."""
     match = HF_URL.match(text)
     repo, revision = (match["repo"], match["revision"]) if match else (text, None)
     hub = require_hub()
+    from huggingface_hub import constants
+
+    cache = ganzoo_home() / "hub" / repo.replace("/", "--")
+    ref = cache / "refs" / ("r-" + urllib.parse.quote(revision or "main", safe=""))
+    if constants.HF_HUB_OFFLINE:
+        return _cached_hub_model(hub, text, repo, revision, cache, ref)
+    endpoint = os.environ.get("HF_ENDPOINT")
+    url = hub.hf_hub_url(repo, MODEL_FILE, revision=revision, endpoint=endpoint)
     try:  # HF_ENDPOINT and the token are the library's own settings, read now
-        folder = hub.snapshot_download(
-            repo_id=repo, revision=revision, endpoint=os.environ.get("HF_ENDPOINT")
-        )
+        meta = hub.get_hf_file_metadata(url, timeout=HUB_LIMITS.timeout, endpoint=endpoint)
     except Exception as exc:
+        if type(exc).__name__ in ("EntryNotFoundError", "RemoteEntryNotFoundError"):
+            raise GanzooError(
+                f"{text}: the repository holds no {MODEL_FILE}; it is not a ganzoo model"
+            ) from None
         raise GanzooError(
             f"{text}: could not get the model from the Hub ({first_line(exc)}); check the name, "
             "your network (HF_HUB_OFFLINE=1 uses the local cache only) and your token"
         ) from None
-    return Path(folder)
+    commit = str(meta.commit_hash or "")
+    if not _COMMIT.match(commit):
+        raise GanzooError(f"{text}: the Hub answered without a commit id; try again later")
+    folder = cache / commit
+    model = folder / MODEL_FILE
+    if not model.is_file():
+        size = meta.size if isinstance(meta.size, int) and meta.size >= 0 else None
+        if size is not None and size > HUB_LIMITS.max_bytes:
+            raise GanzooError(
+                f"{text}: its {MODEL_FILE} is {size:,} bytes, more than the "
+                f"{HUB_LIMITS.max_bytes:,} a ganzoo model can be; nothing was downloaded"
+            )
+        location = str(meta.location or url)
+        same_host = urllib.parse.urlsplit(location).netloc == urllib.parse.urlsplit(url).netloc
+        token = hub.utils.build_hf_headers().get("authorization") if same_host else None
+        etag = str(meta.etag or "").strip('"').lower()
+        download(
+            location,
+            model,
+            replace(HUB_LIMITS, max_bytes=size) if size is not None else HUB_LIMITS,
+            hint=f"try again later, or download {MODEL_FILE} of {repo} yourself and give its path",
+            headers={"Authorization": token} if token else None,
+            sha256=etag if re.fullmatch(r"[0-9a-f]{64}", etag) else None,  # LFS: the SHA-256
+        )
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(ref, commit)
+    return folder
+
+
+def _cached_hub_model(
+    hub: Any, text: str, repo: str, revision: str | None, cache: Path, ref: Path
+) -> Path:
+    """Offline: the folder fetched before for this revision (or a commit id given as the
+    revision), else the library's own cache (models fetched by older versions)."""
+    commit = revision if revision and _COMMIT.match(revision) else None
+    if commit is None and ref.is_file():
+        commit = ref.read_text(encoding="utf-8", errors="replace").strip()
+    if commit and _COMMIT.match(commit) and (cache / commit / MODEL_FILE).is_file():
+        return cache / commit
+    try:
+        return Path(
+            hub.hf_hub_download(repo, MODEL_FILE, revision=revision, local_files_only=True)
+        ).parent
+    except Exception:
+        raise GanzooError(
+            f"{text}: not fetched before and HF_HUB_OFFLINE is set; unset HF_HUB_OFFLINE to "
+            "download it"
+        ) from None
 
 
 def find_checkpoint(source: str | Path) -> Path:

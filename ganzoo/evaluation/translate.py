@@ -43,6 +43,8 @@ from ganzoo.data.ranges import SideRange, output_dtype_for_labels
 from ganzoo.data.transforms import resize
 from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation.inference import (
+    MAX_GENERATOR_PIXELS,
+    check_generator_pixels,
     check_mode,
     check_resize_size,
     generator_in_mode,
@@ -118,14 +120,25 @@ def is_pair(recipe: Recipe, height: int, width: int) -> bool:
 
 
 def condition_image(
-    path: Path, recipe: Recipe, direction: str, layout: str, size: tuple[int, int] | None = None
+    path: Path,
+    recipe: Recipe,
+    direction: str,
+    layout: str,
+    size: tuple[int, int] | None = None,
+    max_pixels: int = MAX_GENERATOR_PIXELS,
 ) -> tuple[torch.Tensor, bool, np.dtype]:
     """The network input of one file, float32 (in_channels, h, w) (resized to ``size`` when
-    given), whether it was an A|B file, and the file's dtype."""
+    given), whether it was an A|B file, and the file's dtype. A file declaring more pixels
+    than ``max_pixels`` and ``data.max_pixels`` is refused before it is decoded."""
     data = recipe.data
     values = pair_values(data)
     labels = values.labels is not None
-    options = ReadOptions(data.params.get("array_layout", "hwc"), data.params.get("npz_key"))
+    options = ReadOptions(
+        data.params.get("array_layout", "hwc"),
+        data.params.get("npz_key"),
+        max(max_pixels, data.max_pixels),
+        "--max-pixels",
+    )
     advice = "replace it or remove it from --input"
     array = read_image(
         path, 1 if labels else data.in_channels, options=options, labels=labels, advice=advice
@@ -207,8 +220,10 @@ def translate_files(
     layout: Layout = "auto",
     seed: int = 0,
     out_format: OutFormat | None = None,
+    max_pixels: int | None = None,
 ) -> Translation:
-    """Translate ``files`` with a loaded G into ``output`` (created); see the module docstring."""
+    """Translate ``files`` with a loaded G into ``output`` (created); see the module docstring.
+    ``max_pixels``: what G may run on per image (default :data:`MAX_GENERATOR_PIXELS`)."""
     if out_format is not None and out_format not in OUTPUT_FORMATS:
         raise GanzooError(f"format '{out_format}' is unknown; use {', '.join(OUTPUT_FORMATS)}")
     check_mode(mode)
@@ -234,9 +249,15 @@ def translate_files(
 
     dtypes: dict[int, np.dtype] = {}
 
+    limit = max_pixels or MAX_GENERATOR_PIXELS
+    advice = "pass --size HxW --resize to shrink it, or raise --max-pixels on a larger machine"
+
     def prepared() -> Iterator[tuple[int, torch.Tensor]]:
         for i, path in enumerate(files):
-            image, paired, dtypes[i] = condition_image(path, recipe, direction, layout, target)
+            image, paired, dtypes[i] = condition_image(
+                path, recipe, direction, layout, target, limit
+            )
+            check_generator_pixels(net, *image.shape[-2:], str(path), limit, advice)
             result.paired += paired
             yield i, image
 
@@ -265,6 +286,7 @@ def translate(
     device: str = "cpu",
     seed: int = 0,
     out_format: OutFormat | None = None,
+    max_pixels: int | None = None,
 ) -> Translation:
     """Load G from a run directory / checkpoint / safetensors file and translate ``inputs``
     (an image or a folder of images) into ``output/<stem>.<ending>`` (see the module
@@ -285,6 +307,7 @@ def translate(
         layout=layout,
         seed=seed,
         out_format=out_format,
+        max_pixels=max_pixels,
     )
     result.info = info
     return result

@@ -89,14 +89,14 @@ def sheet(png: bytes | Path, caption: str) -> str:
     return image(png, caption).replace("<figure>", '<figure class="sheet">', 1)
 
 
-def slider(frames: list[tuple[str, Path]], caption: str) -> str:
-    """Sample sheets over a run, first to last, one at a time under a slider."""
+def slider(frames: list[tuple[str, bytes]], caption: str) -> str:
+    """Sample sheets (PNG bytes) over a run, first to last, one at a time under a slider."""
     if not frames:
         return ""
     imgs = "".join(
         f'<div class="frame" data-label="{esc(label)}">'
-        f'<img alt="{esc(label)}" src="{data_uri(path.read_bytes())}"></div>'
-        for label, path in frames
+        f'<img alt="{esc(label)}" src="{data_uri(png)}"></div>'
+        for label, png in frames
     )
     return (
         f'<figure class="slider"><div><input type="range" min="0" max="{len(frames) - 1}" '

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ganzoo.evaluation.plots import read_metrics
 from ganzoo.report import page
 from ganzoo.run_dir import RunDir
+from ganzoo.safe_io import UnsafePathError, read_inside
 
 #: Sample sheets shown under the slider at most (evenly spaced, first and last included).
 MAX_FRAMES = 12
@@ -55,12 +57,39 @@ def curves_png(records: list[dict[str, Any]], panels: tuple = PANELS) -> bytes |
     return page.panels_png(groups, draw)
 
 
-def _frames(run: RunDir) -> list[tuple[str, Path]]:
+def run_file(run: RunDir, path: Path, *, png: bool = False) -> bytes | None:
+    """The bytes of ``path`` when it is a regular file inside the run reached through no link
+    (and, with ``png``, a PNG); else None, with a one-line warning saying what was skipped."""
+    try:
+        return read_inside(path, run.path, png=png)
+    except UnsafePathError as exc:
+        warnings.warn(f"report: skipped {path}: {exc}", stacklevel=2)
+    except OSError as exc:
+        warnings.warn(f"report: skipped {path}: {exc.strerror or exc}", stacklevel=2)
+    return None
+
+
+def _frames(run: RunDir) -> list[tuple[str, bytes]]:
     sheets = sorted(run.samples.glob("step_*.png"))
     if len(sheets) > MAX_FRAMES:
         idx = sorted({round(i * (len(sheets) - 1) / (MAX_FRAMES - 1)) for i in range(MAX_FRAMES)})
         sheets = [sheets[i] for i in idx]
-    return [(f"step {int(p.stem.split('_')[-1])}", p) for p in sheets]
+    frames = [(f"step {int(p.stem.split('_')[-1])}", run_file(run, p, png=True)) for p in sheets]
+    return [(label, png) for label, png in frames if png is not None]
+
+
+def _sheets(run: RunDir, evals: list[dict[str, Any]]) -> str:
+    """The eval records' sample sheets: each taken from ``eval/`` by its file name, never from
+    the path a record names (a record is a file anyone may have edited)."""
+    html = ""
+    for e in evals:
+        if not e.get("sheet"):
+            continue
+        png = run_file(run, run.eval_dir / Path(str(e["sheet"])).name, png=True)
+        if png is not None:
+            caption = f"{e['split']} split, {e.get('mode', 'eval')} mode: input | output | target"
+            html += page.sheet(png, caption)
+    return html
 
 
 def _duration(seconds: float) -> str:
@@ -138,16 +167,10 @@ def run_report(run_dir: str | Path) -> str:
         if evals
         else "<p>No <code>ganzoo eval</code> results yet.</p>"
     )
-    sheets = "".join(
-        page.sheet(
-            Path(e["sheet"]),
-            f"{e['split']} split, {e.get('mode', 'eval')} mode: input | output | target",
-        )
-        for e in evals
-        if e.get("sheet") and Path(e["sheet"]).is_file()
-    )
+    sheets = _sheets(run, evals)
     env_path = run.path / "environment.json"
-    environment = json.loads(env_path.read_text()) if env_path.is_file() else {}
+    env_bytes = run_file(run, env_path) if env_path.exists() or env_path.is_symlink() else None
+    environment = json.loads(env_bytes) if env_bytes is not None else {}
     sections = [
         ("Summary", summary),
         ("Curves", figures),

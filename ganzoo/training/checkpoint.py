@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ganzoo.errors import GanzooError, StorageError, TrainingError
-from ganzoo.safe_io import load_weights, temp_path
+from ganzoo.safe_io import atomic_writer, load_weights, nonfinite_entries  # noqa: F401
 
 PATTERN = "step_*.pt"
 
@@ -34,10 +34,9 @@ def save_checkpoint(state: dict[str, Any], directory: Path, step: int, keep: int
     """
     directory = Path(directory)
     path = checkpoint_path(directory, step)
-    tmp = temp_path(path)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_writer(path) as f:  # removes its temporary file on any failure
             writer = _Writer(f)
             try:
                 torch.save(state, writer)
@@ -45,20 +44,13 @@ def save_checkpoint(state: dict[str, Any], directory: Path, step: int, keep: int
                 if writer.error is None:
                     raise
                 raise writer.error from None  # torch's zip writer hides the OSError
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         previous = latest_checkpoint(directory)
         kept = f"{previous} is intact" if previous else "no earlier checkpoint exists"
         raise StorageError(
             f"could not write checkpoint {path} ({exc.strerror or exc}); {kept}; free space "
             "(or fix the folder) and continue with --resume"
         ) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     _fsync_dir(directory)
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
@@ -123,35 +115,6 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "generator" not in state:
         raise TrainingError(f"{path}: not a ganzoo checkpoint (no generator weights)")
     return state
-
-
-def nonfinite_entries(state: Any, prefix: str = "") -> list[str]:
-    """Dotted names of the floating-point tensors in ``state`` (nested dicts, lists, tuples)
-    holding a NaN or an infinity; ``[]`` when all are finite. The checks run on the tensors'
-    devices and synchronise once per device."""
-    tensors: list[tuple[str, torch.Tensor]] = []
-
-    def walk(value: Any, name: str) -> None:
-        if isinstance(value, torch.Tensor):
-            if value.is_floating_point() or value.is_complex():
-                tensors.append((name, value))
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, f"{name}.{k}" if name else str(k))
-        elif isinstance(value, list | tuple):
-            for i, v in enumerate(value):
-                walk(v, f"{name}.{i}" if name else str(i))
-
-    walk(state, prefix)
-    by_device: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
-    for name, t in tensors:
-        by_device.setdefault(t.device, []).append((name, t))
-    bad: list[str] = []
-    for group in by_device.values():
-        flags = torch.stack([torch.isfinite(t).all() for _, t in group])
-        if not bool(flags.all()):
-            bad += [name for (name, _), ok in zip(group, flags.tolist()) if not ok]
-    return bad
 
 
 def rng_state() -> dict[str, Any]:

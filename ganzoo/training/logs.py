@@ -19,7 +19,7 @@ import torch
 from ganzoo import __version__, registry
 from ganzoo.loggers.base import Logger, RunInfo
 from ganzoo.recipe import Recipe
-from ganzoo.safe_io import write_text_atomic
+from ganzoo.safe_io import open_append, write_text_atomic
 
 LOGGERS_STATE = "loggers.json"
 #: The software and device of the latest training session (for reports).
@@ -39,7 +39,7 @@ class MetricsLog:
 
     def write(self, record: dict[str, Any]) -> None:
         if self.enabled:
-            with open(self.path, "a", encoding="utf-8") as f:
+            with open_append(self.path) as f:  # a link planted in its place is refused
                 f.write(json.dumps(record) + "\n")
 
 

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from ganzoo.build import build_discriminator, build_generator
-from ganzoo.errors import TrainingError
-from ganzoo.recipe import Recipe
+from ganzoo.errors import GanzooError, TrainingError
+from ganzoo.recipe import Recipe, from_dict
 from ganzoo.training.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -28,6 +28,7 @@ from ganzoo.training.checkpoint import (
     set_rng_state,
 )
 from ganzoo.training.distributed import DistInfo
+from ganzoo.training.ema import build_ema
 from ganzoo.training.image_pool import ImagePool
 from ganzoo.training.schedule import build_scheduler
 
@@ -48,6 +49,14 @@ def _adam(params: Any, lr: float, recipe: Recipe, device: torch.device) -> torch
 
 def _matches(name: str, patterns: list[str] | None) -> bool:
     return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _image_size(tree: Any) -> tuple[int, int] | None:
+    """``(height, width)`` a checkpoint's recipe trained on; None without a valid recipe."""
+    try:
+        return from_dict(tree).data.image_size if isinstance(tree, dict) else None
+    except GanzooError:
+        return None
 
 
 class TrainState:
@@ -76,11 +85,7 @@ class TrainState:
         self.pool = ImagePool(recipe.optim.pool_size)
         self.ema = None
         if recipe.optim.ema_decay is not None:
-            self.ema = torch.optim.swa_utils.AveragedModel(
-                self.g_module,
-                multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.optim.ema_decay),
-                use_buffers=True,
-            )
+            self.ema = build_ema(self.g_module, recipe.optim.ema_decay)
         self.step = 0
         self.epoch = 0
         self.samples_in_epoch = 0
@@ -142,7 +147,8 @@ class TrainState:
     def begin_epoch(self, epoch: int, fresh: bool) -> None:
         """Freeze what the phase of ``epoch`` freezes in G. When a restricted phase ends at the
         start of an epoch (``fresh``), G's optimizer restarts with empty moments over all
-        parameters, as pix2pixHD's ``update_fixed_params`` builds a new Adam."""
+        parameters, as pix2pixHD's ``update_fixed_params`` builds a new Adam for G; D's
+        optimizer keeps its moments and step count (pix2pixHD never rebuilds it)."""
         only = self.recipe.optim.train_only
         if only is None:
             return
@@ -151,7 +157,6 @@ class TrainState:
             p.requires_grad_(_matches(name, patterns))
         if fresh and only.epochs is not None and epoch == only.epochs:
             self.opt_g.state.clear()
-            self.opt_d.state.clear()
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -250,8 +255,9 @@ class TrainState:
 
     def init_from(self, source: str | Path) -> str:
         """Copy into G and D every tensor of the run directory or checkpoint ``source`` whose
-        name and shape match; the rest keep their initialisation. Returns a one-line summary;
-        a one-line error when nothing matches."""
+        name and shape match (a multi-scale D's scales matched by the resolution they see);
+        the rest keep their initialisation. Returns a one-line summary; a one-line error when
+        nothing matches."""
         path = Path(source)
         ckpt = latest_checkpoint(path / "checkpoints") if path.is_dir() else path
         if ckpt is None or not Path(ckpt).is_file():
@@ -263,6 +269,9 @@ class TrainState:
             if not isinstance(weights, dict):
                 parts.append(f"{what}: none in the checkpoint")
                 continue
+            by_resolution = getattr(net, "weights_by_resolution", None)
+            if by_resolution is not None:  # multi-scale D: each scale onto its resolution
+                weights = by_resolution(weights, _image_size(state.get("recipe")))
             own = net.state_dict()
             taken = {
                 k: v

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ganzoo import losses
 from ganzoo.build import build_objective
 from ganzoo.recipe import Recipe
+from ganzoo.training.ema import update_ema
 from ganzoo.training.state import TrainState
 
 Outputs = list[list[torch.Tensor]]
@@ -114,15 +115,18 @@ class UpdateStep:
         s.scaler_g.step(s.opt_g)
         s.scaler_g.update()
         if s.ema is not None:
-            s.ema.update_parameters(s.g_module)
+            update_ema(s.ema, s.g_module)
         return out
 
     def _update_d(
         self, real_pair: torch.Tensor, fake_pair: torch.Tensor, measure: bool = False
     ) -> dict[str, torch.Tensor]:
-        """``optim.d_steps`` D updates on a pooled fake pair (fake first, then real)."""
+        """``optim.d_steps`` D updates on a pooled fake pair (fake first, then real). A gradient
+        penalty interpolates each real pair with the current fake of the same condition (a
+        pooled fake carries an older condition)."""
         s = self.state
         s.trainable_d()
+        current = fake_pair.detach()
         fake_pair = s.pool.query(fake_pair)
         out: dict[str, torch.Tensor] = {}
         for _ in range(self.recipe.optim.d_steps):
@@ -136,7 +140,7 @@ class UpdateStep:
             )
             loss_d = (fake + real) * self.objective.d_scale
             if self.objective.needs_penalty:
-                penalty = self.objective.penalty(s.D, real_pair, fake_pair)
+                penalty = self.objective.penalty(s.D, real_pair, current)
                 loss_d = loss_d + penalty
                 out["d_penalty"] = penalty.detach()
             s.scaler_d.scale(loss_d).backward()

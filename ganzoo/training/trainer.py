@@ -31,6 +31,7 @@ from ganzoo.errors import StorageError, TrainingError
 from ganzoo.evaluation import metrics
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
+from ganzoo.safe_io import check_inside
 from ganzoo.training.batches import BatchSource, DatasetBatches
 from ganzoo.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganzoo.training.diagnostics import TrainingMonitor
@@ -114,6 +115,11 @@ class Trainer:
     def _open_run_dir(self, resume: bool, overwrite: bool) -> None:
         if resume:
             self.run.acquire()
+            try:  # a link planted in place of samples/ would make the run write elsewhere
+                check_inside(self.run.samples, self.run.path)
+            except BaseException:
+                self.run.release()
+                raise
             self.run.clean_stale_files()
         else:
             moved = self.run.start_new(self.recipe, overwrite=overwrite)
@@ -283,7 +289,7 @@ class Trainer:
         finally:
             g.train(was_training)
         if first is not None:
-            save_grid(self.run.samples / f"step_{self.step:08d}.png", *first)
+            save_grid(self.run.samples / f"step_{self.step:08d}.png", *first, within=self.run.path)
         return {
             "val_l1": torch.cat(l1s).mean().item() if l1s else math.nan,
             "val_psnr": torch.cat(psnrs).mean().item() if psnrs else math.nan,
