@@ -85,8 +85,8 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.parametrize(
     "to_group, sig, code",
-    [(True, signal.SIGINT, 130), (False, signal.SIGTERM, 143), (False, signal.SIGINT, 130)],
-    ids=["ctrl-c-to-the-group", "sigterm-to-the-launcher", "sigint-to-the-launcher"],
+    [(True, signal.SIGINT, 130), (False, signal.SIGTERM, 143)],
+    ids=["ctrl-c-to-the-group", "sigterm-to-the-launcher-alone"],
 )
 def test_a_signal_stops_the_running_runs_and_starts_no_queued_one(
     tiny_data: Path, tmp_path: Path, to_group: bool, sig: int, code: int

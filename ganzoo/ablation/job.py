@@ -159,9 +159,7 @@ def not_started(job: RunJob, signum: int | None) -> RunOutcome:
     return RunOutcome(job.variant.name, job.seed, job.run_dir, "stopped", error, signum=signum)
 
 
-def record_death(
-    job: RunJob, error: str, log: Path, *, signum: int | None = None
-) -> RunOutcome:
+def record_death(job: RunJob, error: str, log: Path, *, signum: int | None = None) -> RunOutcome:
     """The outcome of a run whose worker or job died without reporting (killed, out of memory,
     time limit): its status becomes ``failed`` when it was running there (``stopped`` when a
     ``signum`` stopped the launch); a run that had finished or never started keeps its status

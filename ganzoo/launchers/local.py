@@ -106,10 +106,23 @@ class _Stop:
     count: int = 0
     forwarded: int = 0
     previous: dict[int, Any] = field(default_factory=dict)
+    running: list[_Running] = field(default_factory=list)
 
     def __call__(self, signum: int, frame: Any) -> None:
         self.signum = self.signum or signum
         self.count += 1
+        self.forward()
+
+    def forward(self) -> None:
+        """Pass the stop on to the running workers: SIGTERM (save and stop) for the first
+        signal, SIGKILL for a second."""
+        if self.count <= self.forwarded:
+            return
+        sig = signal.SIGTERM if self.count == 1 else signal.SIGKILL
+        for r in self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(r.process.pid, sig)
+        self.forwarded = self.count
 
 
 @contextlib.contextmanager
@@ -174,16 +187,16 @@ class LocalLauncher(Launcher):
         max_steps = jobs[0].plan.max_steps if jobs else 0
         outcomes: dict[int, RunOutcome] = {}
         waiting = list(range(len(jobs)))
-        running: list[_Running] = []
         with (
             _catch_signals() as stop,
             ProgressView(out, [j.name for j in jobs], max_steps, console) as view,
         ):
-            while waiting or running:
+            running = stop.running
+            while running or (waiting and stop.signum is None):
                 while waiting and free and stop.signum is None:
                     i = waiting.pop(0)
                     running.append(_start(ctx, i, jobs[i], free.pop(0)))
-                _forward(stop, running)
+                stop.forward()  # a signal that came while a worker was starting
                 wait(
                     [r.conn for r in running if not r.eof] + [r.process.sentinel for r in running],
                     REFRESH_S,
@@ -201,6 +214,10 @@ class LocalLauncher(Launcher):
                 view.refresh()
             for i in waiting:  # stop means stop: never started
                 outcomes[i] = not_started(jobs[i], stop.signum)
+        if stop.signum is not None:  # the launch's signal, whichever a worker saw first
+            for i, o in outcomes.items():
+                if o.action == "stopped":
+                    outcomes[i] = dataclasses.replace(o, signum=stop.signum)
         return [outcomes[i] for i in range(len(jobs))]
 
 
@@ -212,18 +229,6 @@ def _start(ctx: Any, index: int, job: RunJob, device: str) -> _Running:
     process.start()
     child.close()  # ours: the worker's end closes when it exits, however it exits
     return _Running(index, job, device, process, parent)
-
-
-def _forward(stop: _Stop, running: list[_Running]) -> None:
-    """Pass the launcher's stop on to the running workers: SIGTERM (save and stop) for the
-    first signal, SIGKILL for a second."""
-    if stop.count <= stop.forwarded:
-        return
-    sig = signal.SIGTERM if stop.count == 1 else signal.SIGKILL
-    for r in running:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(r.process.pid, sig)
-    stop.forwarded = stop.count
 
 
 def _death(r: _Running, signum: int | None) -> RunOutcome:
