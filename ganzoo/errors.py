@@ -48,11 +48,24 @@ class StoppedError(TrainingError):
             self.exit_code = 128 + int(signum)
 
 
+def shorten(text: str, limit: int = 200) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, ending in "…" when cut
+    (a single word longer than half the limit is cut inside)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:(") + "…"
+
+
 def first_line(exc: BaseException, *, with_type: bool = False) -> str:
-    """The first line of ``exc``'s message (at most 200 characters), for one-line errors;
-    ``Type: line`` with ``with_type``; the type's name when the message is empty."""
+    """The first line of ``exc``'s message (at most 200 characters, cut between words), for
+    one-line errors; ``Type: line`` with ``with_type``; the type's name when the message is
+    empty."""
     text = str(exc).strip()
-    line = text.splitlines()[0][:200] if text else ""
+    line = shorten(text.splitlines()[0]) if text else ""
     if not line:
         return type(exc).__name__
     return f"{type(exc).__name__}: {line}" if with_type else line

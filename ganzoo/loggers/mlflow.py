@@ -3,11 +3,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from ganzoo.loggers.base import Logger, RunInfo, flatten
 from ganzoo.registry import register
+
+#: MLflow's own defaults retry a request 7 times with a backoff factor of 2 and wait 120 s per
+#: request: a tracking server that is down cost 250 s before the first step. Ours fail in
+#: seconds (a request that hangs longer is dropped by the logger deadline anyway).
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 
 @register("logger", "mlflow", paper="MLflow (https://mlflow.org)")
@@ -29,6 +39,8 @@ class MlflowLogger(Logger):
         self.run_id: str | None = None
 
     def start(self, info: RunInfo) -> None:
+        for key, value in HTTP_DEFAULTS.items():  # what the environment sets wins
+            os.environ.setdefault(key, value)
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri=self.tracking_uri)

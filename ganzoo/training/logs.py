@@ -1,9 +1,11 @@
 """Where a run's records go: ``RUN_DIR/metrics.jsonl`` (always, the source of truth for plots,
 reports and ablations) and the loggers of ``train.loggers`` (TensorBoard, W&B, MLflow, plugins).
 
-Only rank 0 writes. A logger that raises — not installed, no network, a server down — is
-reported once in one line and dropped; the run goes on. What a logger needs to continue its
-remote run after a resume (a run id) is kept in ``RUN_DIR/loggers.json``.
+Only rank 0 writes. Each logger runs on a thread of its own with a deadline per call
+(:mod:`ganzoo.training.logger_thread`): a logger that raises — not installed, no network, a
+server down, even ``sys.exit`` — or does not answer in time is reported once in one line and
+dropped; the run goes on. What a logger needs to continue its remote run after a resume (a run
+id) is kept in ``RUN_DIR/loggers.json``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any
 import torch
 
 from ganzoo import __version__, registry
+from ganzoo.errors import first_line
 from ganzoo.loggers.base import Logger, RunInfo
 from ganzoo.recipe import Recipe
 from ganzoo.safe_io import open_append, write_text_atomic
+from ganzoo.training.logger_thread import LoggerFailure, ThreadedLogger
 
 LOGGERS_STATE = "loggers.json"
 #: The software and device of the latest training session (for reports).
@@ -70,11 +74,11 @@ class RunLogs:
         for section in recipe.train.loggers:
             label = section.name
             try:
-                self.loggers[label] = registry.create(
-                    "logger", section.name, self.run_dir, **section.params
-                )
-            except Exception as exc:  # a broken plugin's constructor
+                logger = registry.create("logger", section.name, self.run_dir, **section.params)
+            except (Exception, SystemExit) as exc:  # a broken plugin's constructor
                 self._drop(label, exc, "could not be built")
+                continue
+            self.loggers[label] = ThreadedLogger(logger, label)
 
     def start(self, device: torch.device, step: int, resumed: bool) -> None:
         if not self.enabled:
@@ -108,6 +112,8 @@ class RunLogs:
         }
         for label in list(self.loggers):
             self._call(label, "log_scalars", int(record["step"]), values)
+        if any(getattr(lg, "fresh_state", False) for lg in self.loggers.values()):
+            self._write_states()  # a run id known since start: kept for a resume
 
     def image(self, step: int, name: str, path: Path) -> None:
         for label in list(self.loggers):
@@ -131,16 +137,17 @@ class RunLogs:
             return
         try:
             getattr(logger, method)(*args)
+        except LoggerFailure as exc:  # on its thread: the call that failed or hung
+            self._drop(label, exc.cause, exc.what)
         except Exception as exc:
             self._drop(label, exc, f"failed in {method}")
 
-    def _drop(self, label: str, exc: BaseException, what: str) -> None:
+    def _drop(self, label: str, exc: BaseException | None, what: str) -> None:
         self.loggers.pop(label, None)
-        text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        reason = f" ({first_line(exc, with_type=True)})" if exc else ""
         hint = " (pip install 'ganzoo[" + label + "]')" if isinstance(exc, ImportError) else ""
         warnings.warn(
-            f"logger {label} {what} ({reason}){hint}; training goes on without it",
+            f"logger {label} {what}{reason}{hint}; training goes on without it",
             LoggerWarning,
             stacklevel=3,
         )
