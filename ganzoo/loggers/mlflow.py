@@ -37,10 +37,10 @@ class MlflowLogger(Logger):
         self.tracking_uri, self.experiment = tracking_uri, experiment
         self.client: Any = None
         self.run_id: str | None = None
-
-    def start(self, info: RunInfo) -> None:
         for key, value in HTTP_DEFAULTS.items():  # what the environment sets wins
             os.environ.setdefault(key, value)
+
+    def start(self, info: RunInfo) -> None:
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
