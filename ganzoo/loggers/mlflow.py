@@ -10,15 +10,6 @@ from typing import Any
 from ganzoo.loggers.base import Logger, RunInfo, flatten
 from ganzoo.registry import register
 
-#: MLflow's own defaults retry a request 7 times with a backoff factor of 2 and wait 120 s per
-#: request: a tracking server that is down cost 250 s before the first step. Ours fail in
-#: seconds (a request that hangs longer is dropped by the logger deadline anyway).
-HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-}
-
 
 @register("logger", "mlflow", paper="MLflow (https://mlflow.org)")
 class MlflowLogger(Logger):
@@ -70,3 +61,13 @@ class MlflowLogger(Logger):
 
     def state(self) -> dict[str, Any]:
         return {"run_id": self.run_id} if self.run_id else {}
+
+
+#: MLflow's own defaults retry a request 7 times with a backoff factor of 2 and wait 120 s per
+#: request: a tracking server that is down cost 250 s before the first step. Ours fail in
+#: seconds (a request that hangs longer is dropped by the logger deadline anyway).
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
