@@ -105,7 +105,7 @@ def train(
     overwrite: Annotated[
         bool, typer.Option(help="--out holds files: move them aside to OUT.replaced-TIME")
     ] = False,
-    nproc: Annotated[int, typer.Option(help="processes on this machine (execs torchrun)")] = 1,
+    nproc: Annotated[int, typer.Option(help="processes on this machine (runs torchrun)")] = 1,
 ) -> None:
     """Train a recipe (or --resume a run); Ctrl-C saves a checkpoint and stops."""
     from ganzoo.recipe import load_recipe
@@ -130,7 +130,7 @@ def train(
             raise GanzooError(
                 f"{out} already holds files; pass --overwrite or choose another --out"
             )
-        _exec_torchrun(nproc, _ARGV)
+        _run_torchrun(nproc, _ARGV)
     trainer, final = run_training(
         r,
         run_dir=resume or out,
@@ -181,11 +181,32 @@ def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
     ]
 
 
-def _exec_torchrun(nproc: int, argv: list[str]) -> None:
-    """Replace this process by torchrun running the same ``ganzoo train`` command."""
-    import os
+def _run_torchrun(nproc: int, argv: list[str]) -> None:
+    """Run torchrun in this process on the same ``ganzoo train`` command. Ctrl-C or SIGTERM
+    reaches the ranks through torchrun (they save and stop), then this exits 130 / 143 with one
+    line instead of torchrun's traceback; a failed rank is one line too (its error is above)."""
+    import logging
 
-    os.execv(sys.executable, torchrun_command(nproc, argv))
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    args = parse_args(torchrun_command(nproc, argv)[3:])
+    quiet = logging.getLogger("torch.distributed.elastic")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # not "Received SIGINT death signal, shutting down workers"
+    try:
+        run(args)
+    except SignalException as exc:
+        raise typer.Exit(128 + int(exc.sigval)) from None
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        how = failure.signal_name() if failure.exitcode < 0 else f"exit code {failure.exitcode}"
+        err_console.print(f"[red]error[/red]: rank {rank} failed ({how}); its error is above")
+        raise typer.Exit(failure.exitcode if failure.exitcode in (1, 2) else 1) from None
+    finally:
+        quiet.setLevel(level)
+    raise typer.Exit(0)
 
 
 @app.command()

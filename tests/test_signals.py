@@ -170,3 +170,81 @@ def test_a_run_left_unfinished_by_an_unreadable_claim_fails_the_command(
     err = capsys.readouterr().err
     assert "1 run(s) unfinished, held by another launch (p__seed0)" in err
     assert claim.read_bytes() == b"\xff not json"  # untouched
+
+
+# -- exit codes of `ganzoo train` -----------------------------------------------------------------
+def start_training(tmp_path: Path, data: Path, *extra: str) -> subprocess.Popen:
+    """`ganzoo train` of the tiny recipe for (nearly) ever, in a session of its own."""
+    from conftest import tiny_recipe
+
+    recipe = tmp_path / "tiny.yaml"
+    overrides = ("train.max_steps=100000", "train.log_every=1", "train.device=cpu")
+    recipe.write_text(tiny_recipe(data, *overrides).to_yaml())
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ganzoo", "train", str(recipe), "--out", str(tmp_path / "run")]
+        + list(extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen, run: Path, sig: int, to_group: bool) -> str:
+    """Send ``sig`` once the run logged a step; its stderr once it exited."""
+    metrics = run / "metrics.jsonl"
+    wait_for(lambda: metrics.is_file() and metrics.stat().st_size > 0, proc)
+    (os.killpg if to_group else os.kill)(proc.pid, sig)
+    try:
+        return proc.communicate(timeout=WAIT_S)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_a_stopped_training_saves_then_exits_non_zero(
+    tiny_data: Path, tmp_path: Path, sig: int, code: int, word: str
+) -> None:
+    proc = start_training(tmp_path, tiny_data)
+    err = stop(proc, tmp_path / "run", sig, to_group=sig == signal.SIGINT)
+    assert proc.returncode == code, err
+    assert word in err and "Traceback" not in err
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None  # saved first
+
+
+@pytest.mark.parametrize(
+    "sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_a_stopped_torchrun_training_is_one_line(
+    tiny_data: Path, tmp_path: Path, sig: int, code: int, word: str
+) -> None:
+    proc = start_training(tmp_path, tiny_data, "--nproc", "2")
+    err = stop(proc, tmp_path / "run", sig, to_group=sig == signal.SIGINT)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and "SignalException" not in err and "death signal" not in err
+    assert err.strip().splitlines()[-1].startswith(word)
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None
+
+
+def test_a_full_disk_exits_1_as_documented(tiny_data: Path, tmp_path: Path, monkeypatch, capsys):
+    import errno
+
+    from conftest import tiny_recipe
+
+    import ganzoo.training.logs as logs
+    from ganzoo.cli import main
+
+    def full(self, record):  # noqa: ANN001, ANN202
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(logs.MetricsLog, "write", full)
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(tiny_recipe(tiny_data, "train.max_steps=2").to_yaml())
+    assert main(["train", str(recipe), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "No space left on device" in err and "\n" not in err
