@@ -197,10 +197,8 @@ class LocalLauncher(Launcher):
                     i = waiting.pop(0)
                     running.append(_start(ctx, i, jobs[i], free.pop(0)))
                 stop.forward()  # a signal that came while a worker was starting
-                wait(
-                    [r.conn for r in running if not r.eof] + [r.process.sentinel for r in running],
-                    REFRESH_S,
-                )
+                listening = [r.conn for r in running if not r.eof and r.outcome is None]
+                wait(listening + [r.process.sentinel for r in running], REFRESH_S)
                 for r in list(running):
                     r.collect()
                     if r.process.is_alive():
