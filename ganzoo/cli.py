@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Paired image-to-image translation GANs (the pix2pix family).",
 )
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = Console(width=None if sys.stdout is not None and sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
 RecipeArg = Annotated[Path, typer.Argument(help="recipe YAML file", show_default=False)]
@@ -775,6 +775,31 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _ARGV: list[str] = []
 
 
+def _peer_lost(exc: BaseException) -> str | None:
+    """One line for a rank whose peer died (see ganzoo.training.distributed.peer_lost)."""
+    if "torch.distributed" not in sys.modules:
+        return None
+    from ganzoo.training.distributed import peer_lost
+
+    return peer_lost(exc)
+
+
+def _open_closed_streams() -> None:
+    """A closed stdout or stderr (``>&-``; Python sets it to None) becomes /dev/null, with one
+    line on stderr when only stdout is closed: the command runs, what it prints is discarded."""
+    import os
+
+    for name in ("stderr", "stdout"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives as long as sys
+            if name == "stdout":
+                err_console.print(
+                    "[yellow]warning[/yellow]: stdout is closed (>&-); what ganzoo prints there "
+                    "is discarded",
+                    highlight=False,
+                )
+
+
 class Terminated(BaseException):
     """SIGTERM outside training: unwinds like Ctrl-C, so partial files are cleaned up."""
 
@@ -793,6 +818,7 @@ def main(argv: list[str] | None = None) -> int:
     global _ARGV
     _ARGV = list(sys.argv[1:] if argv is None else argv)
     warnings.showwarning = _show_warning
+    _open_closed_streams()
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (tests)
@@ -821,6 +847,10 @@ def main(argv: list[str] | None = None) -> int:
         ):
             exc.show()
             return exc.exit_code
+        lost = _peer_lost(exc)
+        if lost:  # the dead rank's own error says what happened; this one adds nothing
+            err_console.print(f"[red]error[/red]: {lost}", highlight=False)
+            return 1
         raise
     finally:
         if previous is not None:

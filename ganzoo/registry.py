@@ -28,7 +28,7 @@ import inspect
 import types
 import typing
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,17 +47,18 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "launcher": ("ganzoo.launchers", ()),
 }
 
-#: Modules whose import registers the built-in components.
-_BUILTIN_MODULES = (
-    "ganzoo.generators",
-    "ganzoo.discriminators",
-    "ganzoo.attention",
-    "ganzoo.losses",
-    "ganzoo.data.aligned",
-    "ganzoo.data.folders",
-    "ganzoo.loggers",
-    "ganzoo.launchers",
-)
+#: kind -> the modules whose import registers its built-in components. A lookup imports only
+#: the modules of the kind it asks for, so ``ganzoo list generator`` and
+#: ``create("generator", ...)`` do not pay for the ablation runner, the launchers or scipy.
+_BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
+    "generator": ("ganzoo.generators",),
+    "discriminator": ("ganzoo.discriminators",),
+    "attention": ("ganzoo.attention",),
+    "objective": ("ganzoo.losses",),
+    "dataset": ("ganzoo.data.aligned", "ganzoo.data.folders"),
+    "logger": ("ganzoo.loggers",),
+    "launcher": ("ganzoo.launchers",),
+}
 
 BUILTIN = "built-in"
 
@@ -146,11 +147,30 @@ class Entry:
 class Registry:
     """A table of components by kind and name; ``default_registry`` is the one ganzoo uses."""
 
-    def __init__(self, builtin_modules: Iterable[str] = _BUILTIN_MODULES) -> None:
+    def __init__(
+        self, builtin_modules: Mapping[str, Iterable[str]] | Iterable[str] = _BUILTIN_MODULES
+    ) -> None:
+        """``builtin_modules``: kind -> modules to import before that kind's first lookup, or
+        one list of modules imported before any lookup."""
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
-        self._builtin_modules = tuple(builtin_modules)
-        self._builtins_loaded = False
-        self._plugins_loaded = False
+        if isinstance(builtin_modules, Mapping):
+            for kind in builtin_modules:
+                _check_kind(kind)
+            self._builtin_modules = {k: tuple(builtin_modules.get(k, ())) for k in KINDS}
+        else:
+            every = tuple(builtin_modules)
+            self._builtin_modules = {k: every for k in KINDS}
+        self._builtins_loaded: set[str] = set()  # kinds whose built-in modules are imported
+        self._discovered: set[str] = set()  # kinds whose entry points have been read
+
+    @property
+    def _plugins_loaded(self) -> bool:
+        """Whether entry points of every kind have been read (set True to skip discovery)."""
+        return self._discovered >= set(KINDS)
+
+    @_plugins_loaded.setter
+    def _plugins_loaded(self, value: bool) -> None:
+        self._discovered = set(KINDS) if value else set()
 
     # -- registration ------------------------------------------------------------------------
     def register(
@@ -174,38 +194,45 @@ class Registry:
 
         return decorator
 
-    def _ensure_loaded(self) -> None:
-        if not self._builtins_loaded:
-            self._builtins_loaded = True
-            for module in self._builtin_modules:
-                importlib.import_module(module)
-        if not self._plugins_loaded:
-            self._plugins_loaded = True
-            self._discover_plugins()
+    def _ensure_loaded(self, kind: str | None = None) -> None:
+        """Import the built-ins of ``kind`` (of every kind if None), then read its entry points.
 
-    def _discover_plugins(self) -> None:
-        for kind, (group, _) in KINDS.items():
-            for ep in importlib.metadata.entry_points(group=group):
-                dist = getattr(ep, "dist", None)
-                origin = (
-                    f"distribution {dist.name} {dist.version}"
-                    if dist is not None
-                    else f"entry point {ep.value}"
-                )
-                entry = Entry(kind, ep.name, origin, entry_point=ep)
-                existing = self._entries[kind].get(ep.name)
-                if existing is None:
-                    self._entries[kind][ep.name] = entry
-                    continue
-                if existing.entry_point is not None and existing.entry_point.value == ep.value:
-                    continue  # the same distribution seen twice on sys.path
-                existing.clashes.append(origin)
-                warnings.warn(
-                    f"{kind} '{ep.name}' is provided by {existing.origin} and by {origin}; "
-                    "using it will fail until one is removed",
-                    PluginWarning,
-                    stacklevel=2,
-                )
+        Built-ins come first, so that a plugin reusing a built-in name is reported as a clash.
+        """
+        kinds = [kind] if kind else builtins.list(KINDS)
+        for k in kinds:
+            if k not in self._builtins_loaded:
+                self._builtins_loaded.add(k)
+                for module in self._builtin_modules[k]:
+                    importlib.import_module(module)
+        for k in kinds:
+            if k not in self._discovered:
+                self._discovered.add(k)
+                self._discover_plugins(k)
+
+    def _discover_plugins(self, kind: str) -> None:
+        group = KINDS[kind][0]
+        for ep in importlib.metadata.entry_points(group=group):
+            dist = getattr(ep, "dist", None)
+            origin = (
+                f"distribution {dist.name} {dist.version}"
+                if dist is not None
+                else f"entry point {ep.value}"
+            )
+            entry = Entry(kind, ep.name, origin, entry_point=ep)
+            existing = self._entries[kind].get(ep.name)
+            if existing is None:
+                self._entries[kind][ep.name] = entry
+                continue
+            if existing.entry_point is not None and existing.entry_point.value == ep.value:
+                continue  # the same distribution seen twice on sys.path
+            existing.clashes.append(origin)
+            warnings.warn(
+                f"{kind} '{ep.name}' is provided by {existing.origin} and by {origin}; "
+                "using it will fail until one is removed",
+                PluginWarning,
+                stacklevel=2,
+            )
 
     def refresh(self) -> None:
         """Forget discovered plugins and look again (after installing a package at run time)."""
@@ -214,27 +241,28 @@ class Registry:
             self._entries[kind] = {n: e for n, e in self._entries[kind].items() if not e.is_plugin}
             for e in self._entries[kind].values():
                 e.clashes.clear()
-        self._plugins_loaded = False
+        self._discovered = set()
 
     # -- lookup ------------------------------------------------------------------------------
     def list(self, kind: str, pattern: str = "*") -> builtins.list[str]:
-        """Sorted names of ``kind`` matching a glob ``pattern``; imports no plugin module."""
+        """Sorted names of ``kind`` matching a glob ``pattern``; imports no plugin module, and
+        of the built-ins only the modules of ``kind``."""
         _check_kind(kind)
-        self._ensure_loaded()
+        self._ensure_loaded(kind)
         return sorted(n for n in self._entries[kind] if fnmatch.fnmatchcase(n, pattern))
 
     def entries(self, kind: str | None = None) -> builtins.list[Entry]:
         """Registered entries of one kind (or all), without importing plugins."""
-        self._ensure_loaded()
         kinds = [kind] if kind else builtins.list(KINDS)
         for k in kinds:
             _check_kind(k)
+        self._ensure_loaded(kind)
         return [self._entries[k][n] for k in kinds for n in sorted(self._entries[k])]
 
     def get(self, kind: str, name: str) -> Entry:
         """The entry for ``name``, or a one-line error suggesting the closest names."""
         _check_kind(kind)
-        self._ensure_loaded()
+        self._ensure_loaded(kind)
         entry = self._entries[kind].get(name)
         if entry is None:
             raise RegistryError(unknown_name_message(kind, name, self._entries[kind]))

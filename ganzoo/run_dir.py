@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 import warnings
@@ -30,14 +31,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ganzoo.errors import RecipeError, TrainingError
+from ganzoo.errors import GanzooError, RecipeError, TrainingError
 from ganzoo.recipe import Recipe, apply_overrides, from_dict, read_yaml
 from ganzoo.safe_io import (
     NOFOLLOW,
     TEMP_MARK,
     UnsafePathError,
     is_inside,
-    read_inside,
+    parse_json,
+    read_json,
     write_text_atomic,
 )
 
@@ -53,6 +55,14 @@ CHECKPOINTS = "checkpoints"
 EVAL = "eval"
 EXPORT = "export"
 LOCK = ".lock"
+ENVIRONMENT = "environment.json"
+#: A step a record or file name may carry (a checkpoint's step is an int64).
+MAX_STEP = 2**63 - 1
+#: ``samples/step_<int>.png``: a training sample sheet.
+SHEET = re.compile(r"step_(\d{1,18})\.png")
+#: The numbers every ``eval/<split>.json`` holds, and those it may hold.
+EVAL_NUMBERS = ("l1", "psnr", "ssim")
+EVAL_OPTIONAL = ("fid", "kid", "kid_std")
 
 #: Recipe keys (dotted prefixes) a ``--resume`` may override, with what they leave untouched.
 RESUMABLE: dict[str, str] = {
@@ -136,21 +146,60 @@ class RunDir:
         return self.path / EXPORT
 
     def eval_records(self) -> list[dict[str, Any]]:
-        """The readable ``ganzoo eval`` results in ``eval/``, by file name (unreadable or
-        foreign JSON files are left out; a link, or a file outside the run, is left out with
-        a one-line warning)."""
+        """The ``ganzoo eval`` results in ``eval/``, by file name: each a dict whose ``split``
+        and ``mode`` are strings and whose metrics (:data:`EVAL_NUMBERS`, and
+        :data:`EVAL_OPTIONAL` when present) are numbers. A file that is not such a record, a
+        link, or a file outside the run is left out with a one-line warning."""
         records = []
         for path in sorted(self.eval_dir.glob("*.json")) if self.eval_dir.is_dir() else []:
             try:
-                record = json.loads(read_inside(path, self.path))
-            except UnsafePathError as exc:
-                warnings.warn(f"skipped {path}: {exc}", stacklevel=2)
+                record = check_eval_record(read_json(path, "eval record", root=self.path))
+            except GanzooError as exc:
+                _skipped(f"{exc}; left out")
                 continue
-            except (OSError, ValueError):
+            except ValueError as exc:
+                _skipped(f"{path}: not a ganzoo eval record ({exc}); left out")
                 continue
-            if isinstance(record, dict) and "l1" in record:
-                records.append(record)
+            record.setdefault("split", path.stem)
+            records.append(record)
         return records
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The records of ``metrics.jsonl`` (see :func:`read_records`); empty without one."""
+        return read_records(self.metrics_path) if self.metrics_path.is_file() else []
+
+    def sample_sheets(self) -> list[tuple[int, Path]]:
+        """``samples/step_<int>.png`` files as (step, path), by step; other files are left
+        out with a one-line warning."""
+        found, others = [], []
+        for path in self.samples.glob("*.png") if self.samples.is_dir() else []:
+            match = SHEET.fullmatch(path.name)
+            if match and path.is_file():
+                found.append((int(match[1]), path))
+            else:
+                others.append(path.name)
+        if others:
+            _skipped(
+                f"{self.samples}: left out {len(others)} file(s) not named step_<number>.png "
+                f"({', '.join(sorted(others)[:3])}{', ...' if len(others) > 3 else ''})"
+            )
+        return sorted(found)
+
+    def environment(self) -> dict[str, Any]:
+        """``environment.json`` (software and device of the last session) as a flat dict of
+        strings; empty, with a one-line warning, when it is unreadable."""
+        path = self.path / ENVIRONMENT
+        if not path.is_file():
+            return {}
+        try:
+            data = read_json(path, "environment record", root=self.path)
+        except GanzooError as exc:
+            _skipped(f"{exc}; left out")
+            return {}
+        if not isinstance(data, dict):
+            _skipped(f"{path}: not a JSON object; left out")
+            return {}
+        return {str(k): v if isinstance(v, str) else json.dumps(v)[:200] for k, v in data.items()}
 
     def is_run(self) -> bool:
         """True when the folder holds a stored recipe."""
@@ -306,14 +355,81 @@ class RunDir:
         if not path.is_file():
             return
         kept = []
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in path.read_bytes().splitlines():
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+                record = parse_record(line)
+            except ValueError:
                 continue
-            if isinstance(record, dict) and record.get("step", 0) <= step:
-                kept.append(line)
-        write_text_atomic(path, "".join(x + "\n" for x in kept))
+            if record["step"] <= step:
+                kept.append(line.decode("utf-8") + "\n")
+        write_text_atomic(path, "".join(kept))
+
+
+def _skipped(message: str) -> None:
+    warnings.warn(message, MalformedFileWarning, stacklevel=3)
+
+
+class MalformedFileWarning(UserWarning):
+    """A record or file of a run directory that could not be read and was left out."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def parse_record(line: str | bytes) -> dict[str, Any]:
+    """One ``metrics.jsonl`` line as a record: a JSON object with an integer ``step`` in
+    ``[0, MAX_STEP]``, keeping only its number-valued fields (a string, list or null where a
+    number belongs is dropped; NaN and inf are kept: a loss may diverge). ``ValueError`` with a
+    one-line reason for a line that is not such a record."""
+    data = parse_json(line)
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    step = data.get("step")
+    if not (isinstance(step, int) and not isinstance(step, bool) and 0 <= step <= MAX_STEP):
+        raise ValueError("no integer step" if "step" in data else "no step")
+    return {k: v for k, v in data.items() if _is_number(v)}
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` (see :func:`parse_record`), in file order. A torn
+    last line (a crash mid-write) is ignored; other unreadable lines are left out with one
+    warning giving their count and the first one's line number and reason."""
+    path = Path(path)
+    data = path.read_bytes()
+    lines = data.splitlines()
+    torn = bool(lines) and not data.endswith(b"\n")
+    records, bad = [], []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(parse_record(line))
+        except ValueError as exc:
+            if not (torn and i == len(lines)):
+                bad.append((i, str(exc)))
+    if bad:
+        _skipped(f"{path}: left out {len(bad)} unreadable line(s) (line {bad[0][0]}: {bad[0][1]})")
+    return records
+
+
+def check_eval_record(record: Any) -> dict[str, Any]:
+    """``record`` when it is an ``eval/<split>.json`` result (see :meth:`RunDir.eval_records`);
+    ``ValueError`` naming the first field that is missing or of the wrong type."""
+    if not isinstance(record, dict):
+        raise ValueError(f"a JSON {type(record).__name__}, not an object")
+    for key in (*EVAL_NUMBERS, *(k for k in EVAL_OPTIONAL if k in record)):
+        if key not in record:
+            raise ValueError(f"no {key}")
+        if not _is_number(record[key]):
+            raise ValueError(f"{key} is {json.dumps(record[key])[:40]}, not a number")
+    for key in ("split", "mode", "sheet"):
+        if key in record and not isinstance(record[key], str):
+            raise ValueError(f"{key} is not a string")
+    for key in ("n", "step"):
+        if key in record and not (_is_number(record[key]) and 0 <= record[key] <= MAX_STEP):
+            raise ValueError(f"{key} is not a count")
+    return record
 
 
 def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

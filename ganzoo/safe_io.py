@@ -9,6 +9,9 @@ file runs no code.
 * :func:`open_append`: appends to a log, refusing a symbolic link in its place.
 * :func:`read_inside`: the bytes of a regular file inside a folder, reached through no link
   (and, with ``png``, a real PNG): what reports and exports embed from a run directory.
+* :func:`read_json`: the JSON value of a file the user may have edited or damaged; anything
+  unreadable (not UTF-8, not JSON, nested too deeply, a number too long) is one line; with
+  ``root``, read through :func:`read_inside`.
 * :func:`load_weights`: ``torch.load(..., weights_only=True)``; a file holding anything but
   tensors and plain data is refused in one line, never with PyTorch's advice to set
   ``weights_only=False`` (that would run code from a file the user may not have made), and
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import pickle
 import stat
@@ -171,6 +175,42 @@ def _is_png(data: bytes) -> bool:
     except Exception:
         return False
     return ok
+
+
+def parse_json(text: str | bytes) -> Any:
+    """The JSON value of ``text``; ``ValueError`` with a one-line reason when it is not UTF-8,
+    not JSON, nested too deeply or holds a number too long for Python to convert."""
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return json.loads(text)
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except ValueError:  # an integer of more than 4300 digits
+        raise ValueError("a number too long to read") from None
+
+
+def read_json(path: str | Path, what: str = "file", *, root: str | Path | None = None) -> Any:
+    """The JSON value in ``path``; a one-line :class:`GanzooError` naming the file and what is
+    wrong with it (missing, unreadable, see :func:`parse_json`). With ``root``, ``path`` must be
+    a regular file inside that folder reached through no link (:func:`read_inside`)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes() if root is None else read_inside(path, root)
+    except UnsafePathError as exc:
+        raise UnsafePathError(f"{path}: not read ({exc})") from None
+    except FileNotFoundError:
+        raise GanzooError(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise GanzooError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    try:
+        return parse_json(data)
+    except ValueError as exc:
+        raise GanzooError(f"{path}: not a readable {what} ({exc})") from None
 
 
 def load_weights(path: str | Path, what: str = "file") -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 import warnings
@@ -193,3 +194,42 @@ def test_plugin_clashing_with_builtin_names_both(plugin_path) -> None:
         registry.get("generator", "unet_256").load()
     msg = str(info.value)
     assert "built-in" in msg and "gz-test-clash" in msg
+
+
+def test_a_registry_imports_the_builtin_modules_of_the_kind_asked_only(plugin_path) -> None:
+    (plugin_path / "gz_test_kind_gen.py").write_text("")
+    (plugin_path / "gz_test_kind_all.py").write_text("")
+    r = Registry(builtin_modules={"generator": ("gz_test_kind_gen",)})
+    r._plugins_loaded = True
+    assert r.list("discriminator") == []
+    assert "gz_test_kind_gen" not in sys.modules
+    r.list("generator")
+    assert "gz_test_kind_gen" in sys.modules
+    flat = Registry(builtin_modules=("gz_test_kind_all",))  # one list: imported for any kind
+    flat._plugins_loaded = True
+    flat.list("objective")
+    assert "gz_test_kind_all" in sys.modules
+
+
+def test_every_builtin_lives_under_the_modules_mapped_to_its_kind() -> None:
+    for entry in registry.entries():
+        if not entry.is_plugin:
+            modules = registry._BUILTIN_MODULES[entry.kind]
+            assert entry.source.startswith(tuple(f"{m}." for m in modules)), entry
+
+
+def test_generator_lookups_import_no_ablation_launcher_or_scipy() -> None:
+    code = textwrap.dedent("""\
+        import sys
+        import ganzoo
+        from ganzoo.cli import app
+        assert "unet_256" in ganzoo.list_components("generator")
+        ganzoo.create("generator", "unet_128", in_channels=3, out_channels=3, ngf=4)
+        app(["list", "generator"], standalone_mode=False)
+        heavy = ("ganzoo.ablation", "ganzoo.launchers", "scipy")
+        print(sorted(m for m in sys.modules if m.split(".")[0] == "scipy" or m in heavy))
+        """)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert result.stdout.splitlines()[-1] == "[]"

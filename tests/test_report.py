@@ -152,3 +152,24 @@ def test_an_ablation_report_compares_the_variants(ablation: Path, tmp_path: Path
 @needs_browser
 def test_an_ablation_report_renders_in_a_browser(ablation: Path, tmp_path: Path) -> None:
     check_in_browser(write_report(ablation, tmp_path / "ablation.html"), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda r: b'{"l1": "\xff"}', lambda r: {**r, "n": "four"}, lambda r: b"[" * 100_000],
+    ids=["not UTF-8", "a string n", "nested 100,000 deep"],
+)
+def test_an_ablation_report_leaves_out_a_run_with_a_malformed_eval_record(
+    ablation: Path, tmp_path: Path, capsys, change
+) -> None:
+    import json
+
+    out = tmp_path / "out"
+    shutil.copytree(ablation, out)
+    record_path = next((out / "runs").glob("*/eval/val.json"))
+    data = change(json.loads(record_path.read_text()))
+    record_path.write_bytes(data if isinstance(data, bytes) else json.dumps(data).encode())
+    assert main(["report", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"1 run(s) not finished, left out of the report: {record_path.parents[1].name}" in err

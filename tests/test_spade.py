@@ -230,6 +230,18 @@ def test_sizes_it_cannot_take_are_one_line_errors() -> None:
         more(torch.zeros(1, 4, 32, 32))
     with pytest.raises(RegistryError, match="num_upsampling_layers"):
         registry.create("generator", "spade", 4, 3, num_upsampling_layers="many")
+
+
+@pytest.mark.parametrize("norm", ["batch", "syncbatch"])
+def test_one_image_on_the_1x1_grid_with_batch_norm_is_a_one_line_error(norm: str) -> None:
+    g = registry.create("generator", "spade", 4, 3, ngf=1, nhidden=4, norm=norm)
+    one = torch.zeros(1, 4, 32, 32)  # 32x32 starts from a 1x1 grid: one value per channel
+    with pytest.raises(SizeError) as err:
+        g(one)
+    assert "\n" not in str(err.value) and "data.batch_size to 2" in str(err.value)
+    assert g(torch.zeros(2, 4, 32, 32)).shape == (2, 3, 32, 32)
+    assert g(torch.zeros(1, 4, 64, 32)).shape == (1, 3, 64, 32)
+    assert g.eval()(one).shape == (1, 3, 32, 32)  # running statistics: any batch
     with pytest.raises(RegistryError, match="ngf of at least 2"):
         registry.create("generator", "spade", 4, 3, ngf=1, num_upsampling_layers="most")
 

@@ -43,7 +43,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``, or None when missing or unreadable (being written)."""
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -75,9 +75,10 @@ def describe(claim: dict[str, Any]) -> str:
 
 def is_stale(claim: dict[str, Any] | None, mtime: float, timeout_s: float) -> bool:
     """A claim from a dead local process, or without a heartbeat for ``timeout_s``."""
-    if claim is None:  # unreadable: judge by age alone
+    pid = claim.get("pid") if claim is not None else None
+    if claim is None or type(pid) is not int or not 0 < pid < 2**31:  # unreadable: by age alone
         return time.time() - mtime > timeout_s
-    if claim.get("host") == socket.gethostname() and not pid_alive(int(claim.get("pid", -1))):
+    if claim.get("host") == socket.gethostname() and not pid_alive(pid):
         return True
     return time.time() - mtime > timeout_s
 

@@ -5,7 +5,6 @@ cluster: a live rich table on a terminal, a plain line per change otherwise.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ganzoo.ablation.claims import claim_path, read_status
+from ganzoo.run_dir import parse_record
 
 STATES = ("queued", "running", "done", "failed", "stopped")
 _STYLE = {"queued": "dim", "running": "cyan", "done": "green", "failed": "red", "stopped": "yellow"}
@@ -46,11 +46,9 @@ def last_record(run_dir: Path, tail: int = 4096) -> dict[str, Any] | None:
         return None
     for line in reversed(lines):
         try:
-            record = json.loads(line)
+            return parse_record(line)
         except ValueError:
             continue
-        if isinstance(record, dict) and "step" in record:
-            return record
     return None
 
 

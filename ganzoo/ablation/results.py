@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import statistics
 import warnings
@@ -20,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from rich.table import Table
 
+from ganzoo.ablation.spec import EvalSettings
 from ganzoo.build import build_discriminator, build_generator
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.plots import read_metrics
 from ganzoo.recipe import from_dict, read_yaml
-from ganzoo.safe_io import write_text_atomic
+from ganzoo.safe_io import read_json, write_text_atomic
 from ganzoo.training.checkpoint import latest_checkpoint
 
 from .claims import read_status
@@ -63,14 +64,70 @@ NO_SPREAD = "–"
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
-    """OUT/ablation.json, or a one-line error."""
+    """OUT/ablation.json as :meth:`ganzoo.ablation.plan.Plan.manifest` writes it, or a
+    one-line error naming what is unreadable or missing in it."""
     path = Path(out) / MANIFEST
     if not path.is_file():
         raise GanzooError(f"{out}: not an ablation directory (no {MANIFEST}); run `ganzoo ablate`")
+    again = "run the ablation again (`ganzoo ablate SPEC --out OUT`) to rewrite it"
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise GanzooError(f"{path}: not valid JSON; run the ablation again to rewrite it") from None
+        manifest = read_json(path, "ablation manifest")
+    except GanzooError as exc:
+        raise GanzooError(f"{exc}; {again}") from None
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise GanzooError(f"{path}: {problem}; {again}")
+    return manifest
+
+
+def _manifest_problem(m: Any) -> str | None:
+    """What makes ``m`` unusable as a manifest (None when it is usable)."""
+    if not isinstance(m, dict):
+        return "not a JSON object"
+
+    def bad(key: str, ok: bool, what: str) -> str | None:
+        return None if ok else f"{key} is {'missing' if key not in m else 'not ' + what}"
+
+    def strings(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+    checks = (
+        ("name", isinstance(m.get("name"), str), "a string"),
+        ("base", isinstance(m.get("base"), str), "a string"),
+        ("overrides", strings(m.get("overrides")), "a list of strings"),
+        ("axes", strings(m.get("axes")), "a list of strings"),
+        (
+            "seeds",
+            isinstance(m.get("seeds"), list) and all(type(x) is int for x in m["seeds"]),
+            "a list of integers",
+        ),
+        (
+            "budget",
+            isinstance(m.get("budget"), dict) and type(m["budget"].get("max_steps")) is int,
+            "{max_steps: N}",
+        ),
+        ("variants", isinstance(m.get("variants"), list) and bool(m["variants"]), "a list"),
+    )
+    for key, ok, what in checks:
+        if problem := bad(key, ok, what):
+            return problem
+    try:
+        m["eval"] = EvalSettings.model_validate(m.get("eval", None)).model_dump()
+    except ValidationError as exc:
+        where = ".".join(str(x) for x in exc.errors()[0]["loc"])
+        if "eval" not in m:
+            return "eval is missing"
+        return f"eval{'.' + where if where else ''}: {exc.errors()[0]['msg']}"
+    for v in m["variants"]:
+        values = v.get("values") if isinstance(v, dict) else None
+        if not (
+            isinstance(v, dict) and isinstance(v.get("name"), str) and isinstance(values, dict)
+        ):
+            return "a variant is not {name: ..., values: {...}}"
+        lacking = [a for a in m["axes"] if not isinstance(values.get(a), str)]
+        if lacking:
+            return f"variant {v['name']} has no value for axis {lacking[0]}"
+    return None
 
 
 def count_parameters(run_dir: Path) -> tuple[int, int]:

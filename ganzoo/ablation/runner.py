@@ -61,10 +61,10 @@ def eval_record_path(run_dir: Path, split: str) -> Path:
 def read_eval(run_dir: Path, split: str, step: int, mode: str) -> dict[str, Any] | None:
     """The run's evaluation record when it scores ``step`` in ``mode`` on the run's own data
     (not another ``--data``), else None."""
-    try:
+    try:  # unreadable (not UTF-8, nested too deeply, ...): scored again
         record = json.loads(eval_record_path(run_dir, split).read_text())
         root = str(read_yaml(Path(run_dir) / "recipe.yaml")["data"]["root"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, GanzooError):
+    except (OSError, ValueError, RecursionError, KeyError, TypeError, AttributeError, GanzooError):
         return None
     if not isinstance(record, dict):
         return None

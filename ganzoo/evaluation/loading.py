@@ -11,7 +11,6 @@ When the run kept an EMA of G (``optim.ema_decay``) its weights are used unless
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from ganzoo.build import build_generator
 from ganzoo.errors import GanzooError, TrainingError
 from ganzoo.evaluation.sources import find_checkpoint
 from ganzoo.recipe import Recipe, from_dict
-from ganzoo.safe_io import refuse_nonfinite
+from ganzoo.safe_io import parse_json, refuse_nonfinite
 from ganzoo.training.checkpoint import load_checkpoint
 
 #: ``format`` value in the metadata of an exported safetensors generator.
@@ -76,10 +75,18 @@ def _load_weights(net: nn.Module, weights: dict[str, torch.Tensor], source: Path
     try:
         net.load_state_dict(weights)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
         raise TrainingError(
-            f"{source}: its weights do not fit the generator its recipe builds ({first[:160]})"
+            f"{source}: its weights do not fit the generator its recipe builds "
+            f"({_first_mismatch(exc)})"
         ) from None
+
+
+def _first_mismatch(exc: RuntimeError) -> str:
+    """The first line of ``load_state_dict``'s error that names a key (PyTorch's first line
+    names only the module): ``Missing key(s) in state_dict: "x"``, ``size mismatch for x``."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    named = [line for line in lines if not line.startswith("Error(s) in loading")]
+    return (named or lines or ["RuntimeError"])[0][:200]
 
 
 def _from_checkpoint(path: Path, use_ema: bool) -> tuple[nn.Module, Recipe, GeneratorInfo]:
@@ -114,9 +121,9 @@ def _from_safetensors(path: Path) -> tuple[nn.Module, Recipe, GeneratorInfo]:
             "`ganzoo export RUN_DIR --format safetensors`"
         )
     try:
-        tree = json.loads(meta["recipe"])
-    except json.JSONDecodeError:
-        raise TrainingError(f"{path}: the recipe in its metadata is not valid JSON") from None
+        tree = parse_json(meta["recipe"])
+    except ValueError as exc:
+        raise TrainingError(f"{path}: the recipe in its metadata is unreadable ({exc})") from None
     recipe = _recipe(tree, path)
     net = build_generator(recipe)
     _load_weights(net, weights, path)
@@ -124,7 +131,7 @@ def _from_safetensors(path: Path) -> tuple[nn.Module, Recipe, GeneratorInfo]:
     info = GeneratorInfo(
         path,
         "safetensors",
-        int(step) if step and step.isdigit() else None,
+        int(step) if step and step.isdigit() and len(step) <= 18 else None,
         meta.get("ema") == "true",
     )
     return net, recipe, info

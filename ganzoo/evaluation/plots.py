@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 from ganzoo.errors import GanzooError
+from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import write_bytes_atomic
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    """The records of ``RUN_DIR/metrics.jsonl`` (a torn last line is ignored)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
+    """The records of ``RUN_DIR/metrics.jsonl`` (see :func:`ganzoo.run_dir.read_records`:
+    unreadable lines are left out with one warning)."""
+    run = RunDir(run_dir)
+    if not run.metrics_path.is_file():
         raise GanzooError(f"{run_dir}: no metrics.jsonl (is this a run directory?)")
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    return run.metrics()
 
 
 def plot_run(run_dir: Path, out: Path | None = None) -> Path:

@@ -54,8 +54,12 @@ def require_hub() -> Any:
 
 
 def is_hub_source(text: str) -> bool:
-    """``hf://...``, or a bare ``namespace/name`` that is not a local path."""
-    return bool(HF_URL.match(text)) or (bool(REPO_ID.match(text)) and not Path(text).exists())
+    """``hf://...``, or a bare ``namespace/name`` that is not a local path: neither it nor its
+    folder ``namespace`` exists here (``runs/typo`` is a mistyped run directory, not a Hub
+    repository)."""
+    if HF_URL.match(text):
+        return True
+    return bool(REPO_ID.match(text)) and not Path(text).exists() and not Path(text).parent.is_dir()
 
 
 def resolve_hub_source(text: str) -> Path:
@@ -79,9 +83,10 @@ def resolve_hub_source(text: str) -> Path:
             raise GanzooError(
                 f"{text}: the repository holds no {MODEL_FILE}; it is not a ganzoo model"
             ) from None
+        local = "" if match else " (there is no such local path either)"
         raise GanzooError(
-            f"{text}: could not get the model from the Hub ({first_line(exc)}); check the name, "
-            "your network (HF_HUB_OFFLINE=1 uses the local cache only) and your token"
+            f"{text}: could not get the model from the Hub ({first_line(exc)}){local}; check the "
+            "name, your network (HF_HUB_OFFLINE=1 uses the local cache only) and your token"
         ) from None
     commit = str(meta.commit_hash or "")
     if not _COMMIT.match(commit):

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as spectral_wrap
 
-from ganzoo.errors import RegistryError
+from ganzoo.errors import RegistryError, SizeError
 from ganzoo.nn import InitName, NormName, Width, check_image_size
 from ganzoo.nn.init import init_weights
 from ganzoo.registry import register
@@ -205,6 +205,13 @@ class SPADEGenerator(nn.Module):
         """(N, in_channels, H, W) label map -> (N, out_channels, H, W) in [-1, 1]."""
         seg = x
         sh, sw = self.latent_size(x.shape[-2], x.shape[-1])
+        first_norm = self.head_0.norm_0.param_free_norm  # SyncBatchNorm (DDP) pools ranks
+        if self.training and isinstance(first_norm, nn.BatchNorm2d) and x.shape[0] * sh * sw == 1:
+            raise SizeError(
+                f"spade cannot train on one {x.shape[-2]}x{x.shape[-1]} image with batch norm: "
+                f"its {sh}x{sw} starting grid leaves one value per channel to normalise; set "
+                f"data.batch_size to 2 or more, or data.crop_size to {2 * self.size_divisor}"
+            )
         out = self.fc(F.interpolate(seg, size=(sh, sw), mode="nearest"))
         out = self.head_0(out, seg)
         out = self.G_middle_0(self.up(out), seg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ class TensorBoardLogger(Logger):
     def start(self, info: RunInfo) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        _quiet_writer_threads()
         self.writer = SummaryWriter(
             str(self.log_dir), purge_step=info.step + 1 if info.resumed else None
         )
@@ -59,6 +61,23 @@ class TensorBoardLogger(Logger):
         if metrics:
             self.writer.add_hparams(params, metrics, run_name=".", global_step=self.step)
         self.writer.close()
+
+
+def _quiet_writer_threads() -> None:
+    """Keep TensorBoard's event-writer threads from printing a traceback. A failed write (a
+    full disk) is stored by the thread and raised again by the writer's next call, so the
+    logger is dropped with its one-line warning; the thread re-raising it as well only adds a
+    traceback. Other threads' uncaught errors print as before."""
+    previous = threading.excepthook
+    if getattr(previous, "ganzoo_tensorboard", False):
+        return
+
+    def hook(args: Any) -> None:
+        if not type(args.thread).__module__.startswith("tensorboard."):
+            previous(args)
+
+    hook.ganzoo_tensorboard = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def _tag(key: str) -> str:

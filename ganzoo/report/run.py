@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-from ganzoo.evaluation.plots import read_metrics
 from ganzoo.report import page
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import UnsafePathError, read_inside
@@ -19,7 +17,7 @@ MAX_FRAMES = 12
 
 
 def series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
-    pts = [(r["step"], r[key]) for r in records if key in r and isinstance(r[key], (int, float))]
+    pts = [(r["step"], r[key]) for r in records if key in r and math.isfinite(r[key])]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
@@ -70,11 +68,11 @@ def run_file(run: RunDir, path: Path, *, png: bool = False) -> bytes | None:
 
 
 def _frames(run: RunDir) -> list[tuple[str, bytes]]:
-    sheets = sorted(run.samples.glob("step_*.png"))
+    sheets = run.sample_sheets()
     if len(sheets) > MAX_FRAMES:
         idx = sorted({round(i * (len(sheets) - 1) / (MAX_FRAMES - 1)) for i in range(MAX_FRAMES)})
         sheets = [sheets[i] for i in idx]
-    frames = [(f"step {int(p.stem.split('_')[-1])}", run_file(run, p, png=True)) for p in sheets]
+    frames = [(f"step {step}", run_file(run, p, png=True)) for step, p in sheets]
     return [(label, png) for label, png in frames if png is not None]
 
 
@@ -92,7 +90,14 @@ def _sheets(run: RunDir, evals: list[dict[str, Any]]) -> str:
     return html
 
 
+def _speeds(records: list[dict[str, Any]], key: str) -> list[float]:
+    """The finite, positive values of ``key`` (a time or a rate)."""
+    return [r[key] for r in records if key in r and math.isfinite(r[key]) and r[key] > 0]
+
+
 def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds > 100 * 365 * 86400:
+        return "-"
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
@@ -102,17 +107,18 @@ def run_report(run_dir: str | Path) -> str:
     """The HTML of a run directory's report (see :func:`ganzoo.report.write_report`)."""
     run = RunDir(run_dir)
     recipe = run.read_recipe()
-    records = read_metrics(run.path)
+    records = run.metrics()
     losses = [r for r in records if any(k.startswith("loss_") for k in r)]
     vals = [r for r in records if "val_l1" in r]
     last = losses[-1] if losses else {}
     previous = 0
     seconds = 0.0
     for r in losses:  # training time from each interval's ms/step
-        seconds += r.get("ms_per_step", 0.0) * (r["step"] - previous) / 1000
+        ms = r.get("ms_per_step", 0.0)
+        seconds += ms * max(r["step"] - previous, 0) / 1000 if math.isfinite(ms) and ms > 0 else 0
         previous = r["step"]
-    speeds = [r["ms_per_step"] for r in losses if "ms_per_step" in r]
-    rates = [r["images_per_s"] for r in losses if "images_per_s" in r]
+    speeds = _speeds(losses, "ms_per_step")
+    rates = _speeds(losses, "images_per_s")
     median = sorted(speeds)[len(speeds) // 2] if speeds else math.nan
     d = recipe.data
     summary = page.facts(
@@ -130,7 +136,9 @@ def run_report(run_dir: str | Path) -> str:
             ("images per second", f"{sorted(rates)[len(rates) // 2]:.1f}" if rates else "-"),
             (
                 "last val L1 / PSNR",
-                f"{vals[-1]['val_l1']:.4f} / {vals[-1]['val_psnr']:.2f} dB" if vals else "-",
+                f"{vals[-1]['val_l1']:.4f} / {vals[-1].get('val_psnr', math.nan):.2f} dB"
+                if vals
+                else "-",
             ),
         ]
     )
@@ -168,9 +176,7 @@ def run_report(run_dir: str | Path) -> str:
         else "<p>No <code>ganzoo eval</code> results yet.</p>"
     )
     sheets = _sheets(run, evals)
-    env_path = run.path / "environment.json"
-    env_bytes = run_file(run, env_path) if env_path.exists() or env_path.is_symlink() else None
-    environment = json.loads(env_bytes) if env_bytes is not None else {}
+    environment = run.environment()
     sections = [
         ("Summary", summary),
         ("Curves", figures),

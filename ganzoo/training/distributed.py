@@ -66,3 +66,30 @@ def broadcast_float(value: float, device: torch.device) -> float:
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+#: Texts of the collective errors a rank gets when another process of the run is gone.
+_PEER_LOST = (
+    "Connection closed by peer",
+    "Connection reset by peer",
+    "Broken pipe",
+    "remote worker crashing",
+    "NCCL communicator was aborted",
+)
+
+
+def peer_lost(exc: BaseException) -> str | None:
+    """When ``exc`` is the error a collective raises on a rank whose peer died (torchrun,
+    gloo or NCCL), the one line to print instead of its traceback; else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    dist_error = getattr(dist, "DistError", ())
+    text = str(exc)
+    if not (isinstance(exc, dist_error) or any(t in text for t in _PEER_LOST)):
+        return None
+    match = next((t for t in _PEER_LOST if t in text), type(exc).__name__)
+    return (
+        f"rank {os.environ.get('RANK', '?')}: another process of this run stopped ({match}); "
+        "its own error is above. The run keeps its last checkpoint: continue with "
+        "`ganzoo train --resume RUN_DIR --nproc N`"
+    )

@@ -1,7 +1,7 @@
 """Where a run's records go: ``RUN_DIR/metrics.jsonl`` (always, the source of truth for plots,
 reports and ablations) and the loggers of ``train.loggers`` (TensorBoard, W&B, MLflow, plugins).
 
-Only rank 0 writes. Each logger runs on a thread of its own with a deadline per call
+Only rank 0 writes. Each logger's calls run on a thread of its own with a deadline each
 (:mod:`ganzoo.training.logger_thread`): a logger that raises — not installed, no network, a
 server down, even ``sys.exit`` — or does not answer in time is reported once in one line and
 dropped; the run goes on. What a logger needs to continue its remote run after a resume (a run
@@ -19,10 +19,10 @@ from typing import Any
 import torch
 
 from ganzoo import __version__, registry
-from ganzoo.errors import first_line
+from ganzoo.errors import GanzooError, first_line
 from ganzoo.loggers.base import Logger, RunInfo
 from ganzoo.recipe import Recipe
-from ganzoo.safe_io import open_append, write_text_atomic
+from ganzoo.safe_io import open_append, read_json, write_text_atomic
 from ganzoo.training.logger_thread import LoggerFailure, ThreadedLogger
 
 LOGGERS_STATE = "loggers.json"
@@ -112,8 +112,6 @@ class RunLogs:
         }
         for label in list(self.loggers):
             self._call(label, "log_scalars", int(record["step"]), values)
-        if any(getattr(lg, "fresh_state", False) for lg in self.loggers.values()):
-            self._write_states()  # a run id known since start: kept for a resume
 
     def image(self, step: int, name: str, path: Path) -> None:
         for label in list(self.loggers):
@@ -154,9 +152,14 @@ class RunLogs:
 
     def _read_states(self) -> dict[str, dict[str, Any]]:
         path = self.run_dir / LOGGERS_STATE
+        if not path.is_file():
+            return {}
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            data = read_json(path, "logger state")
+        except GanzooError as exc:  # the loggers start new remote runs
+            if not getattr(self, "_states_unreadable", False):
+                warnings.warn(f"{exc}; loggers start new runs", LoggerWarning, stacklevel=3)
+            self._states_unreadable = True
             return {}
         return data if isinstance(data, dict) else {}
 
@@ -165,7 +168,14 @@ class RunLogs:
         for label, logger in self.loggers.items():
             try:
                 state = logger.state()
-            except Exception:
+                json.dumps(state, allow_nan=False)
+            except Exception as exc:  # a plugin's state that JSON cannot hold
+                warnings.warn(
+                    f"logger {label}: its resume state is not saved ({first_line(exc)}); a "
+                    "resume starts it afresh",
+                    LoggerWarning,
+                    stacklevel=3,
+                )
                 continue
             if state:
                 states[label] = state

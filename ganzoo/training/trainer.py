@@ -231,7 +231,7 @@ class Trainer:
             raise TrainingError(
                 f"the training state holds NaN/inf at step {self.step} ({what or 'another rank'})"
                 f"; not saved; {self._last_good()} (lower the learning rates or use precision "
-                "fp32, then --resume)"
+                f"fp32, then {self._retry()})"
             )
         if self.dist.is_main:
             self.last_checkpoint = save_checkpoint(
@@ -242,6 +242,13 @@ class Trainer:
             )
         barrier()
         return self.last_checkpoint
+
+    def _retry(self) -> str:
+        """How to train again after a refusal: resume from the last good checkpoint, or (none
+        was written, so a resume has nothing to continue) start the run again in place."""
+        if self.last_checkpoint:
+            return "--resume"
+        return f"start again with --out {self.run_dir} --overwrite"
 
     def _last_good(self) -> str:
         if self.last_checkpoint:
@@ -257,7 +264,7 @@ class Trainer:
             bad = ", ".join(k for k, v in losses.items() if not torch.isfinite(v))
             raise TrainingError(
                 f"loss {bad} became NaN/inf at step {self.step}; {self._last_good()} "
-                "(lower the learning rates or use precision fp32, then --resume)"
+                f"(lower the learning rates or use precision fp32, then {self._retry()})"
             )
 
     # -- evaluation and samples ---------------------------------------------------------------

@@ -166,9 +166,18 @@ def read_options(path: str | Path, family: Family | None = None) -> UpstreamOpti
     unless given. Unknown keys are kept; values are typed by the family's defaults."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        data = path.read_bytes()
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        if b"\0" in data:
+            raise ValueError
+        text = data.decode("utf-8")
+    except ValueError:  # a checkpoint, an image, an archive
+        raise RecipeError(
+            f"{path}: not a text file (a checkpoint or an image?); give the upstream "
+            "checkpoints/NAME/train_opt.txt (pix2pix) or opt.txt (pix2pixHD)"
+        ) from None
     raw: dict[str, str] = {}
     for line in text.splitlines():
         if line.lstrip().startswith("-") or ": " not in line:
@@ -183,7 +192,7 @@ def read_options(path: str | Path, family: Family | None = None) -> UpstreamOpti
     options = new_options(family)
     options.source = str(path)
     for key, value in raw.items():
-        options.values[key] = _typed(value, DEFAULTS[family].get(key))
+        options.values[key] = _typed(value, DEFAULTS[family].get(key), key, str(path))
         options.given.add(key)
     return options
 
@@ -205,7 +214,7 @@ def parse_flags(
             raise RecipeError(f"--flags: expected --option [value], got {word!r}")
         key = word[2:]
         if i + 1 < len(words) and not words[i + 1].startswith("--"):
-            value: Any = _typed(words[i + 1], DEFAULTS[options.family].get(key))
+            value: Any = _typed(words[i + 1], DEFAULTS[options.family].get(key), key, "--flags")
             i += 2
         else:
             value = True
@@ -215,21 +224,37 @@ def parse_flags(
     return options
 
 
-def _typed(text: str, default: Any) -> Any:
-    """``text`` as the type of ``default`` (bool, int, float, str)."""
+#: Digits an integer option may have (upstream options are sizes, counts and epochs).
+MAX_DIGITS = 12
+
+
+def _typed(text: str, default: Any, key: str = "", source: str = "") -> Any:
+    """``text`` as the type of ``default`` (bool, int, float, str); a one-line RecipeError,
+    naming ``source`` and ``key``, for a number that is not one or is out of range."""
     if isinstance(default, bool) or text in ("True", "False"):
         return text == "True" or text.lower() == "true"
-    if isinstance(default, int):
+    if not isinstance(default, (int, float)):
+        return text
+    kind = "an integer" if isinstance(default, int) else "a number"
+    number: Any = None
+    if len(text) <= 40:  # int("1" * 5000) raises; float() of it is inf
         try:
-            return int(text)
+            number = int(text) if isinstance(default, int) else float(text)
         except ValueError:
-            return text
-    if isinstance(default, float):
-        try:
-            return float(text)
-        except ValueError:
-            return text
-    return text
+            pass
+    if isinstance(number, int) and len(str(abs(number))) > MAX_DIGITS:
+        number = None
+        kind += f" of at most {MAX_DIGITS} digits"
+    if isinstance(number, float) and not math.isfinite(number) and math.isfinite(default):
+        number = None
+        kind = "a finite number"
+    if number is None:
+        shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+        raise RecipeError(
+            f"{source}: --{key} {shown!r} is not {kind} (upstream default {default}); fix the "
+            "value or leave the option out"
+        )
+    return number
 
 
 def _unsupported(options: UpstreamOptions, key: str, supported: str) -> RecipeError:
