@@ -57,6 +57,8 @@ class ThreadedLogger(Logger):
         self.logger, self.label = logger, label
         self.timeout_s = timeout_s or logger_timeout()
         self.failure: LoggerFailure | None = None
+        self._finished = False
+        self._final_state: Any = {}
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name=f"logger-{label}", daemon=True)
         self._thread.start()
@@ -76,14 +78,25 @@ class ThreadedLogger(Logger):
         self._call("log_image", step, name, path)
 
     def finish(self, final: dict[str, float]) -> None:
+        """The last calls: ``finish``, then ``state`` (kept for :meth:`state`); the thread ends."""
         try:
             self._call("finish", final)
+            try:
+                self._final_state = self._call("state")
+            except LoggerFailure as exc:
+                self._final_state = exc
         finally:
+            self._finished = True
             self._calls.put(None)  # the thread ends once it is free
 
     def state(self) -> dict[str, Any]:
-        """The wrapped logger's state; a failure here does not drop the logger."""
-        return self._call("state")
+        """The wrapped logger's state (after ``finish``: as it was then); a failure here does
+        not drop the logger."""
+        if not self._finished:
+            return self._call("state")
+        if isinstance(self._final_state, BaseException):
+            raise self._final_state
+        return self._final_state
 
     def _call(self, method: str, *args: Any) -> Any:
         if self.failure is not None:
