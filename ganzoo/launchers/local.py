@@ -170,7 +170,7 @@ class LocalLauncher(Launcher):
 
     Each run in a process of its own, on a GPU of its own, or on CPU with ``threads_per_run``
     torch threads (default ``cores // jobs``). ``devices``: auto, cpu or cuda. A signal starts
-    no other run and stops the running ones (saved); see the module docstring."""
+    no other run and stops the running ones after a checkpoint; the runs die with the launcher."""
 
     def __init__(
         self, jobs: int = 2, threads_per_run: int | None = None, devices: str = "auto"
