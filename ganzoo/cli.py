@@ -192,9 +192,10 @@ def _run_torchrun(nproc: int, argv: list[str]) -> None:
     from torch.distributed.run import parse_args, run
 
     args = parse_args(torchrun_command(nproc, argv)[3:])
-    quiet = logging.getLogger("torch.distributed.elastic")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # not "Received SIGINT death signal, shutting down workers"
+    noisy = [n for n in list(logging.root.manager.loggerDict) if n.startswith("torch.distributed")]
+    levels = {name: logging.getLogger(name).level for name in noisy}
+    for name in noisy:  # not "Received 2 death signal, shutting down workers" and the like
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         run(args)
     except SignalException as exc:
@@ -205,7 +206,8 @@ def _run_torchrun(nproc: int, argv: list[str]) -> None:
         err_console.print(f"[red]error[/red]: rank {rank} failed ({how}); its error is above")
         raise typer.Exit(failure.exitcode if failure.exitcode in (1, 2) else 1) from None
     finally:
-        quiet.setLevel(level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
     raise typer.Exit(0)
 
 

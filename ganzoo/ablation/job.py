@@ -162,10 +162,13 @@ def not_started(job: RunJob, signum: int | None) -> RunOutcome:
 def record_death(job: RunJob, error: str, log: Path, *, signum: int | None = None) -> RunOutcome:
     """The outcome of a run whose worker or job died without reporting (killed, out of memory,
     time limit): its status becomes ``failed`` when it was running there (``stopped`` when a
-    ``signum`` stopped the launch); a run that had finished or never started keeps its status
-    (the next launch retries what is missing)."""
+    ``signum`` stopped the launch); a run that had finished counts as finished ('skipped'),
+    one that never started keeps its status (the next launch retries what is missing)."""
     action: Action = "stopped" if signum else "failed"
-    if (read_status(job.out, job.name) or {}).get("state") == "running":
+    state = (read_status(job.out, job.name) or {}).get("state")
+    if state == "done":  # it finished before its worker died: not a failure
+        return RunOutcome(job.variant.name, job.seed, job.run_dir, "skipped")
+    if state == "running":
         write_status(
             job.out, job.name, state=action, error=error, log=str(log), finished=time.time()
         )
