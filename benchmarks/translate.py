@@ -25,7 +25,7 @@ def load(path: str, overrides: list[str]):
     if path.endswith((".yaml", ".yml")):
         recipe = load_recipe(path, overrides)
         return build_generator(recipe), recipe
-    from ganzoo.evaluation.loading import load_generator
+    from ganzoo.artifacts.loading import load_generator
 
     net, recipe, _ = load_generator(Path(path))
     return net, recipe

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganzoo.artifacts.loading import GeneratorInfo, load_generator, resolve_device
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.inference import (
     MAX_GENERATOR_PIXELS,
@@ -28,7 +29,6 @@ from ganzoo.evaluation.inference import (
     generator_in_mode,
     translate_batch,
 )
-from ganzoo.evaluation.loading import GeneratorInfo, load_generator, resolve_device
 from ganzoo.evaluation.translate import Translation, input_files, translate_files
 from ganzoo.recipe import Recipe
 
@@ -144,6 +144,8 @@ class Translator(nn.Module):
             values.labels.check(chw, "the array")
             x = torch.from_numpy(values.labels.encode(chw))
         else:
+            if chw.shape[0] == 1 and self.recipe.data.in_channels == 3:
+                chw = np.repeat(chw, 3, axis=0)  # greyscale into an RGB model, as PIL's "RGB"
             a = values.a
             if a.spec is None and chw.dtype.kind == "f":
                 a = SideRange("A", (0.0, 1.0), a.clip)
@@ -189,5 +191,8 @@ def load(
     default: deterministic) or ``train`` (the reference test.py's batch statistics and
     dropout, drawn from ``seed``); ``precision``: ``fp32``, ``bf16`` or ``fp16``.
     """
+    from ganzoo.pretrained import resolve  # a pretrained model's name -> its run directory
+
+    source = resolve(source)
     net, recipe, info = load_generator(source, use_ema=use_ema, device=resolve_device(device))
     return Translator(net, recipe, info, mode=mode, precision=precision, seed=seed)

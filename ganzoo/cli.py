@@ -84,7 +84,7 @@ def check(recipe: RecipeArg, set_: SetOpt = None) -> None:
 
     r = load_recipe(recipe, set_ or [])
     check_recipe(r)
-    console.print(r.to_yaml(), highlight=False, markup=False, end="")
+    console.print(r.to_yaml(defaults=True), highlight=False, markup=False, end="")
     err_console.print(f"[green]ok[/green]: {recipe} is a valid recipe")
 
 
@@ -222,11 +222,22 @@ def plot(
     console.print(f"wrote {plot_run(run_dir, out)}", highlight=False)
 
 
+def _model_source(ctx: typer.Context, source: str) -> str:
+    """A pretrained model's name -> its run directory (fetched once); any other source as is
+    (and nothing fetched while the shell completes a command line)."""
+    if ctx.resilient_parsing:
+        return source
+    from ganzoo.pretrained import resolve
+
+    return str(resolve(source))
+
+
 ModelArg = Annotated[
     str,
     typer.Argument(
         help="run directory, step_*.pt checkpoint, .safetensors, Hub folder, hf://NAMESPACE/NAME "
-        "or a pretrained model's name"
+        "or a pretrained model's name",
+        callback=_model_source,
     ),
 ]
 EmaOpt = Annotated[bool, typer.Option("--ema/--no-ema", help="use the EMA weights if kept")]
@@ -264,13 +275,19 @@ def translate(
     out_format: Annotated[
         str | None,
         typer.Option(
-            "--format", help="png, png16, tiff or npy (default: the input's kind and depth)"
+            "--format",
+            help="png, png16, tiff, npy, or tiff32 / npy32 (float32) (default: the input's kind "
+            "and depth)",
         ),
     ] = None,
     max_pixels: Annotated[
         int | None,
         typer.Option(min=1, help="pixels G may run on per image (default 3145728, e.g. 2048x1536)"),
     ] = None,
+    page: Annotated[
+        bool,
+        typer.Option(help="also write OUTPUT/index.html: input | output | target per image"),
+    ] = False,
 ) -> None:
     """Translate images with a trained generator; writes OUTPUT/<stem>.<ending> per input (the
     input's kind and depth, or --format)."""
@@ -299,6 +316,20 @@ def translate(
         highlight=False,
     )
     console.print(f"generator: {result.info.describe()}", highlight=False)
+    if page:
+        from ganzoo.evaluation.translate import input_files
+        from ganzoo.report.translations import write_translation_page
+
+        html = write_translation_page(
+            input_files(input_),
+            output,
+            result.recipe,
+            direction=result.direction,
+            layout=layout,
+            out_format=out_format,
+            title=f"ganzoo translate {model}",
+        )
+        console.print(f"wrote {html}", highlight=False)
 
 
 @app.command("eval")
@@ -374,8 +405,8 @@ def export(
     """Export a trained generator (EMA weights if kept) with its recipe for use outside ganzoo;
     --format hub writes a Hugging Face Hub folder with a model card."""
     if format_ == "hub":
-        from ganzoo.evaluation.hub import export_hub_folder
-        from ganzoo.evaluation.sources import find_checkpoint, output_base
+        from ganzoo.artifacts.hub import export_hub_folder
+        from ganzoo.artifacts.sources import find_checkpoint, output_base
 
         target = out or output_base(run_dir, find_checkpoint(run_dir)) / "export" / "hub"
         folder = export_hub_folder(run_dir, target, use_ema=ema)
@@ -405,7 +436,7 @@ def push(
 ) -> None:
     """Upload a trained generator to the Hugging Face Hub (the folder of --format hub); the
     token comes from HF_TOKEN or `huggingface-cli login`."""
-    from ganzoo.evaluation.hub import push as push_to_hub
+    from ganzoo.artifacts.hub import push as push_to_hub
 
     url = push_to_hub(run_dir, repo_id, private=private, use_ema=ema)
     console.print(f"pushed to {repo_id}: {url}", highlight=False)

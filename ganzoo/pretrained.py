@@ -26,6 +26,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ganzoo.artifacts.sources import ganzoo_home
 from ganzoo.download import Limits, download
 from ganzoo.errors import GanzooError
 from ganzoo.run_dir import RunDir
@@ -141,6 +142,17 @@ def model(name: str) -> Pretrained:
             "(`ganzoo pretrained list`)"
         )
     return entry
+
+
+def resolve(source: str | Path) -> str | Path:
+    """``source`` itself, unless it names an official model and no such local path exists: then
+    that model's run directory, fetched once into ``$GANZOO_HOME/pretrained`` (default
+    ``~/.cache/ganzoo/pretrained``). ``ganzoo.load`` and the CLI call this before
+    :func:`ganzoo.artifacts.load`, which knows run directories, files and the Hub only."""
+    text = str(source)
+    if text in CATALOG and not Path(text).exists():
+        return fetch_pretrained(text, ganzoo_home() / "pretrained").run_dir
+    return source
 
 
 def by_hand(entry: Pretrained, to: Path) -> str:

@@ -128,11 +128,23 @@ class LabelsSection(Section):
     num_classes: int = Field(ge=1, le=MAX_CHANNELS, description="class ids 0 .. num_classes-1")
     ignore_index: int | None = Field(255, description="an id that becomes all-zero channels")
     instance: bool = Field(False, description="add pix2pixHD's instance-edge channel")
+    dontcare_channel: bool = Field(
+        False,
+        description="give ignore_index a channel of its own after the classes (SPADE's "
+        "contain_dontcare_label) instead of all-zero channels",
+    )
+
+    @model_validator(mode="after")
+    def _dontcare_needs_an_id(self) -> LabelsSection:
+        if self.dontcare_channel and self.ignore_index is None:
+            raise ValueError("dontcare_channel needs an ignore_index (SPADE's 255)")
+        return self
 
     @property
     def channels(self) -> int:
-        """The network's input channels: num_classes, plus 1 with instance edges."""
-        return self.num_classes + int(self.instance)
+        """The network's input channels: num_classes, +1 with the don't-care channel, +1 with
+        instance edges."""
+        return self.num_classes + int(self.dontcare_channel) + int(self.instance)
 
 
 class DataSection(ComponentSection):
@@ -276,6 +288,12 @@ class ScheduleSection(Section):
     step_size: int = Field(50, ge=1, description="step: epochs between decays")
     gamma: float = Field(0.1, gt=0, description="step/plateau: decay factor")
     patience: int = Field(5, ge=0, description="plateau: epochs without improvement")
+    total_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="epochs a run lasts (default: epochs, + decay_epochs for linear); pix2pix "
+        "runs n_epochs + n_epochs_decay whatever its lr_policy",
+    )
 
 
 class TrainSection(Section):
@@ -285,7 +303,11 @@ class TrainSection(Section):
         None, ge=1, le=MAX_STEPS, description="stop after this many G steps"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16", "reference"] = Field(
+        "auto",
+        description="reference: the upstream's arithmetic bit for bit (becomes fp32 with "
+        "channels_last false and optim.fused false)",
+    )
     channels_last: bool = True
     compile: bool = False
     deterministic: bool = False
@@ -319,19 +341,73 @@ class Recipe(Section):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     train: TrainSection = Field(default_factory=TrainSection)
 
+    @model_validator(mode="after")
+    def _reference_arithmetic(self) -> Recipe:
+        # one word for the three settings the trajectory tests prove bit-identical to the
+        # upstream: fp32 without autocast, NCHW tensors, for-loop Adam (channels_last and the
+        # fused kernel round differently)
+        if self.train.precision == "reference":
+            self.train.precision = "fp32"
+            self.train.channels_last = False
+            self.optim.fused = False
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (component params inlined), loadable again with :func:`from_dict`.
 
-        The data keys of value rules (``range``, ``clip``, ``labels``) appear only when set, so
-        a recipe that does not use them stays readable by ganzoo versions before them."""
+        The data keys of value rules (``range``, ``clip``, ``labels``) and
+        ``schedule.total_epochs`` appear only when set, so a recipe that does not use them stays
+        readable by ganzoo versions before them."""
         tree = self.model_dump(mode="json")
         for key in OPTIONAL_DATA_KEYS:
             if not tree["data"].get(key):
                 tree["data"].pop(key, None)
+        if tree["schedule"].get("total_epochs") is None:
+            tree["schedule"].pop("total_epochs", None)
         return tree
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+    def to_yaml(self, defaults: bool = False) -> str:
+        """The recipe as YAML; with ``defaults``, every component's unset parameters are
+        filled with their defaults too (what ``ganzoo check`` prints)."""
+        tree = self.to_dict()
+        if defaults:
+            for section, where in self._components(tree):
+                where.update(component_defaults(section, where))
+        return yaml.safe_dump(tree, sort_keys=False)
+
+    def _components(self, tree: dict[str, Any]) -> list[tuple[ComponentSection, dict[str, Any]]]:
+        """Each component section with its place in ``tree`` (a :meth:`to_dict` result)."""
+        pairs = [
+            (self.data, tree["data"]),
+            (self.generator, tree["generator"]),
+            (self.discriminator, tree["discriminator"]),
+            (self.loss.objective, tree["loss"]["objective"]),
+        ]
+        pairs += list(zip(self.train.loggers, tree["train"]["loggers"]))
+        return [(section, where) for section, where in pairs if isinstance(where, dict)]
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as YAML-safe data, or ``...`` when it has no plain form."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)):
+        items = [_plain(v) for v in value]
+        return ... if any(v is ... for v in items) else items
+    return ...
+
+
+def component_defaults(section: ComponentSection, given: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of ``section``'s component that ``given`` leaves unset, with their
+    defaults (``image_size``, filled from the crop size at build time, left out)."""
+    filled = {}
+    for p in registry.get(section.kind, section.name).parameters():
+        if p.name in given or p.required or p.name == "image_size":
+            continue
+        value = _plain(p.default)
+        if value is not ...:
+            filled[p.name] = value
+    return filled
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -419,8 +495,28 @@ def expanded_size(value: Any, limit: int) -> int:
     return size(value, 0)
 
 
-#: Sections whose parameters belong to the named component: renaming it drops them.
-_REPLACED_ON_RENAME = {("generator",), ("discriminator",), ("loss", "objective")}
+#: Sections whose parameters belong to the named component, with its registry kind: renaming
+#: it in a recipe file replaces the section; renaming it with ``--set`` keeps the parameters
+#: the new component also takes (see :func:`renamed_section`).
+_REPLACED_ON_RENAME = {
+    ("generator",): "generator",
+    ("discriminator",): "discriminator",
+    ("loss", "objective"): "objective",
+}
+
+
+def renamed_section(kind: str, section: dict[str, Any], name: Any) -> dict[str, Any]:
+    """``section`` (``{name, params}``) for component ``name`` instead: the parameters the new
+    component also takes are kept (``ngf``, ``norm``, ...), the others dropped. ``--set
+    generator.name=X`` and ``ganzoo ablate --vary generator.name=X,Y`` both do this, so a
+    variant differs from its base in the component alone. An unknown ``name`` keeps nothing
+    (its validation then names the known ones)."""
+    try:
+        accepted = {p.name for p in registry.get(kind, name).parameters()}
+    except (RegistryError, TypeError):
+        accepted = set()
+    kept = {k: v for k, v in section.items() if k != "name" and k in accepted}
+    return {"name": name, **kept}
 
 
 def deep_merge(
@@ -496,9 +592,12 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = child
         last = parts[-1]
         renamed = isinstance(node.get("name"), str) and node.get("name") != value
-        if last == "name" and renamed and tuple(parts[:-1]) in _REPLACED_ON_RENAME:
-            # a new component: drop the old one's parameters, they belong to it
+        kind = _REPLACED_ON_RENAME.get(tuple(parts[:-1]))
+        if last == "name" and renamed and kind is not None:
+            # a new component: keep only the old parameters it also takes
+            kept = renamed_section(kind, node, value)
             node.clear()
+            node.update(kept)
         node[last] = value
     return out
 

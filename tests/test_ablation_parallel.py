@@ -5,6 +5,7 @@ match scipy."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -294,6 +295,19 @@ def test_few_seeds_need_more_seeds_even_when_p_is_small() -> None:
     assert only.base == "a" and only.variant == "b" and only.n == 5
 
 
+def test_the_verdict_and_the_seeds_for_80_percent_agree() -> None:
+    """2 seeds with a large, steady difference: "needs more seeds" sat beside "seeds for 80%:
+    2". The estimate is now at least the 3 seeds a ✓ needs; with those seeds and p >= 0.05 the
+    verdict is "not significant", not "needs more seeds"."""
+    two = compare("l1", "a", "b", {0: 1.0, 1: 2.0}, {0: 2.0, 1: 3.1})
+    assert two.n == 2 and two.verdict == NEEDS_MORE and two.seeds_needed == 3
+    assert seeds_needed(50.0, paired=True) == 3
+    noisy = compare("l1", "a", "b", {0: 1.0, 1: 2.0, 2: 1.5}, {0: 1.2, 1: 1.9, 2: 1.8})
+    assert noisy.p_value > 0.05 and noisy.seeds_needed > 3 and noisy.verdict == NEEDS_MORE
+    done = dataclasses.replace(noisy, seeds_needed=3)
+    assert done.verdict == "not significant"
+
+
 def test_a_dead_worker_fails_only_the_run_it_was_running(tmp_path: Path) -> None:
     from ganzoo.ablation.job import RunJob, record_death
     from ganzoo.ablation.plan import Variant
@@ -311,3 +325,31 @@ def test_a_dead_worker_fails_only_the_run_it_was_running(tmp_path: Path) -> None
     assert read_status(tmp_path, "running__seed0")["state"] == "failed"
     assert read_status(tmp_path, "finished__seed0") == {"state": "done", "pid": 2}
     assert read_status(tmp_path, "queued__seed0") is None  # never started: retried next launch
+
+
+def test_a_script_without_a_main_guard_is_refused_before_workers_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/ablations.md's Python block had no `if __name__ == "__main__":`: every spawned
+    worker imported it again and every run failed with BrokenProcessPool."""
+    import multiprocessing as mp
+    import types
+
+    from ganzoo.launchers.local import LocalLauncher
+    from ganzoo.launchers.spawn_guard import check_spawn_safe_main
+
+    script = tmp_path / "ablate_it.py"
+    script.write_text("from ganzoo.ablation import run_ablation\nrun_ablation(plan, out)\n")
+    main_module = types.ModuleType("__main__")
+    main_module.__file__ = str(script)
+    main_module.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", main_module)
+    with pytest.raises(GanzooError) as info:
+        LocalLauncher(jobs=1).launch([], tmp_path, Console(file=open(os.devnull, "w")))
+    assert str(info.value).startswith(f"{script}: the local launcher runs each ablation run")
+    assert 'if __name__ == "__main__":' in str(info.value) and "\n" not in str(info.value)
+    script.write_text("import x\n\nif '__main__' == __name__:\n    x.run_ablation()\n")
+    check_spawn_safe_main()  # guarded: fine
+    monkeypatch.setattr(mp.current_process(), "_inheriting", True, raising=False)
+    with pytest.raises(GanzooError, match="a spawned ablation worker imported"):
+        check_spawn_safe_main()

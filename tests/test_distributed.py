@@ -11,7 +11,7 @@ import torch
 import torch.multiprocessing as mp
 from conftest import tiny_recipe
 
-from ganzoo.training.checkpoint import list_checkpoints, load_checkpoint
+from ganzoo.artifacts.checkpoint import list_checkpoints, load_checkpoint
 from ganzoo.training.trainer import train
 
 

@@ -13,14 +13,14 @@ from conftest import train_tiny_run
 from PIL import Image
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+from ganzoo import metrics
+from ganzoo.artifacts.loading import load_generator
 from ganzoo.cli import main
 from ganzoo.data import build_dataset
 from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation import fid as fid_module
-from ganzoo.evaluation import metrics
 from ganzoo.evaluation.evaluate import evaluate_run
 from ganzoo.evaluation.fid import INCEPTION_FILE, INCEPTION_URL, InceptionDistances
-from ganzoo.evaluation.loading import load_generator
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ from conftest import tiny_recipe, train_tiny_run
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from ganzoo.artifacts.loading import load_generator
 from ganzoo.build import build_generator
 from ganzoo.cli import main
 from ganzoo.errors import GanzooError, SizeError
 from ganzoo.evaluation.export import export_generator
-from ganzoo.evaluation.loading import load_generator
 from ganzoo.recipe import from_dict
 from ganzoo.training.trainer import train
 
@@ -107,3 +107,31 @@ def test_cli_export(run: Path, tmp_path: Path, capsys) -> None:
     code = main(["export", str(tmp_path / "nope")])
     _, err = capsys.readouterr()
     assert code == 2 and "no such run directory" in err and len(err.strip().splitlines()) == 1
+
+
+def test_exports_share_the_usual_permissions(run: Path, tmp_path: Path) -> None:
+    """safetensors' own writer made generator.safetensors 0600 where other exports are 0644."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        s = export_generator(run, "safetensors", out=tmp_path / "g.safetensors")
+        t = export_generator(run, "torchscript", out=tmp_path / "g.torchscript.pt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(s.path.stat().st_mode) == stat.S_IMODE(t.path.stat().st_mode) == 0o644
+
+
+def test_a_greyscale_array_into_an_rgb_model(run: Path) -> None:
+    """A numpy H x W array failed where a PIL greyscale image of it worked."""
+    import numpy as np
+    from PIL import Image
+
+    import ganzoo
+
+    model = ganzoo.load(run, device="cpu")
+    grey = np.random.default_rng(0).integers(0, 256, size=(32, 32)).astype(np.uint8)
+    out = model(grey)
+    assert out.dtype == np.uint8 and out.shape == (32, 32, 3)
+    np.testing.assert_array_equal(out, np.asarray(model(Image.fromarray(grey))))

@@ -188,7 +188,7 @@ def test_pix2pixhd_local_trains_the_enhancer_alone_then_everything(
         "train.max_steps=4",
     )
     trainer = Trainer(recipe, tmp_path / "local", progress=False)
-    from ganzoo.training.checkpoint import latest_checkpoint, load_checkpoint
+    from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint
 
     global_g = load_checkpoint(latest_checkpoint(global_run / "checkpoints"))["generator"]
     start = {k: v.clone() for k, v in trainer.g_module.state_dict().items()}
@@ -234,7 +234,7 @@ def test_init_from_puts_each_discriminator_scale_on_its_resolution(
     # pix2pixHD networks.py MultiscaleDiscriminator.forward feeds the full resolution to
     # scale{num_D-1}: --load_pretrain by name pairs a 2-scale D at 16 with a 3-scale D at 32 as
     # 16 -> 16 and 8 -> 8, i.e. ganzoo's scales.0 -> scales.1 and scales.1 -> scales.2
-    from ganzoo.training.checkpoint import latest_checkpoint, load_checkpoint
+    from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint
     from ganzoo.training.trainer import train
 
     g = "generator={name: unet, num_downs: 4, ngf: 4, norm: batch}"

@@ -212,7 +212,7 @@ def test_training_never_writes_through_planted_links(
     trained: Path, tmp_path: Path, outside: Path, capsys
 ) -> None:
     from ganzoo.run_dir import RunDir
-    from ganzoo.training.samples import save_grid
+    from ganzoo.samples import save_grid
 
     victim = outside / "victim.txt"
     folder = tmp_path / "r"

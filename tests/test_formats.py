@@ -19,6 +19,7 @@ from ganzoo.data.formats import read_image, read_size, write_image
 from ganzoo.data.labels import LabelMaps, instance_edges
 from ganzoo.data.ranges import SideRange
 from ganzoo.data.store import PackedImages
+from ganzoo.data.transforms import resize
 from ganzoo.errors import DataError, RecipeError
 from ganzoo.recipe import DataSection, from_dict, load_recipe
 
@@ -178,10 +179,33 @@ def test_outside_the_range_is_an_error_unless_clip() -> None:
     assert "v.npy: value 1.25 in channel 0 is outside data.range.B [0, 1]" in one_line(info)
     SideRange("B", (0, 1), clip=True).check(x, "v.npy")
     assert SideRange("B", (0, 1), clip=True).to_unit(x, "v.npy").max() == 1.0
-    with pytest.raises(DataError, match="value nan"):
-        SideRange("B", (0, 1)).check(np.full((1, 1, 1), np.nan, np.float32), "n.npy")
-    with pytest.raises(DataError, match="n.npy: holds NaN values"):
-        SideRange("B", (0, 1), clip=True).check(np.full((1, 1, 1), np.nan, np.float32), "n.npy")
+    nan = np.full((1, 1, 1), np.nan, np.float32)
+    for clip in (False, True):  # the NaN error used to advise data.clip, which refuses NaN too
+        with pytest.raises(DataError) as info:
+            SideRange("B", (0, 1), clip=clip).check(nan, "n.npy")
+        assert "n.npy: holds NaN values" in one_line(info) and "clip: true" not in one_line(info)
+        assert "numpy.nan_to_num" in one_line(info)
+
+
+def test_a_range_no_integer_depth_holds_has_a_float_format(tmp_path: Path) -> None:
+    """data.range.B [-1, 100] with integer inputs: png16, tiff and npy all answered "does not
+    fit uint16; write another depth"; tiff32 / npy32 write it, and the error names them."""
+    from ganzoo.evaluation.translate import save_image
+
+    recipe = load_recipe(
+        Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml",
+        ["data.out_channels=1", "data.range={A: [0, 255], B: [-1, 100]}"],
+    )
+    image = torch.linspace(-1, 1, 16).reshape(1, 4, 4)
+    for fmt in ("png16", "tiff", "npy"):
+        with pytest.raises(DataError) as info:
+            save_image(image, tmp_path / f"x.{fmt}", recipe, np.dtype(np.uint8), fmt)
+        assert "does not fit" in one_line(info) and "--format tiff32 or npy32" in one_line(info)
+    for fmt, ending in (("tiff32", "tif"), ("npy32", "npy")):
+        save_image(image, tmp_path / f"x.{ending}", recipe, np.dtype(np.uint8), fmt)
+        back = read_image(tmp_path / f"x.{ending}")
+        assert back.dtype == np.float32
+        assert back.min() == pytest.approx(-1) and back.max() == pytest.approx(100)
 
 
 def test_range_recipe_validation(tmp_path: Path) -> None:
@@ -319,6 +343,25 @@ def test_one_hot_and_ignore() -> None:
     assert (out.sum(0) == np.array([[1, 1, 1], [0, 1, 1]])).all()
 
 
+def test_the_dont_care_id_can_have_its_own_channel(tmp_path: Path) -> None:
+    # SPADE pix2pix_dataset.py: 255 -> label_nc, one-hot over label_nc + contain_dontcare_label
+    # channels, then the instance edges (COCO-Stuff: 182 + 1 + 1 = 184)
+    ids = np.array([[[0, 1, 2], [255, 1, 0]], [[0, 0, 0], [0, 0, 1]]], np.uint8)
+    out = LabelMaps(3, 255, instance=True, dontcare_channel=True).encode(ids)
+    assert out.shape == (5, 2, 3)
+    np.testing.assert_array_equal(out[3], [[0, 0, 0], [1, 0, 0]])  # the don't-care channel
+    assert (out[:4].sum(0) == 1).all()
+    np.testing.assert_array_equal(out[4], instance_edges(ids[1]))
+    data = label_section(
+        tmp_path, labels={"num_classes": 182, "dontcare_channel": True, "instance": True}
+    )
+    assert data.in_channels == 184
+    with pytest.raises(ValueError, match="dontcare_channel needs an ignore_index"):
+        label_section(
+            tmp_path, labels={"num_classes": 4, "dontcare_channel": True, "ignore_index": None}
+        )
+
+
 def test_instance_edges_follow_pix2pixhd() -> None:
     inst = np.zeros((4, 5), np.int64)
     inst[1:3, 1:3] = 7
@@ -389,6 +432,20 @@ def test_label_instance_edges_channel(tmp_path: Path) -> None:
     edges = item["A"][4]
     assert item["A"].shape == (5, 16, 16) and 0 < edges.mean() < 1
     assert set(torch.unique(edges).tolist()) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize(
+    ("size_in", "size_out"),
+    [((683, 517), (286, 217)), ((1024, 2048), (286, 572)), ((7, 2), (22, 7))],
+)
+def test_label_maps_resize_on_pils_nearest_grid(size_in, size_out) -> None:
+    # pix2pixHD's and SPADE's datasets resize labels with PIL's Image.NEAREST: the pixel under
+    # each output pixel's centre (683 -> 286 with torch's legacy nearest lands a column off)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 200, size=size_in).astype(np.uint8)
+    pil = np.asarray(Image.fromarray(ids).resize(size_out[::-1], Image.NEAREST))
+    ours = resize(torch.from_numpy(ids)[None], size_out, nearest=True)[0].numpy()
+    assert ours.dtype == np.uint8 and np.array_equal(ours, pil)
 
 
 def test_label_errors(tmp_path: Path) -> None:

@@ -105,6 +105,8 @@ def test_the_recipe_is_the_released_training() -> None:
     r = load_recipe(ROOT / "recipes" / "lines2face.yaml")
     assert (r.optim.lr_g, r.optim.lr_d, r.optim.betas) == (1e-4, 4e-4, (0.5, 0.999))
     assert r.loss.objective.name == "vanilla" and r.loss.l1 == 100
+    # main.py: discrim_loss = mean over branches of -(log D(real) + log(1 - D(fake))), unhalved
+    assert r.loss.objective.params == {"d_scale": 1}
     assert (r.loss.feature_matching, r.loss.feature_matching_form, r.loss.style) == (
         1,
         "lines2face",

@@ -160,6 +160,60 @@ def test_mlflow_file_store_is_queried_back_and_resumes_the_same_run(
     assert {"recipe.yaml", "samples"} <= artifacts
 
 
+def test_mlflow_sqlite_store_of_the_docs_works(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/training.md's `tracking_uri: sqlite:///mlflow.db` with ganzoo[mlflow]: mlflow-skinny
+    alone failed with UnsupportedModelRegistryStoreURIException and the logger was dropped."""
+    pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    pytest.importorskip("alembic")
+    import warnings
+
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # the store and its artifacts land here
+    loggers = "train.loggers=[{name: mlflow, tracking_uri: 'sqlite:///mlflow.db'}]"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LoggerWarning)
+        train(tiny_recipe(tiny_data, *STEPS, loggers), run_dir=tmp_path / "run", progress=False)
+    run_id = json.loads((tmp_path / "run" / "loggers.json").read_text())["mlflow"]["run_id"]
+    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    assert sorted(m.step for m in client.get_metric_history(run_id, "loss_g_l1")) == [1, 2, 3, 4]
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_mlflow_database_store_without_sqlalchemy_says_what_to_install(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow")
+    from ganzoo.loggers import mlflow as mlflow_logger
+
+    monkeypatch.setattr(mlflow_logger, "sqlalchemy_installed", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    loggers = "train.loggers=[{name: mlflow, tracking_uri: 'sqlite:///mlflow.db'}]"
+    with pytest.warns(LoggerWarning) as caught:
+        train(tiny_recipe(tiny_data, *STEPS, loggers), run_dir=tmp_path / "run", progress=False)
+    (message,) = [str(w.message) for w in caught if w.category is LoggerWarning]
+    assert "sqlite store needs SQLAlchemy and Alembic" in message
+    assert "pip install 'ganzoo[mlflow]'" in message
+
+
+def test_mlflow_folder_store_refused_by_mlflow_3_says_what_to_use(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    if int(mlflow.__version__.split(".")[0]) < 3:
+        pytest.skip("MLflow 2 keeps folder stores")
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    uri = (tmp_path / "mlruns").as_uri()
+    loggers = f"train.loggers=[{{name: mlflow, tracking_uri: '{uri}'}}]"
+    with pytest.warns(LoggerWarning) as caught:
+        train(tiny_recipe(tiny_data, *STEPS, loggers), run_dir=tmp_path / "run", progress=False)
+    (message,) = [str(w.message) for w in caught if w.category is LoggerWarning]
+    assert "refuses folder stores; use tracking_uri: sqlite:///mlflow.db or MLFLOW_ALLOW" in message
+
+
 # -- failures are reported once and training goes on ----------------------------------------
 def test_a_failing_logger_is_dropped_with_one_warning(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -43,7 +43,8 @@ def test_every_objective_is_registered_with_summary_and_paper() -> None:
 
 def test_wgan_gp_penalty_param_is_validated_by_the_registry() -> None:
     assert [p.describe() for p in registry.get("objective", "wgan_gp").parameters()] == [
-        "penalty: float = 10.0"
+        "penalty: float = 10.0",
+        "d_scale: float = 1.0",
     ]
     assert registry.create("objective", "wgan_gp").penalty_weight == 10.0
     assert registry.create("objective", "wgan_gp", penalty=5).penalty_weight == 5.0

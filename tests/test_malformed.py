@@ -302,8 +302,9 @@ def test_threads_other_than_tensorboards_still_print(monkeypatch) -> None:
 def _safetensors(tmp_path: Path, **change: str) -> tuple[Path, dict]:
     from safetensors.torch import save_file
 
+    from ganzoo.artifacts.safetensors import recipe_json
+    from ganzoo.artifacts.schema import SAFETENSORS_FORMAT
     from ganzoo.build import build_generator
-    from ganzoo.evaluation.export import SAFETENSORS_FORMAT, recipe_json
 
     recipe = tiny_recipe(tmp_path)
     weights = {k: v.contiguous() for k, v in build_generator(recipe).state_dict().items()}
@@ -328,7 +329,7 @@ def test_safetensors_metadata_nested_200000_deep_is_one_line(tmp_path: Path, cap
 
 
 def test_a_5000_digit_safetensors_step_is_no_step(tmp_path: Path) -> None:
-    from ganzoo.evaluation.loading import load_generator
+    from ganzoo.artifacts.loading import load_generator
 
     path, _ = _safetensors(tmp_path, step="9" * 5000)
     assert load_generator(path)[2].step is None
@@ -338,7 +339,7 @@ def test_a_5000_digit_safetensors_step_is_no_step(tmp_path: Path) -> None:
 def test_a_safetensors_that_does_not_fit_names_the_key(tmp_path: Path, change: str) -> None:
     from safetensors.torch import save_file
 
-    from ganzoo.evaluation.loading import load_generator
+    from ganzoo.artifacts.loading import load_generator
 
     path, weights = _safetensors(tmp_path)
     key = sorted(weights)[0]
@@ -425,7 +426,7 @@ def test_a_closed_stdout_is_no_traceback(args: list[str]) -> None:
 def test_a_mistyped_run_directory_is_not_sent_to_the_hub(
     tmp_path: Path, capsys, monkeypatch, command: str
 ) -> None:
-    import ganzoo.evaluation.sources as sources
+    import ganzoo.artifacts.sources as sources
 
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("the Hub was asked")

@@ -145,3 +145,14 @@ def test_an_output_that_ignores_the_input_is_reported():
 
     with pytest.raises(ValueError, match="does not depend on the input"):
         probe_boxes(Constant(), 1, 8, 8)
+
+
+def test_probing_twice_leaves_a_spectral_norm_network_whole():
+    """The probe copy used to remove spectral norm with torch's remove_parametrizations, which
+    deletes the property from the class the copy shares with the original: the second probe
+    (or any later use of D) failed with 'ParametrizedConv2d' has no attribute 'weight'."""
+    d = apply_spectral_norm(nn.Sequential(nn.Conv2d(3, 4, 4, 2, 1), nn.Conv2d(4, 1, 4, 1, 1)))
+    first = receptive_field_by_probe(d, 3, 16, 16, max_side=64)
+    assert receptive_field_by_probe(d, 3, 16, 16, max_side=64) == first
+    assert d[0].weight.shape == (4, 3, 4, 4)
+    assert d(torch.zeros(1, 3, 16, 16)).shape == (1, 1, 7, 7)

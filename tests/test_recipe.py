@@ -37,6 +37,15 @@ def test_reference_recipe_has_the_pix2pix_defaults() -> None:
     assert (r.schedule.name, r.schedule.epochs, r.schedule.decay_epochs) == ("linear", 100, 100)
 
 
+def test_precision_reference_is_the_upstream_arithmetic_in_one_word() -> None:
+    # every recipe defaults to precision auto (bf16 autocast on bf16 hardware); the upstreams
+    # train in fp32, and channels_last and the fused Adam kernel round differently too
+    assert load_recipe(MAIN).train.precision == "auto"
+    r = load_recipe(MAIN, ["train.precision=reference"])
+    assert (r.train.precision, r.train.channels_last, r.optim.fused) == ("fp32", False, False)
+    assert Recipe.model_validate(r.to_dict()).train.precision == "fp32"  # stored expanded
+
+
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_bundled_recipe_validates_and_builds_on_meta(path: Path) -> None:
     check_recipe(load_recipe(path))
@@ -120,13 +129,42 @@ def test_overrides_parse_yaml_values() -> None:
     assert r.data.image_size == (128, 256)
 
 
-def test_override_renaming_a_component_drops_its_params() -> None:
-    tree = {"generator": {"name": "unet_256", "ngf": 64}}
-    assert apply_overrides(tree, ["generator.name=resnet_9blocks"]) == {
-        "generator": {"name": "resnet_9blocks"}
-    }
+def test_override_renaming_a_component_keeps_the_params_it_also_takes() -> None:
+    """`--set generator.name=X` used to drop every base parameter (quickstart's ngf 32,
+    instance norm, dropout became 64, batch, none) while `ablate --vary` kept the shared ones;
+    both keep them now."""
+    from ganzoo.ablation.plan import swap_component
+
+    tree = {"generator": {"name": "unet_256", "ngf": 32, "norm": "instance", "num_downs": 8}}
+    swapped = {"generator": {"name": "resnet_9blocks", "ngf": 32, "norm": "instance"}}
+    assert apply_overrides(tree, ["generator.name=resnet_9blocks"]) == swapped
+    assert swap_component(tree, "generator.name", "resnet_9blocks") == swapped
+    r = load_recipe(RECIPES / "quickstart.yaml", ["generator.name=resnet_9blocks"])
+    assert r.generator.params == {"ngf": 32, "norm": "instance", "dropout": True}
+    whole = load_recipe(RECIPES / "quickstart.yaml", ["generator={name: resnet_9blocks}"])
+    assert whole.generator.params == {}
     with pytest.raises(RecipeError, match="expected dotted.key=value"):
         apply_overrides(tree, ["generator"])
+
+
+def test_check_prints_every_component_default() -> None:
+    """`ganzoo check` says it prints every default; the components' parameters were left out."""
+    import yaml
+
+    r = load_recipe(RECIPES / "quickstart.yaml", [])
+    tree = yaml.safe_load(r.to_yaml(defaults=True))
+    assert tree["generator"]["init_gain"] == 0.02 and tree["generator"]["ngf"] == 32
+    assert tree["discriminator"]["spectral_norm"] is False
+    assert "image_size" not in tree["generator"]  # filled from the crop size at build time
+    again = load_recipe_tree(tree)  # the printed recipe loads, and means the same
+    assert again.to_yaml(defaults=True) == r.to_yaml(defaults=True)
+    assert "init_gain" not in r.to_yaml()
+
+
+def load_recipe_tree(tree: dict) -> Recipe:
+    from ganzoo.recipe import from_dict
+
+    return from_dict(tree)
 
 
 def test_deep_merge_replaces_lists_and_scalars() -> None:

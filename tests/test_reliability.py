@@ -20,11 +20,11 @@ import torch
 from conftest import ROOT, tiny_recipe
 from PIL import Image
 
+from ganzoo.artifacts.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from ganzoo.cli import main
 from ganzoo.errors import DataError, GanzooError, RecipeError, TrainingError
 from ganzoo.recipe import load_recipe
 from ganzoo.run_dir import RunDir
-from ganzoo.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from ganzoo.training.trainer import Trainer, train
 
 
@@ -54,7 +54,7 @@ def _poison_after(trainer: Trainer, step: int, poison) -> None:  # noqa: ANN001
 
 
 def _assert_every_checkpoint_finite(run_dir: Path) -> None:
-    from ganzoo.training.checkpoint import nonfinite_entries
+    from ganzoo.safe_io import nonfinite_entries
 
     ckpts = list_checkpoints(run_dir / "checkpoints")
     assert ckpts
@@ -97,7 +97,7 @@ def test_a_nonfinite_state_is_never_checkpointed(
 
 
 def test_nonfinite_entries_checks_every_tensor_once_per_device() -> None:
-    from ganzoo.training.checkpoint import nonfinite_entries
+    from ganzoo.safe_io import nonfinite_entries
 
     state = {"a": torch.ones(3), "b": [torch.zeros(2), {"c": torch.tensor([1.0, float("inf")])}]}
     state["n"] = torch.tensor([1, 2])  # integers are never non-finite
@@ -309,7 +309,8 @@ def test_a_network_too_large_to_build_is_refused_before_allocation(tmp_path: Pat
 def test_a_safetensors_file_asking_for_a_huge_network_is_refused(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
-    from ganzoo.evaluation.loading import SAFETENSORS_FORMAT, load_generator
+    from ganzoo.artifacts.loading import load_generator
+    from ganzoo.artifacts.schema import SAFETENSORS_FORMAT
 
     recipe = load_recipe(ROOT / "recipes" / "pix2pix_unet256.yaml").to_dict()
     recipe["generator"] = {"name": "resnet_9blocks", "ngf": 4096}

@@ -16,7 +16,7 @@ import test_ablation
 from conftest import ROOT
 
 from ganzoo.ablation.claims import read_status
-from ganzoo.training.checkpoint import latest_checkpoint
+from ganzoo.artifacts.checkpoint import latest_checkpoint
 
 TINY = [*test_ablation.TINY, "train.device=cpu", "train.checkpoint_every=100000"]
 PATCHGAN = {"name": "patchgan", "n_layers": 2, "ndf": 4, "norm": "batch"}

@@ -193,7 +193,7 @@ def test_translate_refuses_an_image_too_large_for_the_generator(generator, tmp_p
 
 def test_a_loaded_model_refuses_an_image_too_large_for_it(generator) -> None:
     from ganzoo.api import Translator
-    from ganzoo.evaluation.loading import GeneratorInfo
+    from ganzoo.artifacts.schema import GeneratorInfo
 
     net, recipe = generator
     model = Translator(net, recipe, GeneratorInfo(Path("g"), "checkpoint", None, False))
@@ -204,9 +204,9 @@ def test_a_loaded_model_refuses_an_image_too_large_for_it(generator) -> None:
 
 
 def test_cli_translate_max_pixels_is_one_line(generator, tmp_path: Path, capsys) -> None:
+    from ganzoo.artifacts.safetensors import save_safetensors
+    from ganzoo.artifacts.schema import GeneratorInfo
     from ganzoo.cli import main
-    from ganzoo.evaluation.export import save_safetensors
-    from ganzoo.evaluation.loading import GeneratorInfo
 
     net, recipe = generator
     model = tmp_path / "g.safetensors"

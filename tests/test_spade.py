@@ -348,8 +348,9 @@ def test_recipe_has_the_official_defaults() -> None:
     data, g, d, loss, optim = (
         tree[k] for k in ("data", "generator", "discriminator", "loss", "optim")
     )
-    # data/ade20k_dataset.py: label_nc 150 + contain_dontcare_label (the unknown label 0 kept
-    # as class 0 here: 151 channels), no_instance; preprocess resize_and_crop, load_size 286
+    # data/ade20k_dataset.py: label_nc 150 + contain_dontcare_label, the ids as read (its
+    # postprocess computes label - 1 on a new tensor and never stores it): 151 channels, ADE
+    # id k on channel k, as here; no_instance; preprocess resize_and_crop, load_size 286
     # (training), crop_size 256; base_options.py: batchSize 1, aspect_ratio 1, flips (no_flip
     # off)
     assert data["name"] == "paired_folders" and data["root"] == "datasets/ade20k"

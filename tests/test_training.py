@@ -16,9 +16,9 @@ import torch
 from conftest import ROOT, tiny_recipe
 from PIL import Image
 
+from ganzoo.artifacts.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from ganzoo.errors import TrainingError
 from ganzoo.recipe import load_recipe, load_tree
-from ganzoo.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from ganzoo.training.trainer import Trainer, train
 
 
@@ -301,3 +301,153 @@ def test_the_ema_copy_keeps_spectral_norm_exact() -> None:
         assert (w / copy.weight).mean() == pytest.approx(sigma.item(), rel=1e-4)
     sn = copy.parametrizations.weight[0]
     assert sn._u.norm().item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_train_only_glob_matching_nothing_is_one_line(tiny_data: Path, tmp_path: Path) -> None:
+    """pix2pixHD's 'model1_*' on a U-Net trained nothing and failed in backward with a
+    RuntimeError; now `ganzoo check` and `train` refuse it in one line, before any folder."""
+    from ganzoo.build import check_recipe
+    from ganzoo.errors import RecipeError
+
+    r = tiny_recipe(tiny_data, "train.max_steps=2", "optim.train_only={generator: ['model1_*']}")
+    with pytest.raises(RecipeError, match="'model1_\\*' matches no parameter of generator unet"):
+        check_recipe(r)
+    with pytest.raises(RecipeError, match="matches no parameter"):
+        train(r, run_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_only_generator_none_trains_d_alone(tiny_data: Path, tmp_path: Path) -> None:
+    """`generator: []` (docs/training.md: "none") updates D only, with no lr_scheduler
+    warning for the optimizer that never steps."""
+    import warnings
+
+    r = tiny_recipe(
+        tiny_data,
+        "train.max_steps=8",
+        "optim.train_only={generator: [], epochs: 1}",
+        "train.log_every=1",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer = Trainer(r, tmp_path / "run", progress=False)
+        g0 = {k: v.clone() for k, v in trainer.g_module.state_dict().items()}
+        d0 = {k: v.clone() for k, v in trainer.d_module.state_dict().items()}
+        trainer.state.begin_epoch(0, fresh=True)
+        trainer.train_step(next(iter(trainer.train_batches.epoch(0, 0))))
+        g1, d1 = trainer.g_module.state_dict(), trainer.d_module.state_dict()
+        weights = [k for k in g0 if "running" not in k and "num_batches" not in k]
+        assert all(torch.equal(g0[k], g1[k]) for k in weights)
+        assert any(not torch.equal(d0[k], d1[k]) for k in d0)
+        trainer.close()
+        _, final = train(r, run_dir=tmp_path / "run2", progress=False)
+        frozen_d = tiny_recipe(
+            tiny_data, "train.max_steps=8", "optim.train_only={discriminator: [], epochs: 1}"
+        )
+        train(frozen_d, run_dir=tmp_path / "run3", progress=False)  # no lr_scheduler warning
+    assert final["step"] == 8
+
+
+def test_a_failed_start_leaves_no_folder_and_the_name_is_reused(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start refused (here: no data) used to leave an empty runs/<name>, and the next run
+    went silently to runs/<name>-2."""
+    import io
+
+    from rich.console import Console
+
+    from ganzoo.errors import DataError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError):
+        train(tiny_recipe(tiny_data, "data.root=nowhere"), progress=False)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    (tmp_path / "runs" / "quickstart").mkdir(parents=True)  # an empty folder is reused
+    with pytest.raises(DataError):
+        train(tiny_recipe(tiny_data, "data.root=nowhere"), progress=False)
+    assert (tmp_path / "runs" / "quickstart").is_dir()
+    assert not any((tmp_path / "runs" / "quickstart").iterdir())
+    r = tiny_recipe(tiny_data, "train.max_steps=1")
+    trainer, _ = train(r, progress=False)
+    assert trainer.run_dir == Path("runs/quickstart")
+    out = io.StringIO()
+    trainer, _ = train(r, console=Console(file=out, width=200))
+    assert trainer.run_dir == Path("runs/quickstart-2")
+    assert "runs/quickstart holds another run; this one goes to runs/quickstart-2" in out.getvalue()
+
+
+def test_a_run_prints_a_startup_block_and_records_its_precision(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """Nothing was printed before the first log_every; at 80 columns the bar lost the step
+    count and ETA; the precision actually used was recorded nowhere."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True, color_system=None)
+    r = tiny_recipe(tiny_data, "train.max_steps=4", "train.log_every=2")
+    train(r, run_dir=tmp_path / "run", console=console)
+    text = out.getvalue()
+    assert f"run folder: {tmp_path / 'run'}" in text
+    assert "precision: fp32" in text and "generator unet: 0." in text
+    assert "12 train / 4 val pairs" in text and "steps: 0 -> 4" in text
+    assert text.index("run folder") < text.index("4/4")  # the block comes before the steps
+    assert "eta" in text
+    env = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert env["precision"] == "fp32"
+    from ganzoo.report import write_report
+
+    html = write_report(tmp_path / "run").read_text()
+    assert "<td>precision</td><td>fp32</td>" in html
+
+
+def test_fp16_on_cpu_says_it_falls_back() -> None:
+    from ganzoo.training.precision import resolve_precision
+
+    with pytest.warns(UserWarning, match="fp16 needs CUDA; this cpu run uses bf16"):
+        assert resolve_precision("fp16", torch.device("cpu")) == "bf16"
+
+
+def test_resume_of_a_finished_run_says_there_is_nothing_to_do(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    r = tiny_recipe(tiny_data, "train.max_steps=2")
+    train(r, run_dir=tmp_path / "run", progress=False)
+    before = sorted((tmp_path / "run" / "checkpoints").iterdir())
+    out = io.StringIO()
+    _, final = train(run_dir=tmp_path / "run", resume=True, console=Console(file=out, width=300))
+    assert "nothing to do: the run is already at step 2 of 2" in out.getvalue()
+    assert "train.max_steps=4" in out.getvalue() and final["step"] == 2
+    assert sorted((tmp_path / "run" / "checkpoints").iterdir()) == before
+
+
+def test_more_loader_workers_than_cpus_is_said_once(tiny_data: Path) -> None:
+    """An imported upstream `num_threads 4` (num_workers 4) on a 2-CPU machine made PyTorch
+    warn of over-subscription twice; ganzoo now uses one worker per CPU and says so once."""
+    import warnings
+
+    from ganzoo.data import build_dataset
+    from ganzoo.training.batches import DatasetBatches, usable_workers
+
+    cpus = len(os.sched_getaffinity(0))
+    assert usable_workers(0) == 0 and usable_workers(cpus) == cpus
+    r = tiny_recipe(tiny_data)
+    ds = build_dataset(r.data, "train", train=True, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batches = DatasetBatches(ds, 2, seed=0, num_workers=cpus + 2)
+        try:
+            for epoch in range(2):
+                list(batches.epoch(epoch))
+        finally:
+            batches.close()
+    messages = [str(w.message) for w in caught]
+    assert batches.num_workers == cpus
+    assert len(messages) == 1 and f"data.num_workers {cpus + 2} is more than" in messages[0]

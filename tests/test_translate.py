@@ -10,6 +10,9 @@ import torch
 from conftest import tiny_recipe, train_tiny_run
 from PIL import Image
 
+from ganzoo.artifacts.checkpoint import load_checkpoint
+from ganzoo.artifacts.loading import load_generator
+from ganzoo.artifacts.schema import ema_weights
 from ganzoo.build import build_generator
 from ganzoo.cli import main
 from ganzoo.errors import DataError, GanzooError, SizeError, TrainingError
@@ -20,9 +23,7 @@ from ganzoo.evaluation.inference import (
     to_uint8,
     valid_size,
 )
-from ganzoo.evaluation.loading import ema_weights, load_generator
 from ganzoo.evaluation.translate import translate, translate_files
-from ganzoo.training.checkpoint import load_checkpoint
 from ganzoo.training.trainer import train
 
 

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, tiny_recipe
 
+from ganzoo.artifacts.checkpoint import list_checkpoints, load_checkpoint
+from ganzoo.artifacts.loading import load_generator
 from ganzoo.cli import main
 from ganzoo.errors import GanzooError
-from ganzoo.evaluation.loading import load_generator
-from ganzoo.training.checkpoint import list_checkpoints, load_checkpoint
+from ganzoo.training.schedule import total_epochs
+from ganzoo.training.trainer import Trainer
 from ganzoo.upstream import import_checkpoint, parse_flags, read_options
 from ganzoo.upstream.importer import load_upstream
 
@@ -121,6 +123,65 @@ def test_a_pix2pixhd_opt_txt_becomes_the_equivalent_recipe(tmp_path: Path) -> No
     assert r.loss.perceptual == 10 and r.loss.perceptual_input == "raw"
     assert r.optim.train_only.generator == ["model1_*"] and r.optim.train_only.epochs == 10
     assert (r.schedule.form, r.schedule.epochs, r.schedule.decay_epochs) == ("pix2pixhd", 50, 50)
+
+
+def test_a_pix2pixhd_label_model_imports_with_its_label_maps(tmp_path: Path) -> None:
+    # pix2pixHD_model.py initialize / encode_input: label_nc one-hot channels, + 1 instance-edge
+    # channel unless --no_instance; label_nc 0: an input_nc-channel image
+    def recipe(flags: str):  # noqa: ANN202
+        return parse_flags(flags, "pix2pixhd").to_recipe()
+
+    data = recipe("--label_nc 35").data
+    assert data.labels is not None and data.in_channels == 36
+    assert (data.labels.num_classes, data.labels.instance) == (35, True)
+    data = recipe("--label_nc 182 --no_instance").data
+    assert data.labels is not None and data.in_channels == 182 and not data.labels.instance
+    data = recipe("--label_nc 0 --no_instance --input_nc 1").data
+    assert data.labels is None and data.in_channels == 1
+    with pytest.raises(GanzooError, match=r"--label_nc 0 without --no_instance") as info:
+        recipe("--label_nc 0")
+    assert "\n" not in str(info.value)
+    for flags in ("--instance_feat", "--label_feat", "--instance_feat --label_feat"):
+        with pytest.raises(GanzooError, match="feature encoder") as info:
+            recipe(f"--label_nc 35 {flags}")
+        assert flags in str(info.value) and "\n" not in str(info.value)
+
+
+def test_pix2pix_wgangp_imports_as_the_halved_critic_without_penalty(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    # pix2pix_model.py backward_D: (GANLoss(fake) + GANLoss(real)) * 0.5, GANLoss('wgangp') =
+    # +mean / -mean; cal_gradient_penalty is never called
+    objective = parse_flags("--gan_mode wgangp").to_recipe().loss.objective
+    assert objective.name == "wgan_gp"
+    assert objective.params == {"penalty": 0.0, "d_scale": 0.5}
+    recipe = tiny_recipe(
+        tiny_data,
+        "loss.objective={name: wgan_gp, penalty: 0.0, d_scale: 0.5}",
+        "discriminator.norm=none",
+        "train.max_steps=1",
+    )
+    trainer = Trainer(recipe, tmp_path / "run", progress=False)
+    batch = next(iter(trainer.train_batches.epoch(0, 0)))
+    losses = trainer.train_step(batch)
+    assert "d_penalty" not in losses and not trainer.update.objective.needs_penalty
+    half = 0.5 * (losses["d_real"] + losses["d_fake"])
+    assert losses["d"].item() == pytest.approx(half.item(), rel=1e-6)
+    trainer.close()
+
+
+@pytest.mark.parametrize("policy", ["step", "plateau", "cosine"])
+def test_every_lr_policy_runs_n_epochs_plus_n_epochs_decay(policy: str) -> None:
+    # train.py: for epoch in range(epoch_count, n_epochs + n_epochs_decay + 1), any lr_policy;
+    # cosine anneals over T_max = n_epochs
+    flags = f"--lr_policy {policy} --n_epochs 30 --n_epochs_decay 20 --lr_decay_iters 7"
+    schedule = parse_flags(flags).to_recipe().schedule
+    assert total_epochs(schedule) == 50
+    if policy == "cosine":
+        assert schedule.epochs == 30
+    if policy == "step":
+        assert schedule.step_size == 7
+    assert "total_epochs" not in parse_flags("").to_recipe().to_dict()["schedule"]
 
 
 def test_flags_override_the_file_and_unknown_values_are_one_line(tmp_path: Path) -> None:
@@ -336,9 +397,11 @@ def resnet_g(ngf: int, blocks: int, norm: str = "batch") -> dict[str, tuple]:
     return keys | conv(f"model.{i + 7}", 3, ngf, 7)
 
 
-def global_g(ngf: int, n_down: int, blocks: int, final: bool = True) -> dict[str, tuple]:
+def global_g(
+    ngf: int, n_down: int, blocks: int, final: bool = True, in_nc: int = 3
+) -> dict[str, tuple]:
     """pix2pixHD GlobalGenerator (instance norm: no norm tensors): model.1, 4, 7, ..."""
-    keys = conv("model.1", ngf, 3, 7)
+    keys = conv("model.1", ngf, in_nc, 7)
     i = 4
     for d in range(n_down):
         keys |= conv(f"model.{i}", ngf * 2 ** (d + 1), ngf * 2**d, 3)
@@ -402,20 +465,33 @@ def random_state(shapes: dict[str, tuple]) -> dict[str, torch.Tensor]:
         ),
         (
             "--netG global --ngf 8 --n_downsample_global 3 --n_blocks_global 2 --label_nc 0 "
-            "--num_D 2 --n_layers_D 3 --ndf 8",
+            "--no_instance --num_D 2 --n_layers_D 3 --ndf 8",
             "pix2pixhd",
             global_g(8, 3, 2),
             multiscale_d(6, 8, 3, 2),
         ),
         (
             "--netG local --ngf 4 --n_downsample_global 2 --n_blocks_global 2 --n_blocks_local 2 "
-            "--label_nc 0 --num_D 3 --n_layers_D 2 --ndf 4",
+            "--label_nc 0 --no_instance --num_D 3 --n_layers_D 2 --ndf 4",
             "pix2pixhd",
             local_g(4, 2, 2, 2),
             multiscale_d(6, 4, 2, 3),
         ),
+        (  # 5 label channels + the instance-edge channel (label_nc 5, instance maps)
+            "--netG global --ngf 8 --n_downsample_global 3 --n_blocks_global 2 --label_nc 5 "
+            "--num_D 2 --n_layers_D 3 --ndf 8",
+            "pix2pixhd",
+            global_g(8, 3, 2, in_nc=6),
+            multiscale_d(9, 8, 3, 2),
+        ),
     ],
-    ids=["resnet9-nlayers4", "resnet6-pixel", "pix2pixhd-global", "pix2pixhd-local"],
+    ids=[
+        "resnet9-nlayers4",
+        "resnet6-pixel",
+        "pix2pixhd-global",
+        "pix2pixhd-local",
+        "pix2pixhd-labels",
+    ],
 )
 def test_upstream_layouts_land_on_the_right_tensors(
     tmp_path: Path, flags: str, family: str, g_shapes: dict, d_shapes: dict
@@ -451,7 +527,8 @@ def test_upstream_layouts_land_on_the_right_tensors(
     assert all(torch.equal(a, b) for a, b in zip(got_d, expected, strict=True))
     # and the network runs with them
     net, _, _ = load_generator(tmp_path / "run")
-    assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    channels = imported.recipe.data.in_channels
+    assert net(torch.zeros(1, channels, 64, 64)).shape == (1, 3, 64, 64)
 
 
 def test_old_checkpoints_without_batch_counters_and_with_instance_buffers_import(

@@ -40,9 +40,7 @@ FIXTURES = ROOT.parent / "shared" / "fixtures" / "reference_pix2pix"
 CASES = ["unet128_basic_batch_vanilla", "resnet6_nlayers2_instance_lsgan"]
 LOSSES = (("g_gan", "G_GAN"), ("g_l1", "G_L1"), ("d_real", "D_real"), ("d_fake", "D_fake"))
 REPLAY = [
-    "train.precision=fp32",
-    "train.channels_last=false",
-    "optim.fused=false",
+    "train.precision=reference",  # the documented switch: fp32, NCHW, for-loop Adam
     "train.log_every=1",
     "train.max_steps=9",
 ]

@@ -188,6 +188,19 @@ def test_load_takes_a_pretrained_name(
     assert model(torch.zeros(3, 256, 256)).shape == (3, 256, 256)
 
 
+def test_the_cli_takes_a_pretrained_name(
+    file_server, small_catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI turns the name into its run directory (ganzoo.artifacts knows no names)."""
+    serve(file_server, upstream_unet256())
+    monkeypatch.setenv("GANZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(pretrained.MIRROR_ENV, file_server.url("/models"))
+    out = tmp_path / "g.safetensors"
+    assert main(["export", "facades_label2photo", "--out", str(out)]) == 0
+    assert (tmp_path / "home" / "pretrained" / "facades_label2photo" / "recipe.yaml").is_file()
+    assert ganzoo.load(out).info.kind == "safetensors"
+
+
 # -- the Hugging Face Hub ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_data: Path) -> Path:
@@ -308,7 +321,7 @@ def test_hub_errors_are_one_line(hub_server, run: Path) -> None:
     assert "could not get the model from the Hub" in str(info.value)
     assert "\n" not in str(info.value)
     with pytest.raises(GanzooError, match="NAMESPACE/NAME"):
-        from ganzoo.evaluation.hub import push
+        from ganzoo.artifacts.hub import push
 
         push(run, "not a repo id")
 
@@ -338,8 +351,8 @@ def test_a_hub_model_fetches_only_its_model_file(hub_server, run: Path, tmp_path
 def test_a_hostile_hub_download_is_cut_and_leaves_nothing(
     hub_server, run: Path, tmp_path: Path, monkeypatch, behaviour: str, expected: str
 ) -> None:
+    from ganzoo.artifacts import sources
     from ganzoo.download import Limits
-    from ganzoo.evaluation import sources
 
     _hub_repo(hub_server, run, tmp_path)
     hub_server.behaviour["model.safetensors"] = behaviour
@@ -370,8 +383,8 @@ def test_a_hub_model_is_checked_against_its_lfs_sha256(
 def test_a_hub_model_larger_than_the_bound_is_refused_before_downloading(
     hub_server, run: Path, tmp_path: Path, monkeypatch
 ) -> None:
+    from ganzoo.artifacts import sources
     from ganzoo.download import Limits
-    from ganzoo.evaluation import sources
 
     size = len(_hub_repo(hub_server, run, tmp_path))
     monkeypatch.setattr(sources, "HUB_LIMITS", Limits(max_bytes=size - 1))

@@ -92,9 +92,9 @@ def translate_first(
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """(A, B, {variant: G(A)}) for the first ``count`` pairs of ``split``, prepared by the first
     variant's recipe (evaluation geometry); every G runs in ``mode``. Shapes (N, C, H, W)."""
+    from ganzoo.artifacts.loading import load_generator
     from ganzoo.data import build_dataset
     from ganzoo.evaluation.inference import generator_in_mode, translate_batch
-    from ganzoo.evaluation.loading import load_generator
 
     inputs = targets = None
     outputs: dict[str, torch.Tensor] = {}

@@ -26,7 +26,15 @@ from ganzoo.ablation.spec import (
 from ganzoo.build import check_recipe
 from ganzoo.data import resolve_root
 from ganzoo.errors import DataError, GanzooError, RecipeError
-from ganzoo.recipe import Recipe, apply_overrides, deep_merge, from_dict, load_tree, read_yaml
+from ganzoo.recipe import (
+    Recipe,
+    apply_overrides,
+    deep_merge,
+    from_dict,
+    load_tree,
+    read_yaml,
+    renamed_section,
+)
 
 #: Joins the labels of several axes into a variant name: ``patchgan+0.0001``.
 LABEL_JOIN = "+"
@@ -144,9 +152,8 @@ def swap_component(tree: dict[str, Any], key: str, name: Any) -> dict[str, Any] 
     section = parent.get(parts[-2], {})
     if isinstance(section, str):
         section = {"name": section}
-    accepted = {p.name for p in registry.get(kind, name).parameters()}
-    kept = {k: v for k, v in section.items() if k != "name" and k in accepted}
-    parent[parts[-2]] = {"name": name, **kept}
+    registry.get(kind, name)  # an unknown name: the registry's one line, did-you-mean
+    parent[parts[-2]] = renamed_section(kind, section, name)
     return out
 
 

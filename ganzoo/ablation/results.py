@@ -23,12 +23,12 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from ganzoo.ablation.spec import EvalSettings
+from ganzoo.artifacts.checkpoint import latest_checkpoint
 from ganzoo.build import build_discriminator, build_generator
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.plots import read_metrics
 from ganzoo.recipe import from_dict, read_yaml
 from ganzoo.safe_io import read_json, write_text_atomic
-from ganzoo.training.checkpoint import latest_checkpoint
 
 from .claims import read_status
 from .plan import run_name

@@ -25,10 +25,10 @@ from typing import Any, Literal
 from rich.console import Console
 
 from ganzoo.ablation.plan import Plan, Variant
+from ganzoo.artifacts.checkpoint import latest_checkpoint
 from ganzoo.errors import GanzooError, RecipeError, StoppedError, TrainingError
 from ganzoo.recipe import from_dict, read_yaml
 from ganzoo.safe_io import write_text_atomic
-from ganzoo.training.checkpoint import latest_checkpoint
 
 MANIFEST = "ablation.json"
 Action = Literal["skipped", "evaluated", "resumed", "trained", "claimed", "failed", "stopped"]

@@ -7,10 +7,11 @@ For each metric, each variant is compared with the base (the first variant of th
   resamples: of the per-seed differences when paired, of each group apart otherwise);
 - a p-value: the **paired t-test** over the seeds both share (same seed: same data order and
   same G initialisation, so the pair removes that noise), else **Welch's t-test**;
-- ✓ when p < 0.05 with at least 3 seeds, else "needs more seeds";
+- ✓ when p < 0.05 with at least 3 seeds; "not significant" when p >= 0.05 although the run
+  has the seeds the power estimate asks for; else "needs more seeds";
 - how many seeds would detect the observed difference with 80% power (two-sided α = 0.05),
   from the noncentral t distribution (paired: the sd of the differences; Welch: per group, the
-  pooled sd).
+  pooled sd), and never fewer than the 3 the ✓ needs (so the two columns cannot disagree).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ RESAMPLES = 10_000
 MAX_SEEDS_SEARCHED = 10_000
 SIGNIFICANT = "✓"
 NEEDS_MORE = "needs more seeds"
+NOT_SIGNIFICANT = "not significant"
 
 Test = Literal["paired t", "Welch t", "none"]
 
@@ -55,8 +57,12 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        """'✓' or 'needs more seeds'."""
-        return SIGNIFICANT if self.significant else NEEDS_MORE
+        """'✓', 'not significant' (enough seeds by :attr:`seeds_needed`) or 'needs more
+        seeds'."""
+        if self.significant:
+            return SIGNIFICANT
+        enough = self.seeds_needed is not None and self.n >= self.seeds_needed
+        return NOT_SIGNIFICANT if enough and self.p_value is not None else NEEDS_MORE
 
 
 def _finite(values: dict[int, float]) -> dict[int, float]:
@@ -95,12 +101,13 @@ def power_welch(d: float, n: int, alpha: float = ALPHA) -> float:
 
 
 def seeds_needed(d: float, paired: bool, power: float = POWER) -> int | None:
-    """Smallest number of seeds (pairs, or per group) reaching ``power`` at effect size ``d``;
-    None when ``d`` is 0 or not finite, or more than :data:`MAX_SEEDS_SEARCHED` are needed."""
+    """Smallest number of seeds (pairs, or per group), at least :data:`MIN_SEEDS`, reaching
+    ``power`` at effect size ``d``; None when ``d`` is 0 or not finite, or more than
+    :data:`MAX_SEEDS_SEARCHED` are needed."""
     if not math.isfinite(d) or d == 0:
         return None
     fn = power_paired if paired else power_welch
-    lo, hi = 2, 2
+    lo, hi = MIN_SEEDS, MIN_SEEDS
     while fn(abs(d), hi) < power:  # power grows with n: double, then bisect
         lo, hi = hi, hi * 2
         if hi > MAX_SEEDS_SEARCHED:
@@ -211,9 +218,10 @@ def markdown_section(comparisons: list[Comparison], decimals: dict[str, int]) ->
         f"Δ is variant − {comparisons[0].base} (the base, the first variant), with a bootstrap "
         f"95% CI over seeds ({RESAMPLES:,} resamples, seeded). The test is the paired t-test "
         "over the seeds both variants share (same seed: same data order and G initialisation), "
-        "else Welch's t-test. ✓ marks p < 0.05 with at least 3 seeds. *Seeds for 80%* is how "
-        "many seeds would detect the observed Δ with 80% power (two-sided α = 0.05; paired: the "
-        "sd of the per-seed differences).",
+        "else Welch's t-test. ✓ marks p < 0.05 with at least 3 seeds; *not significant*, "
+        "p >= 0.05 with the seeds the power estimate asks for. *Seeds for 80%* is how many "
+        "seeds (at least 3) would detect the observed Δ with 80% power (two-sided α = 0.05; "
+        "paired: the sd of the per-seed differences).",
         "",
         "| " + " | ".join(COMPARISON_HEADER) + " |",
         "|" + "|".join("---" for _ in COMPARISON_HEADER) + "|",

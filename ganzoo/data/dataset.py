@@ -256,7 +256,10 @@ def pair_values(data: DataSection) -> PairValues:
     ranges = data.range
     labels = None
     if data.labels is not None:
-        labels = LabelMaps(data.labels.num_classes, data.labels.ignore_index, data.labels.instance)
+        spec = data.labels
+        labels = LabelMaps(
+            spec.num_classes, spec.ignore_index, spec.instance, spec.dontcare_channel
+        )
     return PairValues(
         SideRange("A", ranges.A if ranges else None, data.clip),
         SideRange("B", ranges.B if ranges else None, data.clip),

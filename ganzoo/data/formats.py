@@ -399,6 +399,8 @@ OUTPUT_FORMATS = {
     "png16": (".png", "uint16"),
     "tiff": (".tif", None),
     "npy": (".npy", None),
+    "tiff32": (".tif", "float32"),  # any declared range, e.g. [-1, 100] from integer inputs
+    "npy32": (".npy", "float32"),
 }
 
 

@@ -2,8 +2,10 @@
 
 A label map is a single-channel file (PNG 8/16-bit, TIFF, ``.npy``) of class ids. The network
 sees its one-hot encoding, ``num_classes`` channels of 0 or 1 (the ``ignore_index`` id is all
-zero), plus one instance-edge channel when ``instance`` is on: pix2pixHD's ``get_edges``, a
-pixel is an edge (1) where its instance id differs from one of its 4 neighbours.
+zero, or has a channel of its own after the classes with ``dontcare_channel``: SPADE's
+``contain_dontcare_label``), plus one instance-edge channel when ``instance`` is on:
+pix2pixHD's ``get_edges``, a pixel is an edge (1) where its instance id differs from one of
+its 4 neighbours.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ class LabelMaps:
     num_classes: int
     ignore_index: int | None = 255
     instance: bool = False
+    dontcare_channel: bool = False
 
     @property
     def channels(self) -> int:
-        """The network's input channels: one per class, plus the instance edges."""
-        return self.num_classes + int(self.instance)
+        """The network's input channels: one per class, the don't-care channel, the instance
+        edges."""
+        return self.num_classes + int(self.dontcare_channel) + int(self.instance)
 
     @property
     def file_channels(self) -> int:
@@ -61,6 +65,8 @@ class LabelMaps:
         valid = (labels >= 0) & (labels < self.num_classes)
         rows, cols = np.nonzero(valid)
         out[labels[rows, cols], rows, cols] = 1.0
+        if self.dontcare_channel and self.ignore_index is not None:
+            out[self.num_classes][labels == self.ignore_index] = 1.0
         if self.instance:
             out[-1] = instance_edges(ids[1])
         return out

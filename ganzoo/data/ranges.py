@@ -81,17 +81,18 @@ class SideRange:
         is outside the range (or NaN), unless ``clip``."""
         if self.spec is None and array.dtype.name in DTYPE_RANGES:
             return
-        if self.clip:  # clipping has no answer for NaN
-            if array.dtype.kind == "f" and np.isnan(array).any():
-                raise DataError(f"{path}: holds NaN values; data.clip cannot clip them")
+        if array.dtype.kind == "f" and np.isnan(array).any():  # no range or clip maps NaN
+            raise DataError(
+                f"{path}: holds NaN values, which no data.range or data.clip can map; replace "
+                "them in the file (e.g. numpy.nan_to_num) or leave the file out"
+            )
+        if self.clip:
             return
         lo, hi = self.bounds(array.dtype, array.shape[0], path)
         flat = array.reshape(array.shape[0], -1)
         low, high = flat.min(axis=1), flat.max(axis=1)
         for c in range(array.shape[0]):
             bad = low[c] if low[c] < lo[c, 0, 0] else high[c] if high[c] > hi[c, 0, 0] else None
-            if bad is None and array.dtype.kind == "f" and np.isnan(flat[c]).any():
-                bad = float("nan")
             if bad is not None:
                 where = f" channel {c}" if array.shape[0] > 1 else ""
                 raise DataError(
@@ -132,9 +133,11 @@ class SideRange:
             lo, hi = self.bounds(dtype, c, path)
             info = np.iinfo(dtype)
             if lo.min() < info.min or hi.max() > info.max:
+                fits16 = lo.min() >= 0 and hi.max() <= 65535 and dtype != np.uint16
                 raise DataError(
                     f"{path}: data.range.{self.side} [{lo.min():g}, {hi.max():g}] does not fit "
-                    f"{dtype.name}; write another depth (--format png16, tiff or npy)"
+                    f"{dtype.name}; write float32 files with --format tiff32 or npy32"
+                    + (" (or 16 bits with --format png16)" if fits16 else "")
                 )
         else:
             info = np.iinfo(dtype)

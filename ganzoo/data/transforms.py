@@ -31,7 +31,8 @@ ratio (crop (256, 512), load_size 286 -> resize to 286x572).
 The resize of uint8 images uses torchvision's uint8 bicubic with antialias, which matches PIL's
 bicubic (the reference) to within 1 grey level on under 1% of pixels; other dtypes are resized
 as float32 (bicubic, antialias) and rounded back to their dtype; label maps (``nearest``) take
-the nearest pixel, so no new class ids appear.
+the pixel under each output pixel's centre (PIL's ``NEAREST``, as pix2pixHD and SPADE resize
+labels), so no new class ids appear.
 """
 
 from __future__ import annotations
@@ -179,13 +180,12 @@ def uint8_to_unit(x: np.ndarray) -> np.ndarray:
 
 
 def resize(image: torch.Tensor, size: tuple[int, int], nearest: bool = False) -> torch.Tensor:
-    """(C, H, W) of any dtype -> (C, h, w) of that dtype: nearest pixel (label maps), uint8
-    bicubic with antialias (torchvision's, as PIL), or bicubic with antialias in float32 and
-    rounded and limited back for integer dtypes."""
+    """(C, H, W) of any dtype -> (C, h, w) of that dtype: centre-aligned nearest pixel (label
+    maps, :func:`nearest_indices`), uint8 bicubic with antialias (torchvision's, as PIL), or
+    bicubic with antialias in float32 and rounded and limited back for integer dtypes."""
     h, w = int(image.shape[-2]), int(image.shape[-1])
-    if nearest:  # torch's "nearest": source index floor(i * in / out)
-        rows = (np.arange(size[0]) * h // size[0]).astype(np.int64)
-        cols = (np.arange(size[1]) * w // size[1]).astype(np.int64)
+    if nearest:
+        rows, cols = nearest_indices(h, size[0]), nearest_indices(w, size[1])
         return torch.from_numpy(np.ascontiguousarray(image.numpy()[:, rows][:, :, cols]))
     if image.dtype == torch.uint8:
         return TF.resize(image, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
@@ -196,6 +196,19 @@ def resize(image: torch.Tensor, size: tuple[int, int], nearest: bool = False) ->
         info = np.iinfo(array.dtype)
         y = np.clip(np.round(y), info.min, info.max)
     return torch.from_numpy(y.astype(array.dtype))
+
+
+def nearest_indices(size_in: int, size_out: int) -> np.ndarray:
+    """(size_out,) int64 source indices of PIL's ``Image.NEAREST`` resize, the label resize of
+    pix2pixHD's and SPADE's datasets: the pixel under each output pixel's centre,
+    floor((i + 0.5) * in / out) (torch's ``nearest-exact``; torch's legacy ``nearest`` takes
+    floor(i * in / out), up to one source pixel up-left). The centres are accumulated in
+    float64 as PIL's ``ImagingScaleAffine`` does, so exact ties round as PIL's do."""
+    scale = size_in / size_out
+    centres = np.full(size_out, scale)
+    centres[0] = scale * 0.5
+    index = np.cumsum(centres).astype(np.int64)  # sequential sums, truncated: PIL's COORD
+    return np.minimum(index, size_in - 1)
 
 
 def _multiple(side: int) -> int:

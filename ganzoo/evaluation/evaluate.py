@@ -20,9 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganzoo import metrics
+from ganzoo.artifacts.loading import load_generator
+from ganzoo.artifacts.sources import output_base
 from ganzoo.data import build_dataset, resolve_root, split_name
 from ganzoo.errors import DataError, GanzooError
-from ganzoo.evaluation import metrics
 from ganzoo.evaluation.inference import (
     check_mode,
     generator_in_mode,
@@ -30,11 +32,9 @@ from ganzoo.evaluation.inference import (
     same_size_batches,
     translate_batch,
 )
-from ganzoo.evaluation.loading import load_generator
-from ganzoo.evaluation.sources import output_base
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.safe_io import check_inside, write_text_atomic
-from ganzoo.training.samples import save_grid
+from ganzoo.samples import save_grid
 
 
 def with_data_root(recipe: Recipe, data_root: str | Path | None, source: str | Path) -> Recipe:

@@ -3,8 +3,9 @@
 Formats, each carrying the resolved recipe so the file documents (and, for safetensors,
 rebuilds) its generator:
 
-* ``safetensors``: G's state dict; metadata ``format``, ``recipe`` (JSON), ``step``, ``ema``.
-  ``load_generator(FILE)`` builds G from the recipe and loads it.
+* ``safetensors``: G's state dict; metadata ``format``, ``recipe`` (JSON), ``step``, ``ema``
+  (:mod:`ganzoo.artifacts.safetensors`). ``load_generator(FILE)`` builds G from the recipe
+  and loads it.
 * ``torchscript``: ``torch.jit.trace`` of G in eval mode on a (1, C, H, W) input; the recipe
   is the extra file ``recipe.json``. (PyTorch deprecates TorchScript in favour of torch.export;
   it is kept because C++ and older runtimes load it.)
@@ -19,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
-import json
 import logging
 import tempfile
 import warnings
@@ -31,10 +31,12 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ganzoo.artifacts.loading import load_generator
+from ganzoo.artifacts.safetensors import recipe_json, save_safetensors
+from ganzoo.artifacts.schema import GeneratorInfo
+from ganzoo.artifacts.sources import output_base
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.inference import check_resize_size, parse_size
-from ganzoo.evaluation.loading import SAFETENSORS_FORMAT, GeneratorInfo, load_generator
-from ganzoo.evaluation.sources import output_base
 from ganzoo.recipe import Recipe
 from ganzoo.safe_io import check_inside, write_bytes_atomic
 
@@ -57,26 +59,6 @@ class Exported:
     @property
     def nbytes(self) -> int:
         return self.path.stat().st_size
-
-
-def recipe_json(recipe: Recipe) -> str:
-    return json.dumps(recipe.to_dict(), sort_keys=True)
-
-
-def save_safetensors(net: nn.Module, recipe: Recipe, info: GeneratorInfo, path: Path) -> Path:
-    """G's weights and its recipe (metadata) in one safetensors file."""
-    from safetensors.torch import save
-
-    weights = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
-    meta = {
-        "format": SAFETENSORS_FORMAT,
-        "recipe": recipe_json(recipe),
-        "generator": recipe.generator.name,
-        "ema": "true" if info.ema else "false",
-        "step": "" if info.step is None else str(info.step),
-    }
-    write_bytes_atomic(path, save(weights, metadata=meta))
-    return path
 
 
 def save_torchscript(net: nn.Module, recipe: Recipe, example: torch.Tensor, path: Path) -> Path:

@@ -2,7 +2,8 @@
 
 Outputs keep the input's kind and depth unless ``out_format`` says otherwise: an 8-bit image
 gives an 8-bit PNG, a 16-bit PNG a 16-bit PNG, a TIFF a TIFF of its dtype, a ``.npy``/``.npz``
-a ``.npy`` (in ``data.array_layout``); ``png``, ``png16``, ``tiff`` or ``npy`` choose. Values
+a ``.npy`` (in ``data.array_layout``); ``png``, ``png16``, ``tiff``, ``npy`` or the float32
+``tiff32`` / ``npy32`` choose. Values
 go through the inverse of the target side's range (``data.range.B``; see
 :meth:`ganzoo.data.ranges.SideRange.from_unit`).
 
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganzoo.artifacts.loading import GeneratorInfo, load_generator
 from ganzoo.data.dataset import pair_values
 from ganzoo.data.formats import (
     IMAGE_EXTENSIONS,
@@ -53,13 +55,12 @@ from ganzoo.evaluation.inference import (
     same_size_batches,
     translate_batch,
 )
-from ganzoo.evaluation.loading import GeneratorInfo, load_generator
 from ganzoo.recipe import Recipe
 
 Layout = Literal["auto", "paired", "plain"]
 Fit = Literal["pad", "resize"]
 Direction = Literal["AtoB", "BtoA"]
-OutFormat = Literal["png", "png16", "tiff", "npy"]
+OutFormat = Literal["png", "png16", "tiff", "npy", "tiff32", "npy32"]
 _ENDINGS = " ".join(IMAGE_EXTENSIONS)
 
 
@@ -72,6 +73,7 @@ class Translation:
     direction: str = "AtoB"
     mode: str = "eval"
     info: GeneratorInfo | None = None
+    recipe: Recipe | None = None  # the generator's
 
 
 def input_files(inputs: str | Path) -> list[Path]:
@@ -244,7 +246,7 @@ def translate_files(
         raise GanzooError(f"--output {output}: is a file; give a folder for the translated images")
     outs = output_paths(files, output, out_format)
     output.mkdir(parents=True, exist_ok=True)
-    result = Translation(direction=direction, mode=mode)
+    result = Translation(direction=direction, mode=mode, recipe=recipe)
     device = next(net.parameters()).device
 
     dtypes: dict[int, np.dtype] = {}

@@ -34,6 +34,7 @@ from ganzoo.ablation.runner import RunOutcome
 from ganzoo.errors import GanzooError, StoppedError
 from ganzoo.launchers.base import Launcher
 from ganzoo.launchers.lifeline import die_with_parent
+from ganzoo.launchers.spawn_guard import check_spawn_safe_main
 from ganzoo.registry import register
 
 REFRESH_S = 2.0
@@ -181,6 +182,7 @@ class LocalLauncher(Launcher):
         self.threads_per_run = threads_per_run or max(1, usable_cores() // jobs)
 
     def launch(self, jobs: list[RunJob], out: Path, console: Console) -> list[RunOutcome]:
+        check_spawn_safe_main()
         free = plan_devices(min(self.jobs, max(1, len(jobs))), self.devices)
         ctx = mp.get_context("spawn")
         jobs = [dataclasses.replace(j, threads=self.threads_per_run) for j in jobs]

@@ -1,14 +1,24 @@
-"""MLflow tracking (``pip install 'ganzoo[mlflow]'``): a tracking server, or a local store
-(``tracking_uri: sqlite:///mlflow.db`` or ``file:./mlruns``)."""
+"""MLflow tracking (``pip install 'ganzoo[mlflow]'``: mlflow-skinny with SQLAlchemy and
+Alembic, which its database stores need): a tracking server, or a local store
+(``tracking_uri: sqlite:///mlflow.db``; MLflow 3 refuses ``file:`` stores unless
+``MLFLOW_ALLOW_FILE_STORE=true``)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
 
 from ganzoo.loggers.base import Logger, RunInfo, flatten
 from ganzoo.registry import register
+
+#: Tracking-URI schemes of MLflow's database stores (SQLAlchemy).
+DATABASES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def sqlalchemy_installed() -> bool:
+    return importlib.util.find_spec("sqlalchemy") is not None
 
 
 @register("logger", "mlflow", paper="MLflow (https://mlflow.org)")
@@ -32,9 +42,23 @@ class MlflowLogger(Logger):
             os.environ.setdefault(key, value)
 
     def start(self, info: RunInfo) -> None:
+        import mlflow
         from mlflow.tracking import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        uri = self.tracking_uri or mlflow.get_tracking_uri()
+        database = uri.split(":", 1)[0].split("+", 1)[0]
+        if database in DATABASES and not sqlalchemy_installed():
+            # mlflow-skinny alone then fails on the model registry (UnsupportedModelRegistry...)
+            raise ImportError(f"MLflow's {database} store needs SQLAlchemy and Alembic")
+        try:
+            self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        except Exception as exc:
+            if "maintenance mode" in str(exc):  # MLflow 3 and a file: / plain-folder store
+                raise RuntimeError(
+                    f"MLflow {mlflow.__version__} refuses folder stores; use tracking_uri: "
+                    "sqlite:///mlflow.db or MLFLOW_ALLOW_FILE_STORE=true"
+                ) from None
+            raise
         self.run_id = info.state.get("run_id")
         if self.run_id is None:
             exp = self.client.get_experiment_by_name(self.experiment)

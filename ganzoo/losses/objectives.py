@@ -79,9 +79,17 @@ class Objective:
 class Vanilla(Objective):
     """Cross-entropy GAN (non-saturating G): BCE with logits against 1 (real) and 0 (fake).
 
-    D loss is ``0.5 * (BCE(real, 1) + BCE(fake, 0))`` as pix2pix's ``GANLoss('vanilla')``;
-    G loss is ``BCE(fake, 1)``.
+    D loss is ``d_scale * (BCE(real, 1) + BCE(fake, 0))``, ``d_scale`` 0.5 as pix2pix's
+    ``backward_D`` with ``GANLoss('vanilla')``; LinesToFacePhoto's ``main.py`` does not halve
+    it (``d_scale: 1``). G loss is ``BCE(fake, 1)``.
     """
+
+    def __init__(self, d_scale: float = 0.5) -> None:
+        if not d_scale > 0:
+            raise RegistryError(
+                f"vanilla.d_scale: must be > 0 (0.5 or Lines2Face's 1), got {d_scale!r}"
+            )
+        self.d_scale = float(d_scale)
 
     def real_loss(self, real_logits: Tensor) -> Tensor:
         real = real_logits.float()
@@ -167,17 +175,26 @@ class WassersteinGP(Objective):
     real and fake (condition, image) pairs, the norm over all of C, H, W, as the pix2pix repo's
     ``cal_gradient_penalty`` on the concatenated pairs. The critic should not mix samples (no
     batch norm), as in the paper.
+
+    ``penalty: 0, d_scale: 0.5`` is pix2pix's ``--gan_mode wgangp``: its ``backward_D`` halves
+    the critic loss and never calls ``cal_gradient_penalty`` (no penalty, no weight clipping).
     """
 
     needs_penalty = True
     d_scale = 1.0
 
-    def __init__(self, penalty: float = 10.0) -> None:
+    def __init__(self, penalty: float = 10.0, d_scale: float = 1.0) -> None:
         if not penalty >= 0:
             raise RegistryError(
                 f"wgan_gp.penalty: must be >= 0 (the paper uses 10), got {penalty!r}"
             )
+        if not d_scale > 0:
+            raise RegistryError(
+                f"wgan_gp.d_scale: must be > 0 (1 or pix2pix's 0.5), got {d_scale!r}"
+            )
         self.penalty_weight = float(penalty)
+        self.d_scale = float(d_scale)
+        self.needs_penalty = self.penalty_weight > 0  # penalty 0: the plain critic
 
     def real_loss(self, real_logits: Tensor) -> Tensor:
         return -real_logits.float().mean()
@@ -212,7 +229,7 @@ class WassersteinGP(Objective):
             return self.penalty_weight * (norm - 1).square().mean()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(penalty={self.penalty_weight})"
+        return f"{type(self).__name__}(penalty={self.penalty_weight}, d_scale={self.d_scale})"
 
 
 def branch_logits(out: DiscriminatorOutput) -> list[Tensor]:

@@ -124,6 +124,18 @@ def conv_chain(modules: Iterable[nn.Module], axis: int = 0) -> list[ConvGeometry
 _NORMS = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
 
+def _unparametrize(m: nn.Module) -> None:
+    """Turn a parametrised module of a deep copy back into its plain class, holding its
+    parametrised tensors as plain parameters. ``parametrize.remove_parametrizations`` cannot
+    be used on a copy: it deletes the property from the injected class, which the copy shares
+    with the original, and so breaks the original network."""
+    values = {t: getattr(m, t).detach().clone() for t in m.parametrizations}  # type: ignore[union-attr]
+    del m._modules["parametrizations"]
+    m.__class__ = type(m).__bases__[0]
+    for t, value in values.items():
+        m.register_parameter(t, nn.Parameter(value))
+
+
 def _probe_copy(discriminator: nn.Module, dtype: torch.dtype) -> nn.Module:
     """A copy of ``discriminator`` whose gradients cannot vanish by accident.
 
@@ -138,8 +150,7 @@ def _probe_copy(discriminator: nn.Module, dtype: torch.dtype) -> nn.Module:
     probe = copy.deepcopy(discriminator).to(dtype).eval()
     for name, m in list(probe.named_modules()):
         if parametrize.is_parametrized(m):
-            for tensor_name in list(m.parametrizations):  # type: ignore[union-attr]
-                parametrize.remove_parametrizations(m, tensor_name, leave_parametrized=True)
+            _unparametrize(m)
         replacement: nn.Module | None = None
         if isinstance(m, _NORMS):
             replacement = nn.Identity()

@@ -15,6 +15,8 @@ position (samples of the epoch done, over all ranks) in its checkpoints::
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -34,6 +36,24 @@ class BatchSource(Protocol):
     samples_per_epoch: int
 
     def epoch(self, epoch: int, start_sample: int) -> Iterable[Batch]: ...
+
+
+def usable_workers(requested: int) -> int:
+    """``requested`` loader workers, at most one per CPU this process may use (said once, in
+    one line; PyTorch would warn of over-subscription at every loader it builds). The batches
+    do not depend on the worker count."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    if requested > cpus:
+        warnings.warn(
+            f"data.num_workers {requested} is more than the {cpus} CPU(s) this process may use; "
+            f"using {cpus} loader workers",
+            stacklevel=3,
+        )
+        return cpus
+    return requested
 
 
 class DatasetBatches:
@@ -56,7 +76,7 @@ class DatasetBatches:
         self.batch_size = batch_size
         self.seed = seed
         self.shuffle = shuffle
-        self.num_workers = num_workers
+        self.num_workers = usable_workers(num_workers)
         self.pin_memory = pin_memory
         self.rank = rank
         self.world_size = world_size

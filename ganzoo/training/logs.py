@@ -47,16 +47,20 @@ class MetricsLog:
                 f.write(json.dumps(record) + "\n")
 
 
-def environment(device: torch.device) -> dict[str, str]:
-    """ganzoo, torch, CUDA and Python versions and the device, as strings."""
+def environment(device: torch.device, precision: str | None = None) -> dict[str, str]:
+    """ganzoo, torch, CUDA and Python versions, the device and the precision the run used
+    (after ``auto`` / the fp16-on-CPU fallback), as strings."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    return {
+    env = {
         "ganzoo": __version__,
         "torch": torch.__version__,
         "cuda": str(torch.version.cuda or "none"),
         "python": platform.python_version(),
         "device": f"{device.type}: {name or platform.machine()}",
     }
+    if precision is not None:
+        env["precision"] = precision
+    return env
 
 
 class RunLogs:
@@ -80,10 +84,12 @@ class RunLogs:
                 continue
             self.loggers[label] = ThreadedLogger(logger, label)
 
-    def start(self, device: torch.device, step: int, resumed: bool) -> None:
+    def start(
+        self, device: torch.device, step: int, resumed: bool, precision: str | None = None
+    ) -> None:
         if not self.enabled:
             return
-        env = environment(device)
+        env = environment(device, precision)
         write_text_atomic(self.run_dir / ENVIRONMENT, json.dumps(env, indent=2) + "\n")
         states = self._read_states()
         for label in list(self.loggers):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 
@@ -23,6 +25,11 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     if requested == "auto":
         return "bf16" if fast_bf16(device) else "fp32"
     if requested == "fp16" and device.type != "cuda":
+        warnings.warn(
+            f"train.precision fp16 needs CUDA; this {device.type} run uses bf16 autocast "
+            "instead (set train.precision to bf16 or fp32 to choose)",
+            stacklevel=2,
+        )
         return "bf16"
     return requested
 

@@ -13,6 +13,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
 
 
 def format_losses(losses: dict[str, float]) -> str:
@@ -31,16 +32,24 @@ class ProgressReporter:
         self.start = start
         self.bar: Progress | None = None
         if self.tty:
+            # step, ETA and speed keep their width; the bar is short and the losses take what
+            # is left, cut with an ellipsis (at 80 columns the step count and ETA stay)
+            fixed = Column(no_wrap=True)
             self.bar = Progress(
-                TextColumn("[bold]epoch {task.fields[epoch]}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[speed]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[losses]}"),
+                TextColumn("[bold]epoch {task.fields[epoch]}", table_column=fixed),
+                BarColumn(bar_width=12),
+                MofNCompleteColumn(table_column=fixed),
+                TextColumn("{task.fields[speed]}", table_column=fixed),
+                TimeElapsedColumn(table_column=fixed),
+                TextColumn("eta", table_column=fixed),
+                TimeRemainingColumn(table_column=fixed),
+                TextColumn(
+                    "{task.fields[losses]}",
+                    table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1, min_width=0),
+                ),
                 console=console,
                 transient=False,
+                expand=True,
             )
             self.bar.start()
             self.task = self.bar.add_task(

@@ -8,7 +8,10 @@ from ganzoo.recipe import ScheduleSection
 
 
 def total_epochs(schedule: ScheduleSection) -> int:
-    """Epochs a full run lasts: ``epochs`` plus ``decay_epochs`` for the linear schedule."""
+    """Epochs a full run lasts: ``total_epochs`` where set, else ``epochs`` plus
+    ``decay_epochs`` for the linear schedule."""
+    if schedule.total_epochs is not None:
+        return schedule.total_epochs
     return schedule.epochs + (schedule.decay_epochs if schedule.name == "linear" else 0)
 
 

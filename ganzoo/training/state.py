@@ -17,22 +17,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganzoo.build import build_discriminator, build_generator
+from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint
+from ganzoo.artifacts.schema import checkpoint_header
+from ganzoo.build import build_discriminator, build_generator, check_train_only
 from ganzoo.errors import GanzooError, TrainingError
 from ganzoo.recipe import Recipe, from_dict
-from ganzoo.training.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    nonfinite_entries,
-    rng_state,
-    set_rng_state,
-)
+from ganzoo.safe_io import nonfinite_entries
 from ganzoo.training.distributed import DistInfo
 from ganzoo.training.ema import build_ema
 from ganzoo.training.image_pool import ImagePool
+from ganzoo.training.rng import rng_state, set_rng_state
 from ganzoo.training.schedule import build_scheduler
-
-FORMAT = "ganzoo-checkpoint-1"
 
 
 def _adam(params: Any, lr: float, recipe: Recipe, device: torch.device) -> torch.optim.Adam:
@@ -75,6 +70,7 @@ class TrainState:
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         self.g_module = build_generator(recipe).to(device, memory_format=self.memory_format)
         self.d_module = build_discriminator(recipe).to(device, memory_format=self.memory_format)
+        check_train_only(recipe, self.g_module, self.d_module)
         self.opt_g = _adam(self.g_module.parameters(), recipe.optim.lr_g, recipe, device)
         self.opt_d = _adam(self.d_module.parameters(), recipe.optim.lr_d, recipe, device)
         self.sched_g = build_scheduler(self.opt_g, recipe.schedule)
@@ -137,6 +133,10 @@ class TrainState:
         only = self.recipe.optim.train_only
         return not (self.in_restricted_phase(self.epoch) and only.discriminator == [])
 
+    def g_trains(self) -> bool:
+        """False while no G parameter is trained (``optim.train_only.generator: []``)."""
+        return any(p.requires_grad for p in self.g_module.parameters())
+
     def trainable_d(self) -> None:
         """``requires_grad`` on the D parameters the current phase trains."""
         only = self.recipe.optim.train_only
@@ -160,12 +160,10 @@ class TrainState:
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        state = {
-            "format": FORMAT,
-            "recipe": self.recipe.to_dict(),
-            "step": self.step,
-            "epoch": self.epoch,
-            "samples_in_epoch": self.samples_in_epoch,
+        state = checkpoint_header(
+            self.recipe.to_dict(), self.step, self.epoch, self.samples_in_epoch
+        )
+        state |= {
             "generator": self.g_module.state_dict(),
             "discriminator": self.d_module.state_dict(),
             "opt_g": self.opt_g.state_dict(),

@@ -8,7 +8,8 @@
    statistics only); D minimises ``objective.d_scale * (real + fake)`` plus any gradient
    penalty, the branch terms combined by D's ``branch_reduction``.
 3. One generator update, D frozen: GAN + l1 * L1 + feature_matching * FM + perceptual * VGG +
-   style * Gram.
+   style * Gram (computed and logged, but not applied, while ``optim.train_only.generator``
+   is ``[]``).
 
 The losses come back detached (no host synchronisation): ``d`` (what D minimised), ``d_real``,
 ``d_fake`` (the objective's unscaled terms, pix2pix's ``D_real`` / ``D_fake``), ``g_gan``,
@@ -109,6 +110,8 @@ class UpdateStep:
             loss_vgg = self.perceptual(fake_b.float(), real_b.float())
             loss_g = loss_g + rl.perceptual * loss_vgg
             out["g_vgg"] = loss_vgg.detach()
+        if not s.g_trains():  # optim.train_only.generator: [] -- the losses are only logged
+            return out
         s.scaler_g.scale(loss_g).backward()
         if measure:
             out["grad_norm_g"] = grad_norm(s.g_module.parameters(), s.scaler_g)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import shutil
 import signal
 import time
 import warnings
@@ -26,14 +27,15 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from ganzoo import metrics
+from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganzoo.data import build_dataset
 from ganzoo.errors import StorageError, TrainingError
-from ganzoo.evaluation import metrics
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import check_inside
+from ganzoo.samples import save_grid
 from ganzoo.training.batches import BatchSource, DatasetBatches
-from ganzoo.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganzoo.training.diagnostics import TrainingMonitor
 from ganzoo.training.distributed import (
     DistInfo,
@@ -45,7 +47,6 @@ from ganzoo.training.distributed import (
 from ganzoo.training.logs import RunLogs
 from ganzoo.training.precision import autocast_dtype, resolve_precision
 from ganzoo.training.progress import ProgressReporter
-from ganzoo.training.samples import save_grid
 from ganzoo.training.schedule import total_epochs
 from ganzoo.training.state import TrainState
 from ganzoo.training.step import UpdateStep
@@ -104,32 +105,51 @@ class Trainer:
         self.show_progress = progress and self.dist.is_main
         self.stop_requested: str | None = None
         self.last_checkpoint: Path | None = None
-        if self.dist.is_main:
-            self._open_run_dir(resume, overwrite)
+        created: bool | None = None  # a new run: whether its folder was absent (else empty)
         try:
-            self._build(recipe, resume, train_batches, val_batches)
+            if resume and self.dist.is_main:
+                self.run.acquire()
+                # a link planted in place of samples/ would make the run write elsewhere
+                check_inside(self.run.samples, self.run.path)
+                self.run.clean_stale_files()
+            # everything that can be refused is built before a new run's folder is made
+            self._build(recipe, train_batches, val_batches)
+            if not resume and t.init_from is not None:
+                note = self.state.init_from(t.init_from)
+                if self.show_progress:
+                    self.console.print(note, highlight=False)
+            if not resume and self.dist.is_main:
+                fresh = not self.run.contents()
+                absent = not self.run_dir.exists()
+                moved = self.run.start_new(self.recipe, overwrite=overwrite)
+                created = absent if fresh else None
+                if moved is not None and self.show_progress:
+                    self.console.print(f"moved the previous contents of {self.run_dir} to {moved}")
+            self.logs = RunLogs(recipe, self.run_dir, enabled=self.dist.is_main)
+            self.resumed = resume
+            if resume:
+                self._resume()
         except BaseException:
             self.close()
+            if created is not None:
+                self._remove_failed_start(created)
             raise
 
-    def _open_run_dir(self, resume: bool, overwrite: bool) -> None:
-        if resume:
-            self.run.acquire()
-            try:  # a link planted in place of samples/ would make the run write elsewhere
-                check_inside(self.run.samples, self.run.path)
-            except BaseException:
-                self.run.release()
-                raise
-            self.run.clean_stale_files()
-        else:
-            moved = self.run.start_new(self.recipe, overwrite=overwrite)
-            if moved is not None and self.show_progress:
-                self.console.print(f"moved the previous contents of {self.run_dir} to {moved}")
+    def _remove_failed_start(self, created: bool) -> None:
+        """Undo a new run's folder after a failed start: the folder when this start made it,
+        else what it put in the empty folder it was given."""
+        if created:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            return
+        for p in list(self.run_dir.iterdir()) if self.run_dir.is_dir() else []:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
     def _build(
         self,
         recipe: Recipe,
-        resume: bool,
         train_batches: BatchSource | None,
         val_batches: BatchSource | None,
     ) -> None:
@@ -148,17 +168,9 @@ class Trainer:
         self.val_batches = val_batches or self._dataset_batches(train=False)
         epochs = total_epochs(recipe.schedule)
         self.total_steps = t.max_steps or max(1, epochs * self.train_batches.batches_per_epoch)
-        self.logs = RunLogs(recipe, self.run_dir, enabled=self.dist.is_main)
         self.monitor = TrainingMonitor()
-        self.resumed = resume
         self.running: dict[str, tuple[torch.Tensor, int]] = {}
         self.last_losses: dict[str, torch.Tensor] | None = None
-        if resume:
-            self._resume()
-        elif t.init_from is not None:
-            note = self.state.init_from(t.init_from)
-            if self.show_progress:
-                self.console.print(note, highlight=False)
 
     def _dataset_batches(self, train: bool) -> DatasetBatches:
         r = self.recipe
@@ -310,11 +322,23 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to the end; returns the final record (step, losses, val metrics, checkpoint).
         A failing disk ends the run with one line naming the last good checkpoint."""
+        if self.show_progress:
+            for line in self.startup_lines():
+                self.console.print(line, highlight=False)
+        if self.resumed and self.step >= self.total_steps:
+            if self.show_progress:
+                self.console.print(
+                    f"nothing to do: the run is already at step {self.step} of "
+                    f"{self.total_steps}; raise it, e.g. `ganzoo train --resume {self.run_dir} "
+                    f"--set train.max_steps={2 * self.total_steps}`",
+                    highlight=False,
+                )
+            return {"step": self.step, "checkpoint": str(self.last_checkpoint)}
         reporter = ProgressReporter(
             self.total_steps, self.step, self.console, enabled=self.show_progress
         )
         final: dict[str, Any] = {}
-        self.logs.start(self.device, self.step, self.resumed)
+        self.logs.start(self.device, self.step, self.resumed, precision=self.precision)
         try:
             final = self._loop(reporter)
             self.save()
@@ -335,6 +359,37 @@ class Trainer:
                 f"{self.last_checkpoint}; continue with `ganzoo train --resume {self.run_dir}`"
             )
         return final
+
+    def startup_lines(self) -> list[str]:
+        """What the run is about to do, printed before the first step (as pix2pix's network
+        and dataset summary): run folder, device, precision used, G/D size, data, steps."""
+        r, t = self.recipe, self.recipe.train
+        asked = "" if t.precision == self.precision else f" (train.precision {t.precision})"
+        threads = (
+            f", {torch.get_num_threads()} torch thread(s)" if self.device.type == "cpu" else ""
+        )
+        procs = f", {self.dist.world_size} processes" if self.dist.enabled else ""
+
+        def count(net: nn.Module) -> str:
+            return f"{sum(p.numel() for p in net.parameters()) / 1e6:.3f} M parameters"
+
+        def size(source: BatchSource) -> str:
+            dataset = getattr(source, "dataset", None)
+            return str(len(dataset)) if dataset is not None else str(source.samples_per_epoch)
+
+        lines = [
+            f"run folder: {self.run_dir} ({r.name})",
+            f"device: {self.device}{threads}{procs}; precision: {self.precision}{asked}",
+            f"generator {r.generator.name}: {count(self.g_module)}; discriminator "
+            f"{r.discriminator.name}: {count(self.d_module)}",
+            f"data: {size(self.train_batches)} train / {size(self.val_batches)} val pairs "
+            f"from {r.data.root} ({r.data.train_split}/, {r.data.val_split}/), "
+            f"{r.data.crop_size}px, batch {r.data.batch_size}, "
+            f"{self.train_batches.batches_per_epoch} steps per epoch",
+            f"steps: {self.step} -> {self.total_steps}; samples every {t.sample_every}, "
+            f"checkpoints every {t.checkpoint_every} into {self.run.checkpoints}",
+        ]
+        return lines
 
     def _loop(self, reporter: ProgressReporter) -> dict[str, Any]:
         t, s, source = self.recipe.train, self.state, self.train_batches
@@ -377,16 +432,16 @@ class Trainer:
         s = self.state
         s.epoch += 1
         s.samples_in_epoch = 0
+        args: tuple[float, ...] = ()
         if self.recipe.schedule.name == "plateau":
             metric = final.get("val_l1")
             if metric is None or math.isnan(metric):
                 metric = self.validate()["val_l1"] if self.dist.is_main else 0.0
-            metric = broadcast_float(metric, self.device)
-            s.sched_g.step(metric)
-            s.sched_d.step(metric)
-        else:
-            s.sched_g.step()
-            s.sched_d.step()
+            args = (broadcast_float(metric, self.device),)
+        with warnings.catch_warnings():  # a network frozen by optim.train_only never stepped
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step")
+            s.sched_g.step(*args)
+            s.sched_d.step(*args)
 
     def _log_losses(self, reporter: ProgressReporter, t0: float, steps: int) -> dict[str, Any]:
         values = {k: float(total) / max(n, 1) for k, (total, n) in self.running.items()}
@@ -465,10 +520,11 @@ def stop_on_signals(trainer: Trainer):  # noqa: ANN201
 
 
 def default_run_dir(recipe: Recipe, root: Path = Path("runs")) -> Path:
-    """``runs/<recipe name>``, or ``-2``, ``-3``... when that exists."""
+    """``runs/<recipe name>`` when absent or empty, else the first ``-2``, ``-3``... that is
+    (the start-up block and the CLI's last lines print which)."""
     base = root / recipe.name
     candidate, n = base, 1
-    while candidate.exists():
+    while candidate.exists() and RunDir(candidate).contents():
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
@@ -492,7 +548,14 @@ def train(
         recipe = RunDir(run_dir).resume_recipe(overrides)
     if recipe is None:
         raise TrainingError("give a recipe to train, or resume a run directory")
-    run_dir = run_dir or default_run_dir(recipe)
+    if run_dir is None:
+        run_dir = default_run_dir(recipe)
+        if run_dir.name != recipe.name and progress and console is not None:
+            console.print(
+                f"{run_dir.with_name(recipe.name)} holds another run; this one goes to "
+                f"{run_dir} (--out DIR names the folder)",
+                highlight=False,
+            )
     with (
         Trainer(
             recipe, run_dir, resume=resume, overwrite=overwrite, console=console, progress=progress

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
+from ganzoo.artifacts.checkpoint import save_checkpoint
+from ganzoo.artifacts.schema import checkpoint_header
 from ganzoo.build import build_discriminator, build_generator
 from ganzoo.errors import GanzooError
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import load_weights
-from ganzoo.training.checkpoint import save_checkpoint
-from ganzoo.training.state import FORMAT
 from ganzoo.upstream.options import (
     Family,
     UpstreamOptions,
@@ -132,18 +132,12 @@ def import_checkpoint(
 
         tree = apply_overrides(recipe.to_dict(), [f"{k}={v}" for k, v in overrides.items()])
         recipe = from_dict(tree, source="import overrides")
-    state: dict[str, object] = {
-        "format": FORMAT,
-        "recipe": recipe.to_dict(),
-        "step": 0,
-        "epoch": 0,
-        "samples_in_epoch": 0,
-        "imported": {
-            "generator": str(g_file),
-            "discriminator": str(d_file) if d_file else "",
-            "options": options.source,
-            "family": options.family,
-        },
+    state: dict[str, object] = checkpoint_header(recipe.to_dict(), 0, 0, 0)
+    state["imported"] = {
+        "generator": str(g_file),
+        "discriminator": str(d_file) if d_file else "",
+        "options": options.source,
+        "family": options.family,
     }
     g_net = build_generator(recipe)
     state["generator"] = to_ganzoo(

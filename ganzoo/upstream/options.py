@@ -269,6 +269,16 @@ def _name(options: UpstreamOptions) -> str:
     return name[:128] or "imported"
 
 
+#: pix2pix's GANLoss modes as ganzoo objectives. ``wgangp`` is the critic pix2pix trains:
+#: GANLoss gives -mean / +mean and ``backward_D`` halves their sum, but never calls
+#: ``cal_gradient_penalty`` (pix2pix_model.py), so no penalty and D loss halved.
+_PIX2PIX_OBJECTIVES: dict[str, Any] = {
+    "vanilla": "vanilla",
+    "lsgan": "lsgan",
+    "wgangp": {"name": "wgan_gp", "penalty": 0.0, "d_scale": 0.5},
+}
+
+
 def _pix2pix_tree(o: UpstreamOptions) -> dict[str, Any]:
     net_g = o["netG"]
     if net_g not in ("unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks"):
@@ -291,7 +301,7 @@ def _pix2pix_tree(o: UpstreamOptions) -> dict[str, Any]:
     else:
         raise _unsupported(o, "netD", "basic, n_layers, pixel")
     discriminator |= {"ndf": o["ndf"], "norm": norm, **init}
-    objective = {"vanilla": "vanilla", "lsgan": "lsgan", "wgangp": "wgan_gp"}.get(o["gan_mode"])
+    objective = _PIX2PIX_OBJECTIVES.get(o["gan_mode"])
     if objective is None:
         raise _unsupported(o, "gan_mode", "vanilla, lsgan, wgangp")
     preprocess, load, crop = o["preprocess"], int(o["load_size"]), int(o["crop_size"])
@@ -300,6 +310,12 @@ def _pix2pix_tree(o: UpstreamOptions) -> dict[str, Any]:
     if preprocess not in _PREPROCESS:
         raise _unsupported(o, "preprocess", "resize_and_crop, crop, scale_width, ..., resize, none")
     policy = o["lr_policy"]
+    # train.py runs n_epochs + n_epochs_decay epochs whatever the policy (networks.py
+    # get_scheduler; cosine anneals over n_epochs only)
+    n_epochs, decay = o["n_epochs"], o["n_epochs_decay"]
+    for key, value in (("n_epochs", n_epochs), ("n_epochs_decay", decay)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{o.source}: --{key} {value!r} is not a whole number of epochs")
     if policy == "linear":
         schedule = {"name": "linear", "epochs": o["n_epochs"], "decay_epochs": o["n_epochs_decay"]}
     elif policy == "step":
@@ -310,6 +326,8 @@ def _pix2pix_tree(o: UpstreamOptions) -> dict[str, Any]:
         schedule = {"name": "cosine", "epochs": o["n_epochs"]}
     else:
         raise _unsupported(o, "lr_policy", "linear, step, plateau, cosine")
+    if policy != "linear":
+        schedule["total_epochs"] = n_epochs + decay
     return {
         "name": _name(o),
         "seed": 0,
@@ -363,12 +381,7 @@ def _pix2pixhd_tree(o: UpstreamOptions) -> dict[str, Any]:
     else:
         raise _unsupported(o, "netG", "global, local")
     generator["norm"] = norm
-    label_nc = int(o["label_nc"])
-    in_channels = label_nc if label_nc else int(o["input_nc"])
-    if label_nc and not o["no_instance"]:
-        in_channels += 1  # the instance map's edge channel
-    if o["instance_feat"] or o["label_feat"]:
-        in_channels += int(o["feat_num"])
+    data = _pix2pixhd_input(o)
     crop = int(o["fineSize"])
     preprocess = o["resize_or_crop"]
     if preprocess not in _PREPROCESS:
@@ -390,7 +403,7 @@ def _pix2pixhd_tree(o: UpstreamOptions) -> dict[str, Any]:
         "data": {
             "name": "paired_folders",
             "root": str(o["dataroot"]),
-            "in_channels": in_channels,
+            **data,
             "out_channels": o["output_nc"],
             "preprocess": _PREPROCESS[preprocess],
             "load_size": int(o["loadSize"]),
@@ -421,3 +434,27 @@ def _pix2pixhd_tree(o: UpstreamOptions) -> dict[str, Any]:
             "decay_epochs": o["niter_decay"],
         },
     }
+
+
+def _pix2pixhd_input(o: UpstreamOptions) -> dict[str, Any]:
+    """The input side of a pix2pixHD run (pix2pixHD_model.py ``initialize``, ``encode_input``):
+    ``label_nc`` > 0 one-hot label maps plus, unless ``no_instance``, the instance-edge
+    channel (``data.labels``); ``label_nc`` 0 an ``input_nc``-channel image."""
+    features = [key for key in ("instance_feat", "label_feat") if o[key]]
+    if features:
+        flags = " ".join(f"--{key}" for key in features)
+        raise RecipeError(
+            f"{o.source}: {flags} adds pix2pixHD's feature encoder (netE, feat_num "
+            f"{o['feat_num']} extra G input channels), which ganzoo does not have; import a "
+            "model trained without it"
+        )
+    label_nc = int(o["label_nc"])
+    if label_nc:
+        return {"labels": {"num_classes": label_nc, "instance": not o["no_instance"]}}
+    if not o["no_instance"]:
+        raise RecipeError(
+            f"{o.source}: --label_nc 0 without --no_instance feeds G an image plus instance "
+            "edges, which ganzoo reads only with label maps; add --no_instance if the run used "
+            "it, or give --label_nc"
+        )
+    return {"in_channels": o["input_nc"]}

@@ -13,7 +13,9 @@
 
 ``push(RUN_DIR, REPO_ID)`` uploads that folder with ``huggingface_hub`` (the token comes from
 the environment or ``huggingface-cli login``, as the library finds it).
-Loading ``hf://user/repo`` is :mod:`ganzoo.evaluation.sources`' job.
+``save_pretrained(G, RECIPE, INFO, OUT)`` writes that folder for a generator in hand (the
+folder *is* the saved model: :func:`ganzoo.artifacts.load` reads it back, from disk or from
+the Hub alike). Loading ``hf://user/repo`` is :mod:`ganzoo.artifacts.sources`' job.
 """
 
 from __future__ import annotations
@@ -26,17 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from torch import nn
 
 from ganzoo import __version__, registry
+from ganzoo.artifacts.loading import load_generator
+from ganzoo.artifacts.safetensors import save_safetensors
+from ganzoo.artifacts.schema import HUB_FORMAT, MODEL_FILE, GeneratorInfo
+from ganzoo.artifacts.sources import REPO_ID, output_base, require_hub
 from ganzoo.errors import GanzooError, first_line
-from ganzoo.evaluation.export import save_safetensors
-from ganzoo.evaluation.loading import load_generator
-from ganzoo.evaluation.sources import MODEL_FILE, REPO_ID, output_base, require_hub
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import UnsafePathError, read_inside, write_bytes_atomic, write_text_atomic
-
-HUB_FORMAT = "ganzoo-hub-1"
 
 
 def papers(recipe: Recipe) -> list[str]:
@@ -160,19 +162,29 @@ def model_card(
     return "\n".join(lines)
 
 
-def export_hub_folder(
-    source: str | Path, out: str | Path, *, use_ema: bool = True, repo_id: str | None = None
-) -> Path:
-    """Write the Hub folder of a run (see the module docstring); returns ``out``.
-    ``repo_id`` (when known) goes into the model card's usage example."""
-    out = Path(out)
+def _check_empty(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise GanzooError(f"--out {out}: exists and is not an empty folder; choose a new folder")
-    net, recipe, info = load_generator(source, use_ema=use_ema, device="cpu")
-    run_dir = output_base(source, info.path)
+
+
+def save_pretrained(
+    net: nn.Module,
+    recipe: Recipe,
+    info: GeneratorInfo,
+    out: str | Path,
+    *,
+    run_dir: Path | None = None,
+    repo_id: str | None = None,
+) -> Path:
+    """Write G (with ``recipe`` and where its weights came from, ``info``) as a Hub folder
+    ``out`` (see the module docstring): the folder :func:`ganzoo.artifacts.load` reads back,
+    from disk or from the Hub alike. ``run_dir`` (the run G came from) gives the model card
+    its eval results and the sample sheet; ``repo_id`` goes into the card's usage example."""
+    out = Path(out)
+    _check_empty(out)
     out.mkdir(parents=True, exist_ok=True)
     save_safetensors(net, recipe, info, out / MODEL_FILE)
-    sheet = _sample_sheet(run_dir)
+    sheet = _sample_sheet(run_dir) if run_dir is not None else None
     write_text_atomic(out / "recipe.yaml", recipe.to_yaml())
     config = {
         "format": HUB_FORMAT,
@@ -187,13 +199,25 @@ def export_hub_folder(
         "ema": info.ema,
     }
     write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
-    records = RunDir(run_dir).eval_records()
+    records = RunDir(run_dir).eval_records() if run_dir is not None else []
     card = model_card(recipe, records, info.step, info.ema, repo_id or "NAMESPACE/NAME")
     if sheet is not None:
         write_bytes_atomic(out / "samples.png", sheet)
         card += "## Samples\n\n![input | output | target](samples.png)\n"
     write_text_atomic(out / "README.md", card)
     return out
+
+
+def export_hub_folder(
+    source: str | Path, out: str | Path, *, use_ema: bool = True, repo_id: str | None = None
+) -> Path:
+    """Write the Hub folder of a run (see the module docstring); returns ``out``.
+    ``repo_id`` (when known) goes into the model card's usage example."""
+    out = Path(out)
+    _check_empty(out)
+    net, recipe, info = load_generator(source, use_ema=use_ema, device="cpu")
+    run_dir = output_base(source, info.path)
+    return save_pretrained(net, recipe, info, out, run_dir=run_dir, repo_id=repo_id)
 
 
 def push(

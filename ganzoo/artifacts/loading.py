@@ -1,9 +1,11 @@
-"""A trained generator back from any source :mod:`ganzoo.evaluation.sources` resolves: a run
+"""A trained generator back from any source :mod:`ganzoo.artifacts.sources` resolves: a run
 directory, a checkpoint ``.pt`` (read with ``weights_only=True``, never unpickling code), a
 ``.safetensors`` file written by ``ganzoo export`` (whose metadata carries the resolved recipe
-as JSON, key ``recipe``, so the file alone rebuilds G), a Hub folder or repository, or an
-official pretrained model's name. Weights holding a NaN or an infinity are refused in one line
-naming the file (:func:`ganzoo.safe_io.refuse_nonfinite`), whatever the source.
+as JSON, key ``recipe``, so the file alone rebuilds G), or a Hub folder or repository (an
+official pretrained model's name is resolved to its run directory above this package, by
+``ganzoo.load`` and the CLI: :func:`ganzoo.pretrained.resolve`). Weights holding a NaN or an
+infinity are refused in one line naming the file (:func:`ganzoo.safe_io.refuse_nonfinite`),
+whatever the source.
 
 When the run kept an EMA of G (``optim.ema_decay``) its weights are used unless
 ``use_ema=False``; :class:`GeneratorInfo` says which weights were loaded.
@@ -11,38 +13,20 @@ When the run kept an EMA of G (``optim.ema_decay``) its weights are used unless
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ganzoo.artifacts.checkpoint import load_checkpoint
+from ganzoo.artifacts.safetensors import read_safetensors
+from ganzoo.artifacts.schema import GeneratorInfo, ema_weights
+from ganzoo.artifacts.sources import find_checkpoint
 from ganzoo.build import build_generator
 from ganzoo.errors import GanzooError, TrainingError
-from ganzoo.evaluation.sources import find_checkpoint
 from ganzoo.recipe import Recipe, from_dict
-from ganzoo.safe_io import parse_json, refuse_nonfinite
-from ganzoo.training.checkpoint import load_checkpoint
-
-#: ``format`` value in the metadata of an exported safetensors generator.
-SAFETENSORS_FORMAT = "ganzoo-generator-1"
-
-
-@dataclass(frozen=True)
-class GeneratorInfo:
-    """Where a loaded generator came from."""
-
-    path: Path  # the file the weights were read from
-    kind: str  # "checkpoint" or "safetensors"
-    step: int | None  # training step of the weights, when known
-    ema: bool  # True when these are the EMA weights
-
-    def describe(self) -> str:
-        """One line, e.g. 'step 3000 of runs/x/checkpoints/step_00003000.pt (EMA weights)'."""
-        step = f"step {self.step} of " if self.step is not None else ""
-        weights = "EMA weights" if self.ema else "raw generator weights"
-        return f"{step}{self.path} ({weights})"
+from ganzoo.safe_io import parse_json
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -56,13 +40,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise GanzooError(f"unknown device '{name}'; use auto, cpu or cuda") from None
-
-
-def ema_weights(ema_state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """G's state dict out of a ``torch.optim.swa_utils.AveragedModel`` state dict
-    (keys ``module.<name>`` plus the ``n_averaged`` counter)."""
-    prefix = "module."
-    return {k[len(prefix) :]: v for k, v in ema_state.items() if k.startswith(prefix)}
 
 
 def _recipe(tree: Any, source: Path) -> Recipe:
@@ -105,21 +82,7 @@ def _from_checkpoint(path: Path, use_ema: bool) -> tuple[nn.Module, Recipe, Gene
 
 
 def _from_safetensors(path: Path) -> tuple[nn.Module, Recipe, GeneratorInfo]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            weights = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
-    except (SafetensorError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainingError(f"{path}: not a readable safetensors file ({first[:160]})") from None
-    refuse_nonfinite(weights, path, "safetensors file")
-    if meta.get("format") != SAFETENSORS_FORMAT or "recipe" not in meta:
-        raise TrainingError(
-            f"{path}: no ganzoo recipe in its metadata; export it with "
-            "`ganzoo export RUN_DIR --format safetensors`"
-        )
+    weights, meta = read_safetensors(path)
     try:
         tree = parse_json(meta["recipe"])
     except ValueError as exc:

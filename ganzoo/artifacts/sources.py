@@ -8,8 +8,8 @@
   Hugging Face Hub repository's ``model.safetensors`` (the only file a model needs), fetched
   through :func:`ganzoo.download.download` within :data:`HUB_LIMITS` into
   ``$GANZOO_HOME/hub/<namespace>--<name>/<commit>/``;
-* the name of an official pretrained model (``ganzoo pretrained list``), fetched once into
-  ``$GANZOO_HOME/pretrained`` (default ``~/.cache/ganzoo/pretrained``).
+* (the name of an official pretrained model is no source here: ``ganzoo.load`` and the CLI
+  turn it into its run directory first, :func:`ganzoo.pretrained.resolve`).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ganzoo.artifacts.checkpoint import latest_checkpoint
+from ganzoo.artifacts.schema import MODEL_FILE
 from ganzoo.download import Limits, download
 from ganzoo.errors import GanzooError, TrainingError, first_line
 from ganzoo.safe_io import write_text_atomic
-from ganzoo.training.checkpoint import latest_checkpoint
 
-MODEL_FILE = "model.safetensors"
 #: ``hf://namespace/name`` with an optional ``@revision``.
 HF_URL = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
 #: A bare repo id ``namespace/name`` (used only when no such local path exists).
@@ -145,10 +145,6 @@ def find_checkpoint(source: str | Path) -> Path:
         return _model_file(resolve_hub_source(text), text)
     path = Path(source)
     if not path.exists():
-        from ganzoo.pretrained import CATALOG, fetch_pretrained
-
-        if text in CATALOG:
-            return find_checkpoint(fetch_pretrained(text, ganzoo_home() / "pretrained").run_dir)
         raise TrainingError(
             f"{path}: no such run directory, checkpoint, Hub model or pretrained model; give "
             "RUN_DIR, a .pt / .safetensors file, hf://NAMESPACE/NAME or a name from "

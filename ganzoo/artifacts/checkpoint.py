@@ -1,23 +1,21 @@
-"""Crash-safe checkpoints: atomic writes, safe loads, the last K kept, RNG state included.
+"""Crash-safe checkpoint files: atomic writes, safe loads, the last K kept.
 
 A checkpoint is written to a temporary sibling (``.step_X.pt.tmp-PID``), fsynced and renamed
 over its final name, so a crash, a kill or a full disk leaves the previous set intact; a
-failed write removes its temporary file and says so in one line. :func:`nonfinite_entries`
-tells, with one device synchronisation, whether a state holds a NaN or an infinity anywhere.
+failed write removes its temporary file and says so in one line. What a checkpoint holds is
+:mod:`ganzoo.artifacts.schema`.
 """
 
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ganzoo.errors import GanzooError, StorageError, TrainingError
-from ganzoo.safe_io import atomic_writer, load_weights, nonfinite_entries  # noqa: F401
+from ganzoo.safe_io import atomic_writer, load_weights
 
 PATTERN = "step_*.pt"
 
@@ -115,40 +113,3 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "generator" not in state:
         raise TrainingError(f"{path}: not a ganzoo checkpoint (no generator weights)")
     return state
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, NumPy, torch and CUDA RNG states in a form ``weights_only`` loading accepts."""
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": {
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured."""
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state(
-        (
-            "MT19937",
-            n["keys"].numpy().astype(np.uint32),
-            n["pos"],
-            n["has_gauss"],
-            n["cached_gaussian"],
-        )
-    )
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
