@@ -108,17 +108,25 @@ class AblationResult:
 
     @property
     def ok(self) -> bool:
-        """True when no run failed or stopped."""
-        return not self.failed
+        """True when every run finished (none failed, stopped or held by another launch)."""
+        return not self.failed and not self.claimed
+
+    @property
+    def signum(self) -> int | None:
+        """The signal that stopped a run of this launch (its exit status is 128 + it), or None."""
+        return next((o.signum for o in self.outcomes if o.signum), None)
 
     def failure_message(self) -> str | None:
-        """The one line ``ganzoo ablate`` exits with, or None when nothing failed."""
-        failed = self.failed
-        if not failed:
+        """The one line ``ganzoo ablate`` exits with, or None when every run finished (an
+        unfinished ablation, failed or held by another launch, never exits 0)."""
+        failed, claimed = self.failed, self.claimed
+        if not failed and not claimed:
             return None
         where = self.out / "results.md" if self.report is not None else self.out / "logs"
-        return (
-            f"{len(failed)} run(s) failed or stopped "
-            f"({', '.join(o.run_dir.name for o in failed)}; errors in {where}); run the same "
-            "command again to retry them"
-        )
+        parts = [f"{len(failed)} run(s) failed or stopped " if failed else ""]
+        if failed:
+            parts[0] += f"({', '.join(o.run_dir.name for o in failed)}; errors in {where})"
+        if claimed:
+            names = ", ".join(o.run_dir.name for o in claimed)
+            parts.append(f"{len(claimed)} run(s) unfinished, held by another launch ({names})")
+        return "; ".join(p for p in parts if p) + "; run the same command again to retry them"

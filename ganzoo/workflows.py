@@ -125,9 +125,11 @@ def train_distributed(
 ) -> int:
     """``ganzoo train --nproc N``: check the arguments and the recipe once, then run the same
     ``ganzoo train`` command under torchrun, one process per rank on this machine (``argv``:
-    that command line, default built from these arguments). Returns the exit status."""
+    that command line, default built from these arguments). Returns the exit status: 0, or 130 /
+    143 when a signal stopped the ranks (after their checkpoint); a failed rank raises
+    :class:`ganzoo.training.torchrun.RankFailedError`."""
     from ganzoo.run_dir import RunDir
-    from ganzoo.training.torchrun import exec_torchrun
+    from ganzoo.training.torchrun import run_torchrun
 
     overrides = list(overrides or [])
     out = Path(out) if out is not None else None
@@ -141,8 +143,7 @@ def train_distributed(
             raise GanzooError(
                 f"{out} already holds files; pass --overwrite or choose another --out"
             )
-    exec_torchrun(nproc, argv or _train_argv(recipe, overrides, out, resume, overwrite))
-    return 0
+    return run_torchrun(nproc, argv or _train_argv(recipe, overrides, out, resume, overwrite))
 
 
 def evaluate(

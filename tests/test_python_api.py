@@ -110,9 +110,10 @@ def test_an_ablation_with_failed_runs_says_so_in_one_line(tmp_path: Path) -> Non
     result = AblationResult("x", tmp_path, outcomes)
     assert not result.ok and [o.variant for o in result.claimed] == ["c"]
     assert result.failure_message() == (
-        f"1 run(s) failed or stopped (b-s0; errors in {tmp_path / 'logs'}); run the same "
-        "command again to retry them"
+        f"1 run(s) failed or stopped (b-s0; errors in {tmp_path / 'logs'}); 1 run(s) "
+        "unfinished, held by another launch (c-s0); run the same command again to retry them"
     )
+    assert result.signum is None
 
 
 def test_import_ganzoo_imports_no_workflow_until_used() -> None:

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Exit codes: 0 success, 2 a user error (one line on stderr), 1 a failure of the system
     (disk, permissions), 130 Ctrl-C, 143 SIGTERM (a training stops after the current step
-    with a checkpoint instead, and exits 0).
+    with a checkpoint first, then exits the same way).
     """
     common.ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     warnings.showwarning = _show_warning
@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         previous = None
     try:
         code = app(args=argv, standalone_mode=False)
-    except GanzooError as exc:
+    except GanzooError as exc:  # exit 2; a full disk 1; a run stopped by a signal 130 / 143
         err_console.print(f"[red]error[/red]: {exc}", highlight=False)
-        return 2
+        return exc.exit_code
     except typer.Exit as exc:
         code = exc.exit_code
     except KeyboardInterrupt:
@@ -113,4 +113,6 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
     if code == 130:  # typer turns Ctrl-C into this exit code
         err_console.print("interrupted (a run keeps its last checkpoint; --resume continues it)")
+    elif code == 143:
+        err_console.print("terminated (a run keeps its last checkpoint; --resume continues it)")
     return code if isinstance(code, int) else 0

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ganzoo.cli.common import SetOpt, app, console, err_console
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, StoppedError
 
 
 @app.command()
@@ -93,5 +93,5 @@ def ablate(
         err_console=err_console,
     )
     message = result.failure_message()
-    if message:
-        raise GanzooError(message)
+    if message:  # exit 2, or 130 / 143 when a signal stopped a run
+        raise StoppedError(message, result.signum) if result.signum else GanzooError(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +21,7 @@ def train(
     overwrite: Annotated[
         bool, typer.Option(help="--out holds files: move them aside to OUT.replaced-TIME")
     ] = False,
-    nproc: Annotated[int, typer.Option(help="processes on this machine (execs torchrun)")] = 1,
+    nproc: Annotated[int, typer.Option(help="processes on this machine (runs torchrun)")] = 1,
 ) -> None:
     """Train a recipe (or --resume a run); Ctrl-C saves a checkpoint and stops."""
     from ganzoo.workflows import train as run_training
@@ -33,11 +34,18 @@ def train(
         recipe, overrides=set_ or [], out=out, resume=resume, overwrite=overwrite, console=console
     )
     if not result.is_main:
-        return
+        return  # under torchrun the launching process reports a stop (run_torchrun)
     console.print(f"run dir: {result.run_dir}", highlight=False)
     if result.samples is not None:
         console.print(f"samples: {result.samples}", highlight=False)
     console.print(f"checkpoint: {result.checkpoint}", highlight=False)
+    if result.stopped is not None and not result.distributed:
+        raise typer.Exit(_signal_exit_code(result.stopped))  # saved, then 130 / 143
+
+
+def _signal_exit_code(name: str) -> int:
+    """128 + the number of the signal named ``name`` (``'SIGINT'`` -> 130); 130 otherwise."""
+    return 128 + int(getattr(signal.Signals, name, signal.SIGINT))
 
 
 @app.command()
