@@ -214,3 +214,10 @@ def test_the_nan_check_has_its_own_cadence(
         monkeypatch.setattr(trainer, "update", lambda batch, measure=False: nan)
         with pytest.raises(GanzooError, match=f"g_l1 became NaN/inf at step {step};"):
             trainer.fit()
+
+
+def test_a_cadence_below_one_is_refused_in_one_line(tiny_data: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(tiny_data, "train.callbacks=[{name: validation, every: 0}]")
+    with pytest.raises(GanzooError, match="validation: every 0 must be 1 or more"):
+        Trainer(recipe, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ganzoo import records
+from ganzoo.errors import RecipeError
 from ganzoo.registry import register
 from ganzoo.training.callbacks import Callback
 from ganzoo.training.diagnostics import TrainingMonitor
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
 
 class TrainingWarning(UserWarning):
     """A pattern in the logged records that usually means training is not working."""
+
+
+def _every(every: int | None, name: str) -> int | None:
+    if every is not None and every < 1:
+        raise RecipeError(f"train.callbacks {name}: every {every} must be 1 or more (or unset)")
+    return every
 
 
 def _due(trainer: Trainer, every: int) -> bool:
@@ -90,9 +97,7 @@ class LossLog(Callback):
     learning rates, ms per step and images per second (keys: :mod:`ganzoo.records`)."""
 
     def __init__(self, every: int | None = None) -> None:
-        if every is not None and every < 1:
-            raise ValueError("every must be 1 or more")
-        self.every = every
+        self.every = _every(every, "losses")
         self.running: dict[str, tuple[Any, int]] = {}
         self.t0, self.steps = 0.0, 0
 
@@ -147,9 +152,7 @@ class Validation(Callback):
     ``val_psnr``) and the first batch drawn to ``samples/step_<step>.png`` (rank 0)."""
 
     def __init__(self, every: int | None = None) -> None:
-        if every is not None and every < 1:
-            raise ValueError("every must be 1 or more")
-        self.every = every
+        self.every = _every(every, "validation")
 
     def on_step_end(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> None:
         if not _due(trainer, self.every or trainer.recipe.train.sample_every):
@@ -170,9 +173,7 @@ class Checkpoint(Callback):
     """A checkpoint every ``every`` steps (``train.checkpoint_every`` by default)."""
 
     def __init__(self, every: int | None = None) -> None:
-        if every is not None and every < 1:
-            raise ValueError("every must be 1 or more")
-        self.every = every
+        self.every = _every(every, "checkpoint")
 
     def on_step_end(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> None:
         every = self.every or trainer.recipe.train.checkpoint_every

@@ -46,7 +46,15 @@ from ganzoo.training.schedule import total_epochs
 from ganzoo.training.state import TrainState
 from ganzoo.training.step import UpdateStep
 
-__all__ = ["Trainer", "TrainingWarning", "train"]
+__all__ = [
+    "Trainer",
+    "TrainingWarning",  # raised by the monitor callback, importable from here as before
+    "default_run_dir",
+    "pick_device",
+    "seed_everything",
+    "stop_on_signals",
+    "train",
+]
 
 
 def seed_everything(seed: int) -> None:
