@@ -1,17 +1,144 @@
-"""Recipe -> components: the only place that turns recipe sections into modules."""
+"""Recipe -> components: the only place that turns recipe sections into modules, and the one
+that finishes every network.
+
+A generator or discriminator declares its architecture only: its layers, the sizes it takes
+(``size_divisor``, ``min_side``), where attention may go (it takes ready
+:class:`~ganzoo.nn.AttentionSlots` as ``attention``) and, optionally, which modules take
+spectral norm (``spectral_norm_modules(mode)``; default: all of it). The builder takes the
+finishing settings out of its parameters (``init``, ``init_gain``, spectral norm, ``attention``
+specs and ``image_size``; defaults from the entry's :class:`~ganzoo.registry.Finish`), builds
+it, then initialises its weights, then applies spectral norm (the order ganzoo has always
+drawn them in, so a seed gives the same weights), and :func:`build_generator` /
+:func:`build_discriminator` check the crop size against its declared sizes.
+"""
 
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
+import pydantic
 import torch
 from torch import nn
 
 from ganzoo import registry
 from ganzoo.errors import RecipeError, SizeError
+from ganzoo.nn.attention_slots import AttentionSlots, AttentionSpec
+from ganzoo.nn.init import InitName, init_weights
 from ganzoo.nn.sizes import check_image_size
+from ganzoo.nn.spectral import apply_spectral_norm
 from ganzoo.recipe import ComponentSection, Recipe
+from ganzoo.registry import Entry, Param
+
+ImageSize = int | tuple[int, int]
+
+
+def _check_attention_blocks(specs: list[AttentionSpec] | None) -> list[AttentionSpec] | None:
+    """Each spec's block parameters checked against that block (one-line error)."""
+    for spec in specs or []:
+        registry.validate_params("attention", spec.block, spec.params, where=spec.block)
+    return specs
+
+
+#: The ``attention`` setting of a network that takes attention slots.
+AttentionSpecs = Annotated[
+    list[AttentionSpec] | None, pydantic.AfterValidator(_check_attention_blocks)
+]
+
+
+def make_attention_block(spec: AttentionSpec, channels: int) -> nn.Module:
+    """The attention block ``spec`` names, on ``channels`` channels."""
+    return registry.create("attention", spec.block, channels, **spec.params)
+
+
+class NetworkFinisher:
+    """Finishes generators and discriminators (installed in :data:`registry.FINISHERS`)."""
+
+    def parameters(self, entry: Entry, own: list[Param]) -> list[Param]:
+        """``own`` (the network's architecture) and the finishing settings, with the entry's
+        defaults; ``attention`` and ``image_size`` where the network takes attention slots. A
+        setting the network declares itself stays its own (a plugin that finishes itself)."""
+        finish = entry.finishing
+        names = {p.name for p in own}
+        spectral: Any = bool
+        if finish.spectral_modes:
+            spectral = bool | Literal[finish.spectral_modes]  # type: ignore[valid-type]
+        extra = [
+            Param(finish.spectral_key, spectral, finish.spectral_norm),
+            Param("init", InitName, finish.init),
+            Param("init_gain", float, finish.init_gain),
+        ]
+        if "zero_bias" in finish.options:
+            extra.append(Param("zero_bias", bool, finish.zero_bias))
+        slots = takes_slots(own)
+        if slots:
+            extra.append(Param("attention", AttentionSpecs, None))
+            extra.append(Param("image_size", ImageSize, 256))
+        kept = [p for p in own if not (slots and p.name == "attention")]
+        return kept + [p for p in extra if p.name not in names or p.name == "attention"]
+
+    def create(
+        self, entry: Entry, builder: Callable[..., Any], args: tuple, params: dict[str, Any]
+    ) -> Any:
+        """Build ``entry`` from its architecture parameters, then finish it."""
+        finish = entry.finishing
+        own = {p.name: p for p in registry.signature_params(builder)}
+        taken = {k: params.pop(k) for k in FINISHING if k in params and k not in own}
+        spectral = taken.get(finish.spectral_key, finish.spectral_norm)
+        if takes_slots(list(own.values())):
+            specs = params.pop("attention", None)
+            if "image_size" in own:
+                size = params.get("image_size", own["image_size"].default)
+            else:
+                size = taken.get("image_size", 256)
+            params["attention"] = AttentionSlots(specs, size, make_attention_block)
+        net = builder(*args, **params)
+        if isinstance(net, nn.Module):
+            finish_network(
+                net,
+                taken.get("init", finish.init),
+                taken.get("init_gain", finish.init_gain),
+                taken.get("zero_bias", finish.zero_bias),
+                False if finish.spectral_key in own else spectral,
+                initialise="init" not in own,
+            )
+        return net
+
+
+#: The settings the builder takes out of a network's parameters (unless the network declares
+#: one itself).
+FINISHING = ("spectral_norm", "spectral", "init", "init_gain", "zero_bias", "image_size")
+
+
+def takes_slots(own: list[Param]) -> bool:
+    """Whether a network's ``attention`` parameter takes ready :class:`AttentionSlots`."""
+    found = [p.annotation for p in own if p.name == "attention"]
+    return bool(found) and AttentionSlots in (found[0], *typing.get_args(found[0]))
+
+
+def finish_network(
+    net: nn.Module,
+    init: InitName,
+    gain: float,
+    zero_bias: bool,
+    spectral: bool | str,
+    *,
+    initialise: bool = True,
+) -> None:
+    """Initialise ``net``'s weights (unless not ``initialise``), then wrap the modules it names
+    for ``spectral`` (all of it unless it has ``spectral_norm_modules``) in spectral norm."""
+    if initialise:
+        init_weights(net, init, gain, zero_bias)
+    if not spectral:
+        return
+    declared = getattr(net, "spectral_norm_modules", None)
+    for module in declared(spectral) if declared is not None else [net]:
+        apply_spectral_norm(module)
+
+
+registry.FINISHERS["generator"] = registry.FINISHERS["discriminator"] = NetworkFinisher()
 
 #: The most parameters a generator or discriminator may have (8 GiB of float32 weights): a
 #: recipe, or one read from a downloaded file, cannot make ganzoo allocate more.
@@ -22,9 +149,10 @@ def _probe(kind: str, name: str, **kwargs: Any) -> nn.Module:
     """The network built on the meta device (no memory, no RNG draws) without spectral norm
     (which keeps the parameter count, and whose power iterations are slow on meta); a
     one-line SizeError when it has more than :data:`MAX_PARAMETERS` parameters."""
-    accepted = {p.name for p in registry.get(kind, name).parameters()}
-    if "spectral_norm" in accepted:
-        kwargs = {**kwargs, "spectral_norm": False}
+    entry = registry.get(kind, name)
+    key = entry.finishing.spectral_key
+    if key in {p.name for p in entry.parameters()}:
+        kwargs = {**kwargs, key: False}
     with torch.device("meta"):
         probe = registry.create(kind, name, **kwargs)
     count = sum(p.numel() for p in probe.parameters())

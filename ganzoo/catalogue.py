@@ -18,7 +18,9 @@ Plugins add to these lists: `ganzoo list` shows everything installed.
 Contracts:
 
 - **generator** `Cls(in_channels, out_channels, **params)`: `(N, C_in, H, W)` in [-1, 1] ->
-  `(N, C_out, H, W)` in [-1, 1].
+  `(N, C_out, H, W)` in [-1, 1]. Generators and discriminators declare their architecture
+  only; the builder finishes them (`init`, `init_gain`, spectral norm, `attention` placed at
+  `image_size`), with each one's defaults shown as *Finished by the builder*.
 - **discriminator** `Cls(in_channels, **params)`, `in_channels` = condition + image:
   `forward(x)` returns one list per scale/branch of that branch's feature maps, ending with its
   patch logits.
@@ -57,6 +59,8 @@ def components_markdown() -> str:
             parts.append(f"\n### `{entry.name}`\n\n{entry.summary()}\n")
             if entry.paper:
                 parts.append(f"\n*Source:* {entry.paper}\n")
+            if entry.finish is not None:
+                parts.append(f"\n*Finished by the builder:* {entry.finish.describe()}.\n")
             body = _docstring_body(entry.load())
             if body:
                 parts.append(f"\n{body}\n")

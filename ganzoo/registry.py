@@ -61,8 +61,58 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "launcher": ("ganzoo.launchers",),
     "callback": ("ganzoo.training.observers",),
 }
+#: kind -> the module that finishes the networks of that kind (init, spectral norm, attention
+#: slots): imported with the kind's built-ins, it installs itself in :data:`FINISHERS`.
+_FINISHER_MODULES: dict[str, str] = {
+    "generator": "ganzoo.build",
+    "discriminator": "ganzoo.build",
+}
 
 BUILTIN = "built-in"
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How the builder finishes a network: its defaults for the settings every network takes
+    from the recipe (registry metadata: ``@register("generator", "x", finish=Finish(...))``).
+
+    ``spectral_norm``: on by default (True), off (False), or a mode the network names in
+    ``spectral_modes``; ``spectral_key``: the recipe key that sets it (SPADE: ``spectral``);
+    ``zero_bias``: conv biases start at 0 (pix2pix) or keep PyTorch's default (pix2pixHD);
+    ``options``: further finishing settings a recipe may change for this entry (``zero_bias``).
+    """
+
+    spectral_norm: bool | str = False
+    init: str = "normal"
+    init_gain: float = 0.02
+    zero_bias: bool = True
+    spectral_key: str = "spectral_norm"
+    spectral_modes: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for ``ganzoo show`` and the catalogue."""
+        bias = "biases 0" if self.zero_bias else "biases kept at PyTorch's default"
+        sn = {True: "on", False: "off"}.get(self.spectral_norm, self.spectral_norm)  # type: ignore[call-overload]
+        key = "" if self.spectral_key == "spectral_norm" else f" (`{self.spectral_key}`)"
+        return f"init `{self.init}` (gain {self.init_gain}), {bias}, spectral norm {sn}{key}"
+
+
+class Finisher(typing.Protocol):
+    """What finishes a network kind (installed by :data:`_FINISHER_MODULES`)."""
+
+    def parameters(self, entry: Entry, own: builtins.list[Param]) -> builtins.list[Param]:
+        """The settings a recipe may give ``entry``: its own architecture ``own`` and the
+        finishing ones."""
+
+    def create(
+        self, entry: Entry, builder: Callable[..., Any], args: tuple, params: dict[str, Any]
+    ) -> Any:
+        """Build and finish ``entry`` from supplied ``args`` and validated ``params``."""
+
+
+#: kind -> its finisher; filled by :data:`_FINISHER_MODULES` when they are imported.
+FINISHERS: dict[str, Finisher] = {}
 
 
 class PluginWarning(UserWarning):
@@ -98,11 +148,26 @@ class Entry:
     error: str | None = None
     paper: str = ""
     source: str = ""  # module.qualname of a built-in, for messages
+    finish: Finish | None = None  # a network's finishing defaults (None: not finished)
     clashes: builtins.list[str] = field(default_factory=builtins.list)
 
     @property
     def is_plugin(self) -> bool:
         return self.entry_point is not None
+
+    @property
+    def finisher(self) -> Finisher | None:
+        """What finishes this network: built-ins registered with ``finish=``, and every plugin
+        of a network kind (with the default :class:`Finish`); None for anything else."""
+        if self.kind not in _FINISHER_MODULES or (self.finish is None and not self.is_plugin):
+            return None
+        importlib.import_module(_FINISHER_MODULES[self.kind])
+        return FINISHERS.get(self.kind)
+
+    @property
+    def finishing(self) -> Finish:
+        """This entry's finishing defaults (a plugin's: the default :class:`Finish`)."""
+        return self.finish or Finish()
 
     def load(self) -> Callable[..., Any]:
         """The builder, importing its plugin module on first use."""
@@ -143,7 +208,9 @@ class Entry:
     def parameters(self) -> builtins.list[Param]:
         """The parameters a user may set (the ones the recipe builder supplies left out)."""
         supplied = KINDS[self.kind][1]
-        return [p for p in signature_params(self.load()) if p.name not in supplied]
+        own = [p for p in signature_params(self.load()) if p.name not in supplied]
+        finisher = self.finisher
+        return own if finisher is None else finisher.parameters(self, own)
 
 
 class Registry:
@@ -176,9 +243,12 @@ class Registry:
 
     # -- registration ------------------------------------------------------------------------
     def register(
-        self, kind: str, name: str, *, paper: str = ""
+        self, kind: str, name: str, *, paper: str = "", finish: Finish | None = None
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorator: register a class or function as the builder of ``kind`` ``name``."""
+        """Decorator: register a class or function as the builder of ``kind`` ``name``.
+
+        ``finish``: for a generator or discriminator, the builder's defaults for finishing it
+        (init, spectral norm, biases); the network itself declares only its architecture."""
         _check_kind(kind)
 
         def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
@@ -190,7 +260,7 @@ class Registry:
                     f"({existing.source}) and by {BUILTIN} ({source})"
                 )
             self._entries[kind][name] = Entry(
-                kind, name, BUILTIN, builder=builder, paper=paper, source=source
+                kind, name, BUILTIN, builder=builder, paper=paper, source=source, finish=finish
             )
             return builder
 
@@ -303,10 +373,17 @@ class Registry:
         fixed = {k: v for k, v in params.items() if k in supplied}
         checked = self.validate_params(kind, name, user, where=name)
         builder = entry.load()
+        finisher = entry.finisher
+
+        def build() -> Any:
+            if finisher is None:
+                return builder(*args, **fixed, **checked)
+            return finisher.create(entry, builder, args, {**fixed, **checked})
+
         if not entry.is_plugin:
-            return builder(*args, **fixed, **checked)
+            return build()
         try:
-            return builder(*args, **fixed, **checked)
+            return build()
         except GanzooError:
             raise
         except Exception as exc:  # a plugin's bug is reported by name, in one line

@@ -191,3 +191,26 @@ def test_registered_and_validated():
         registry.create("attention", "self_attention", 32, pooling=True)
     with pytest.raises(RegistryError, match="key_reduction"):
         SelfAttention(32, key_reduction=0)
+
+
+def test_nn_takes_ready_blocks_and_never_looks_one_up() -> None:
+    """ganzoo/nn/ hands out the blocks the builder's maker builds; it never calls the registry."""
+    from pathlib import Path
+
+    import ganzoo.nn
+    from ganzoo.nn import AttentionSlots, AttentionSpec
+
+    folder = Path(ganzoo.nn.__file__).parent
+    assert not [p.name for p in folder.glob("*.py") if "registry" in p.read_text()]
+    made: list[tuple[str, int]] = []
+
+    def make(spec: AttentionSpec, channels: int) -> torch.nn.Module:
+        made.append((spec.block, channels))
+        return torch.nn.Identity()
+
+    slots = AttentionSlots([AttentionSpec(block="anything", resolution=8)], 32, make)
+    assert slots.at(2, 16) is None and isinstance(slots.at(4, 8), torch.nn.Identity)
+    slots.finish("a test network")
+    assert made == [("anything", 8)]
+    with pytest.raises(RegistryError, match="fits no layer of a test network at image height 32"):
+        AttentionSlots([AttentionSpec(block="x", resolution=3)], 32, make).finish("a test network")

@@ -36,8 +36,10 @@ import torch
 from conftest import make_pair, tiny_recipe, train_tiny_run
 from PIL import Image
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ganzoo import registry
+from ganzoo.build import build_discriminator, build_generator
 from ganzoo.errors import GanzooError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -376,3 +378,55 @@ def test_checkpoint_safetensors_and_hub_folder_give_identical_outputs(
         assert all(torch.equal(state[k], states[0][k]) for k in state)
     recipes = [recipe.to_dict() for _, recipe, _ in loaded]
     assert recipes[1] == recipes[0] and recipes[2] == recipes[0]
+
+
+# -- the builder finishes every network, plugins included ---------------------------------------
+def test_a_plugin_network_without_init_code_gets_init_spectral_norm_and_attention(
+    request, tmp_path: Path
+) -> None:
+    """The example plugin's networks hold no init code and no finishing parameters: the
+    builder gives them the recipe's init, spectral norm and attention (ganzoo.build)."""
+    g = entry(request, "generator", "example_resnet_small")
+    d = entry(request, "discriminator", "example_dilated")
+    defaults = {p.name: p.default for p in g.parameters()}
+    assert defaults["init"] == "normal" and defaults["init_gain"] == 0.02
+    assert defaults["spectral_norm"] is False and defaults["attention"] is None
+    assert "attention" not in {p.name for p in d.parameters()}  # it has no attention slots
+
+    attention = [{"block": "self_attention", "resolution": 8}]
+    recipe = tiny_recipe(
+        tmp_path,
+        "generator={name: example_resnet_small, ngf: 4, n_blocks: 1, init_gain: 0.5, "
+        f"spectral_norm: true, attention: {attention}}}",
+        "discriminator={name: example_dilated, ndf: 4, spectral_norm: true}",
+    )
+    torch.manual_seed(0)
+    net = build_generator(recipe)  # the recipe's keys, taken out before the class is called
+    critic = build_discriminator(recipe)
+    for built in (net, critic):
+        convs = [m for m in built.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+        assert convs and all(parametrize.is_parametrized(c, "weight") for c in convs)
+        assert all(c.bias is None or not c.bias.any() for c in convs)  # pix2pix: biases 0
+    weights = torch.cat(
+        [
+            m.parametrizations.weight.original.flatten()
+            for m in net.modules()
+            if hasattr(m, "parametrizations")
+        ]
+    )
+    assert 0.4 < float(weights.detach().std()) < 0.6  # N(0, 0.5), not PyTorch's default uniform
+    blocks = [m for m in net.modules() if type(m).__name__ == "SelfAttention"]
+    assert len(blocks) == 1 and blocks[0].query.in_channels == 16  # the trunk: H/4, 4 ngf
+    out = net(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert out.shape == (2, 3, 32, 32)
+    with pytest.raises(GanzooError, match="attention at resolution 4 fits no layer"):
+        registry.create(
+            "generator",
+            "example_resnet_small",
+            3,
+            3,
+            ngf=4,
+            n_blocks=1,
+            image_size=32,
+            attention=[{"block": "self_attention", "resolution": 4}],
+        )

@@ -111,6 +111,9 @@ SKIP: dict[str, str] = {
     "ganzoo train recipes/pix2pix_unet256.yaml $S --set data.root=../shared/datasets/facades "
     "--out runs/quality-fast": "600 steps at 256x256 on the real facades (a measurement)",
     "ganzoo eval runs/quality-fp32 && ganzoo eval runs/quality-fast": "needs the two runs above",
+    "for seed in 0 1 2; do for p in auto fp32; do": "a shell loop of six 400-step trainings on "
+    "the real facades (a measurement)",
+    "done; wait; done": "the end of that loop",
     'S="--set train.max_steps=600 --set train.sample_every=600 --set train.val_batches=100"': (
         "a shell variable of the measurement above"
     ),

@@ -627,3 +627,33 @@ def test_real_attention_is_the_identity_at_init_inside_a_generator() -> None:
     net.load_state_dict(plain.state_dict(), strict=False)
     x = torch.rand(2, 3, 16, 16)
     assert torch.allclose(net(x), plain(x))
+
+
+# -- networks declare architecture; the builder finishes them ----------------------------------
+FINISHING = {"init", "init_gain", "spectral_norm", "spectral", "zero_bias"}
+
+
+@pytest.mark.parametrize("kind", ["generator", "discriminator"])
+def test_networks_declare_architecture_only_and_the_builder_finishes_them(kind: str) -> None:
+    import inspect
+
+    from ganzoo.nn import AttentionSlots
+
+    for name in registry.list(kind):
+        entry = registry.get(kind, name)
+        if entry.is_plugin:
+            continue
+        own = inspect.signature(entry.load()).parameters
+        assert not FINISHING & set(own), (name, FINISHING & set(own))
+        if "attention" in own:  # ready slots, built by the builder
+            assert "AttentionSlots" in str(own["attention"].annotation), name
+        assert entry.finish is not None, name  # its finishing defaults: registry metadata
+    defaults = {
+        name: registry.get("generator", name).finishing
+        for name in ("lines2face", "pix2pixhd_global", "spade", "unet")
+    }
+    assert defaults["lines2face"].spectral_norm is True
+    assert defaults["pix2pixhd_global"].zero_bias is False
+    assert (defaults["spade"].init, defaults["spade"].init_gain) == ("xavier", 0.02)
+    assert defaults["unet"].spectral_norm is False and defaults["unet"].zero_bias
+    assert AttentionSlots().at(1, 4) is None  # built without the builder: no attention

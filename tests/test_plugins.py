@@ -17,7 +17,8 @@ PLUGIN = ROOT / "plugins" / "ganzoo-example-plugin"
 
 
 def ganzoo(*args: str, site: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "200"}
+    # this checkout's ganzoo even where cwd is elsewhere (not whichever one the venv installed)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "ganzoo", *args],
         capture_output=True,

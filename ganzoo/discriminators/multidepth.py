@@ -47,10 +47,9 @@ from ganzoo.discriminators.layers import (
     stage,
 )
 from ganzoo.errors import RegistryError, SizeError
-from ganzoo.nn import AttentionSlots, AttentionSpec, InitName, NormName, Width, conv_bias
-from ganzoo.nn.init import finish_network
+from ganzoo.nn import AttentionSlots, NormName, Width, conv_bias
 from ganzoo.nn.receptive_field import ConvGeometry, conv_chain, output_side
-from ganzoo.registry import register
+from ganzoo.registry import Finish, register
 
 #: Which heads each ``branches`` setting uses (1..3: patch heads by depth; 0: the global head).
 HEADS = {2: (1, 0), 3: (1, 2, 0), 4: (1, 2, 3, 0)}
@@ -61,6 +60,7 @@ HEADS = {2: (1, 0), 3: (1, 2, 0), 4: (1, 2, 3, 0)}
     "multidepth",
     paper="Li et al., LinesToFacePhoto: Face Photo Generation from Lines with Conditional "
     "Self-Attention GAN, ACM MM 2019 (multi-scale discriminator, shared weights)",
+    finish=Finish(),
 )
 class MultiDepthDiscriminator(nn.Module):
     """Shared-trunk multi-depth discriminator (LinesToFacePhoto): 70/142/286 patches + global.
@@ -81,10 +81,7 @@ class MultiDepthDiscriminator(nn.Module):
         branches: Literal[2, 3, 4] = 4,
         ndf: Width = 64,
         norm: NormName = "batch",
-        spectral_norm: bool = False,
-        init: InitName = "normal",
-        init_gain: float = 0.02,
-        attention: list[AttentionSpec] | None = None,
+        attention: AttentionSlots | None = None,
         image_size: int | tuple[int, int] = 256,
         padding_mode: PaddingMode = "zeros",
         hidden_bias: bool | None = None,
@@ -98,7 +95,7 @@ class MultiDepthDiscriminator(nn.Module):
         def conv(c_in: int, c_out: int, stride: int, bias: bool = bias) -> nn.Conv2d:
             return conv4(c_in, c_out, stride, bias=bias, padding_mode=padding_mode)
 
-        slots = AttentionSlots(attention, image_size, f"multidepth with branches={branches}")
+        slots = attention or AttentionSlots(image_size=image_size)
         self.trunk = FeatureStack(
             [
                 stage(conv(in_channels, ndf, 2, True), None, slots.at(2, ndf)),
@@ -106,7 +103,7 @@ class MultiDepthDiscriminator(nn.Module):
                 stage(conv(2 * ndf, 4 * ndf, 2), norm, slots.at(8, 4 * ndf)),
             ]
         )
-        slots.finish()
+        slots.finish(f"multidepth with branches={branches}")
 
         def head(strides: list[int], final: nn.Conv2d) -> FeatureStack:
             widths = [4 * ndf] + [wide] * len(strides)
@@ -140,14 +137,8 @@ class MultiDepthDiscriminator(nn.Module):
                 "or a larger data.crop_size"
             )
         self.image_size = (height, width)
-        finish_network(
-            self,
-            init=init,
-            init_gain=init_gain,
-            spectral_norm=spectral_norm,
-            size_divisor=1,
-            min_side=min(self.min_hw),
-        )
+        self.size_divisor = 1
+        self.min_side = min(self.min_hw)
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         height, width = x.shape[-2:]

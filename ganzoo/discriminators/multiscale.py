@@ -31,18 +31,9 @@ from torch import nn
 from ganzoo.discriminators.layers import sides, smallest_sides
 from ganzoo.discriminators.patchgan import patch_stack
 from ganzoo.errors import RegistryError
-from ganzoo.nn import (
-    AttentionSlots,
-    AttentionSpec,
-    Count,
-    InitName,
-    NormName,
-    Width,
-    apply_spectral_norm,
-)
-from ganzoo.nn.init import finish_network
+from ganzoo.nn import AttentionSlots, Count, NormName, Width
 from ganzoo.nn.receptive_field import ConvGeometry
-from ganzoo.registry import register
+from ganzoo.registry import Finish, register
 
 
 @register(
@@ -50,6 +41,7 @@ from ganzoo.registry import register
     "multiscale",
     paper="Wang et al., High-Resolution Image Synthesis and Semantic Manipulation with "
     "Conditional GANs (pix2pixHD), CVPR 2018",
+    finish=Finish(zero_bias=False, spectral_modes=("hidden",), options=("zero_bias",)),
 )
 class MultiscaleDiscriminator(nn.Module):
     """pix2pixHD multi-scale PatchGANs: num_d branches with features, full resolution first.
@@ -71,14 +63,10 @@ class MultiscaleDiscriminator(nn.Module):
         n_layers: Count = 3,
         ndf: Width = 64,
         norm: NormName = "instance",
-        spectral_norm: bool | Literal["hidden"] = False,
-        init: InitName = "normal",
-        init_gain: float = 0.02,
-        attention: list[AttentionSpec] | None = None,
+        attention: AttentionSlots | None = None,
         image_size: int | tuple[int, int] = 256,
         reduction: Literal["sum", "mean"] = "sum",
         hidden_bias: bool = True,
-        zero_bias: bool = False,
     ) -> None:
         super().__init__()
         self.branch_reduction = reduction
@@ -88,9 +76,10 @@ class MultiscaleDiscriminator(nn.Module):
         pool = ConvGeometry(3, 2, 1)
         height, width = sides(image_size)
         name = f"multiscale with num_d={num_d}, n_layers={n_layers}"
+        whole = attention or AttentionSlots(image_size=image_size)
         scales, used, offered = [], set(), []
-        for s in range(num_d):
-            slots = AttentionSlots(attention, (height, width), f"{name} (scale {s})")
+        for _ in range(num_d):
+            slots = whole.at_size((height, width))
             scales.append(
                 patch_stack(
                     in_channels,
@@ -107,23 +96,17 @@ class MultiscaleDiscriminator(nn.Module):
             height, width = pool.output_side(height), pool.output_side(width)
         self.scales = nn.ModuleList(scales)
         self.image_size = sides(image_size)
-        whole = AttentionSlots(attention, image_size, name)  # one error for specs no scale took
-        whole.used, whole.offered = used, offered
-        whole.finish()
+        whole.used, whole.offered = used, offered  # one error for specs no scale took
+        whole.finish(name)
         chains = [[self.downsample] * s + list(stack) for s, stack in enumerate(scales)]
-        finish_network(
-            self,
-            init=init,
-            init_gain=init_gain,
-            spectral_norm=spectral_norm is True,
-            size_divisor=1,
-            min_side=max(smallest_sides(chains)),
-            zero_bias=zero_bias,
-        )
-        if spectral_norm == "hidden":
-            for stack in scales:
-                for hidden_stage in list(stack)[1:-1]:
-                    apply_spectral_norm(hidden_stage)
+        self.size_divisor = 1
+        self.min_side = max(smallest_sides(chains))
+
+    def spectral_norm_modules(self, mode: bool | str) -> list[nn.Module]:
+        """Everything (True), or the normalised hidden stages of every scale (``hidden``)."""
+        if mode == "hidden":
+            return [stage for stack in self.scales for stage in list(stack)[1:-1]]
+        return [self]
 
     def weights_by_resolution(
         self, weights: dict[str, Any], image_size: tuple[int, int] | None

@@ -21,9 +21,8 @@ from torch import nn
 
 from ganzoo.discriminators.layers import FeatureStack, conv4, smallest_sides, stage
 from ganzoo.errors import RegistryError
-from ganzoo.nn import AttentionSlots, AttentionSpec, Count, InitName, NormName, Width, conv_bias
-from ganzoo.nn.init import finish_network
-from ganzoo.registry import register
+from ganzoo.nn import AttentionSlots, Count, NormName, Width, conv_bias
+from ganzoo.registry import Finish, register
 
 PIX2PIX = (
     "Isola et al., Image-to-Image Translation with Conditional Adversarial Networks, CVPR 2017"
@@ -47,7 +46,7 @@ def patch_stack(
     """The PatchGAN layers as ``n_layers + 2`` stages (the last: logits), attention offered
     after each stride-2 stage (feature height ``image / 2^k``; pix2pixhd's padding makes the
     actual map one pixel larger). ``hidden_bias`` None: the style's choice. Call
-    ``slots.finish()`` after all stacks are built."""
+    ``slots.finish(name)`` after all stacks are built."""
     if n_layers < 1:
         raise RegistryError(
             f"n_layers must be at least 1, got {n_layers}; "
@@ -75,7 +74,7 @@ def patch_stack(
     return FeatureStack(stages)
 
 
-@register("discriminator", "patchgan", paper=f"{PIX2PIX} (NLayerDiscriminator)")
+@register("discriminator", "patchgan", paper=f"{PIX2PIX} (NLayerDiscriminator)", finish=Finish())
 class PatchGAN(nn.Module):
     """pix2pix PatchGAN: n_layers=3 gives 30x30 logits of 70x70 patches at 256x256; one branch.
 
@@ -90,30 +89,20 @@ class PatchGAN(nn.Module):
         n_layers: Count = 3,
         ndf: Width = 64,
         norm: NormName = "batch",
-        spectral_norm: bool = False,
-        init: InitName = "normal",
-        init_gain: float = 0.02,
-        attention: list[AttentionSpec] | None = None,
-        image_size: int | tuple[int, int] = 256,
+        attention: AttentionSlots | None = None,
     ) -> None:
         super().__init__()
-        slots = AttentionSlots(attention, image_size, f"patchgan with n_layers={n_layers}")
+        slots = attention or AttentionSlots()
         self.model = patch_stack(in_channels, ndf=ndf, n_layers=n_layers, norm=norm, slots=slots)
-        slots.finish()
-        finish_network(
-            self,
-            init=init,
-            init_gain=init_gain,
-            spectral_norm=spectral_norm,
-            size_divisor=1,
-            min_side=max(smallest_sides([self.model])),
-        )
+        slots.finish(f"patchgan with n_layers={n_layers}")
+        self.size_divisor = 1
+        self.min_side = max(smallest_sides([self.model]))
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         return [self.model(x)]
 
 
-@register("discriminator", "pixel", paper=f"{PIX2PIX} (PixelDiscriminator)")
+@register("discriminator", "pixel", paper=f"{PIX2PIX} (PixelDiscriminator)", finish=Finish())
 class PixelDiscriminator(nn.Module):
     """pix2pix PixelGAN: 1x1 convs, one logit per pixel (H x W logits); one branch.
 
@@ -129,14 +118,10 @@ class PixelDiscriminator(nn.Module):
         in_channels: int,
         ndf: Width = 64,
         norm: NormName = "batch",
-        spectral_norm: bool = False,
-        init: InitName = "normal",
-        init_gain: float = 0.02,
-        attention: list[AttentionSpec] | None = None,
-        image_size: int | tuple[int, int] = 256,
+        attention: AttentionSlots | None = None,
     ) -> None:
         super().__init__()
-        slots = AttentionSlots(attention, image_size, "pixel")
+        slots = attention or AttentionSlots()
         self.model = FeatureStack(
             [
                 stage(nn.Conv2d(in_channels, ndf, 1), None, slots.at(1, ndf)),
@@ -144,15 +129,9 @@ class PixelDiscriminator(nn.Module):
                 nn.Conv2d(2 * ndf, 1, 1, bias=conv_bias(norm)),
             ]
         )
-        slots.finish()
-        finish_network(
-            self,
-            init=init,
-            init_gain=init_gain,
-            spectral_norm=spectral_norm,
-            size_divisor=1,
-            min_side=max(smallest_sides([self.model])),  # 2: instance norm needs 2+ pixels
-        )
+        slots.finish("pixel")
+        self.size_divisor = 1
+        self.min_side = max(smallest_sides([self.model]))  # 2: instance norm needs 2+ pixels
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         return [self.model(x)]

@@ -1,5 +1,6 @@
 """What every generator family shares: attention placement, the conditioned layer sequence,
-the init/spectral-norm/size finish, and fixed-depth variants of a builder."""
+and fixed-depth variants of a builder (init and spectral norm are the builder's:
+:mod:`ganzoo.build`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from ganzoo.nn import AttentionSlots
+from ganzoo.registry import Finish, register
 
 #: Which path of an encoder-decoder takes an attention block at a resolution both produce.
 AttentionPath = Literal["decoder", "encoder"]
@@ -57,21 +59,23 @@ class Site:
 
 
 def place_attention(
-    slots: AttentionSlots, sites: list[Site], prefer: AttentionPath
+    slots: AttentionSlots | None, sites: list[Site], prefer: AttentionPath, network: str
 ) -> list[Attend | None]:
     """The attention block (or None) for each of ``sites``, in the same order.
 
     Sites on the ``prefer`` path are offered first, so a resolution that both paths produce
     gets its block on that path; a resolution produced by no site raises a one-line
-    :class:`~ganzoo.errors.RegistryError` (from :meth:`AttentionSlots.finish`).
+    :class:`~ganzoo.errors.RegistryError` naming ``network`` (from
+    :meth:`AttentionSlots.finish`). ``slots`` None: no attention.
     """
+    slots = slots or AttentionSlots()
     placed: list[Attend | None] = [None] * len(sites)
     order = sorted(range(len(sites)), key=lambda i: sites[i].path != prefer)
     for i in order:
         block = slots.at(sites[i].scale, sites[i].channels)
         if block is not None:
             placed[i] = Attend(block)
-    slots.finish()
+    slots.finish(network)
     return placed
 
 
@@ -102,3 +106,12 @@ def variant(builder: type, name: str, summary: str, **fixed: Any) -> Callable[..
         f"{k}={v!r}" for k, v in fixed.items()
     )
     return build
+
+
+def register_variant(
+    builder: type, name: str, summary: str, *, paper: str, **fixed: Any
+) -> Callable[..., nn.Module]:
+    """Register :func:`variant` of ``builder`` as generator ``name`` (finished as the family)."""
+    return register("generator", name, paper=paper, finish=Finish())(
+        variant(builder, name, summary, **fixed)
+    )

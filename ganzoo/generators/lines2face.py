@@ -42,10 +42,8 @@ from torch import nn
 
 from ganzoo.errors import RegistryError
 from ganzoo.generators.common import Attend, AttentionPath, Site, place_attention
-from ganzoo.nn import AttentionSlots, AttentionSpec, Count, InitName, Width
-from ganzoo.nn.init import finish_network
-from ganzoo.nn.spectral import apply_spectral_norm
-from ganzoo.registry import register
+from ganzoo.nn import AttentionSlots, Count, Width
+from ganzoo.registry import Finish, register
 
 PAPER = (
     "Li et al., LinesToFacePhoto: Face Photo Generation from Lines with Conditional "
@@ -153,7 +151,7 @@ class DilatedResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-@register("generator", "lines2face", paper=PAPER)
+@register("generator", "lines2face", paper=PAPER, finish=Finish(spectral_norm=True))
 class LinesToFaceGenerator(nn.Module):
     """LinesToFacePhoto's MRU encoder, dilated residual trunk and deMRU decoder (see the module
     docstring); (N, C, H, W) -> (N, C', H, W) in [-1, 1], sides multiples of 64 and at least
@@ -174,11 +172,7 @@ class LinesToFaceGenerator(nn.Module):
         n_blocks: Count = 8,
         dilation: Count = 2,
         attention_path: AttentionPath = "decoder",
-        spectral_norm: bool = True,
-        init: InitName = "normal",
-        init_gain: float = 0.02,
-        attention: list[AttentionSpec] | None = None,
-        image_size: int | tuple[int, int] = 256,
+        attention: AttentionSlots | None = None,
     ) -> None:
         super().__init__()
         if dilation < 1:
@@ -201,24 +195,17 @@ class LinesToFaceGenerator(nn.Module):
         sites = [Site("encoder", 2 ** (i + 1), enc[i]) for i in range(6)]
         sites += [Site("decoder", 2 ** (5 - i), dec[i]) for i in range(5)]
         keys = [f"e{i + 1}" for i in range(6)] + [f"d{6 - i}" for i in range(5)]
-        slots = AttentionSlots(attention, image_size, "lines2face")
-        placed = place_attention(slots, sites, attention_path)
+        placed = place_attention(attention, sites, attention_path, "lines2face")
         self.attention = nn.ModuleDict(
             {key: block for key, block in zip(keys, placed, strict=True) if block is not None}
         )
         # the trunk's reflection padding needs maps larger than the dilation: H/64 > dilation
-        min_side = 64 * (dilation + 1) if n_blocks else 64
-        finish_network(
-            self,
-            init=init,
-            init_gain=init_gain,
-            spectral_norm=False,
-            size_divisor=64,
-            min_side=min_side,
-        )
-        if spectral_norm:
-            apply_spectral_norm(self.middle)
-            apply_spectral_norm(self.attention)
+        self.size_divisor = 64
+        self.min_side = 64 * (dilation + 1) if n_blocks else 64
+
+    def spectral_norm_modules(self, mode: bool | str) -> list[nn.Module]:
+        """Where the released code has spectral norm: the residual blocks and attention."""
+        return [self.middle, self.attention]
 
     def _attend(self, key: str, h: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         block: Attend | None = self.attention[key] if key in self.attention else None

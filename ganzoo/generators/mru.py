@@ -57,18 +57,8 @@ from torch import nn
 
 from ganzoo.errors import RegistryError
 from ganzoo.generators.common import Attend, AttentionPath, Site, place_attention
-from ganzoo.nn import (
-    AttentionSlots,
-    AttentionSpec,
-    Count,
-    InitName,
-    NormName,
-    Width,
-    conv_bias,
-    norm_layer,
-)
-from ganzoo.nn.init import finish_network
-from ganzoo.registry import register
+from ganzoo.nn import AttentionSlots, Count, NormName, Width, conv_bias, norm_layer
+from ganzoo.registry import Finish, register
 
 PAPER = (
     "Chen & Hays, SketchyGAN: Towards Diverse and Realistic Sketch to Image Synthesis, "
@@ -122,7 +112,7 @@ class MaskedResidualUnit(nn.Module):
         return (1 - n) * self.project(x) + n * z
 
 
-@register("generator", "mru", paper=PAPER)
+@register("generator", "mru", paper=PAPER, finish=Finish())
 class MRUGenerator(nn.Module):
     """SketchyGAN encoder-decoder of masked residual units fed the image at every scale.
 
@@ -142,11 +132,7 @@ class MRUGenerator(nn.Module):
         norm: NormName = "batch",
         activation: Literal["relu", "miu_relu"] = "relu",
         attention_path: AttentionPath = "decoder",
-        spectral_norm: bool = False,
-        init: InitName = "normal",
-        init_gain: float = 0.02,
-        attention: list[AttentionSpec] | None = None,
-        image_size: int | tuple[int, int] = 256,
+        attention: AttentionSlots | None = None,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -169,19 +155,11 @@ class MRUGenerator(nn.Module):
         keys += [f"decoder{k}" for k in range(depth - 1, -1, -1)]
         sites = [Site("encoder", 2**k, width[k]) for k in range(depth + 1)]
         sites += [Site("decoder", 2**k, width[k]) for k in range(depth - 1, -1, -1)]
-        slots = AttentionSlots(attention, image_size, f"mru with depth={depth}")
-        placed = place_attention(slots, sites, attention_path)
+        placed = place_attention(attention, sites, attention_path, f"mru with depth={depth}")
         self.attention = nn.ModuleDict(
             {key: block for key, block in zip(keys, placed, strict=True) if block is not None}
         )
-        finish_network(
-            self,
-            init=init,
-            init_gain=init_gain,
-            spectral_norm=spectral_norm,
-            size_divisor=2**depth,
-            min_side=2**depth,
-        )
+        self.size_divisor = self.min_side = 2**depth
 
     def _attend(self, key: str, h: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         block: Attend | None = self.attention[key] if key in self.attention else None

@@ -35,9 +35,8 @@ from torch import nn
 from ganzoo.errors import RegistryError
 from ganzoo.generators.common import AttentionPath
 from ganzoo.generators.resnet import ResnetBlock, ResnetStack
-from ganzoo.nn import AttentionSpec, Count, InitName, NormName, Width, norm_layer
-from ganzoo.nn.init import finish_network
-from ganzoo.registry import register
+from ganzoo.nn import AttentionSlots, Count, NormName, Width, init_weights, norm_layer
+from ganzoo.registry import Finish, register
 
 PAPER = (
     "Wang et al., High-Resolution Image Synthesis and Semantic Manipulation with Conditional "
@@ -45,7 +44,11 @@ PAPER = (
 )
 
 
-@register("generator", "pix2pixhd_global", paper=PAPER)
+#: pix2pixHD's ``weights_init`` draws conv weights only: biases keep PyTorch's default.
+HD_FINISH = Finish(zero_bias=False)
+
+
+@register("generator", "pix2pixhd_global", paper=PAPER, finish=HD_FINISH)
 class GlobalGenerator(ResnetStack):
     """pix2pixHD global generator: n_downsample stride-2 convs, n_blocks residual blocks.
 
@@ -63,11 +66,7 @@ class GlobalGenerator(ResnetStack):
         n_blocks: Count = 9,
         norm: NormName = "instance",
         attention_path: AttentionPath = "decoder",
-        spectral_norm: bool = False,
-        init: InitName = "normal",
-        init_gain: float = 0.02,
-        attention: list[AttentionSpec] | None = None,
-        image_size: int | tuple[int, int] = 256,
+        attention: AttentionSlots | None = None,
     ) -> None:
         super().__init__(
             in_channels,
@@ -80,16 +79,16 @@ class GlobalGenerator(ResnetStack):
             dropout=False,
             bias=True,
             attention_path=attention_path,
-            spectral_norm=spectral_norm,
-            init=init,
-            init_gain=init_gain,
             attention=attention,
-            image_size=image_size,
-            zero_bias=False,
         )
 
 
-@register("generator", "pix2pixhd_local", paper=PAPER.replace("GlobalGenerator", "LocalEnhancer"))
+@register(
+    "generator",
+    "pix2pixhd_local",
+    paper=PAPER.replace("GlobalGenerator", "LocalEnhancer"),
+    finish=HD_FINISH,
+)
 class LocalEnhancer(nn.Module):
     """pix2pixHD local enhancer G2 (see the module docstring): ``n_local_enhancers`` refinement
     stages around a global generator of ``ngf * 2**n_local_enhancers`` channels.
@@ -109,9 +108,6 @@ class LocalEnhancer(nn.Module):
         n_local_enhancers: Count = 1,
         n_blocks_local: Count = 3,
         norm: NormName = "instance",
-        spectral_norm: bool = False,
-        init: InitName = "normal",
-        init_gain: float = 0.02,
     ) -> None:
         super().__init__()
         n_local = n_local_enhancers
@@ -127,6 +123,9 @@ class LocalEnhancer(nn.Module):
             n_blocks=n_blocks_global,
             norm=norm,
         )
+        # drawn as when the global generator finished itself (a seed gives the same weights as
+        # before the builder finished networks); the builder initialises everything again
+        init_weights(global_g, "normal", 0.02, zero_bias=False)
         self.model = global_g.model[:-3]  # without the final pad, conv and tanh
         self.n_local_enhancers = n_local
         for n in range(1, n_local + 1):
@@ -161,15 +160,8 @@ class LocalEnhancer(nn.Module):
             setattr(self, f"model{n}_2", nn.Sequential(*up))
         self.downsample = nn.AvgPool2d(3, stride=2, padding=[1, 1], count_include_pad=False)
         divisor = 2 ** (n_downsample_global + n_local)
-        finish_network(
-            self,
-            init=init,
-            init_gain=init_gain,
-            spectral_norm=spectral_norm,
-            size_divisor=divisor,
-            min_side=max(4 * 2**n_local, 2 * divisor if n_blocks_global else divisor),
-            zero_bias=False,
-        )
+        self.size_divisor = divisor
+        self.min_side = max(4 * 2**n_local, 2 * divisor if n_blocks_global else divisor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]."""

@@ -24,21 +24,11 @@ from ganzoo.generators.common import (
     LayerSequence,
     Site,
     place_attention,
-    variant,
+    register_variant,
     with_attention,
 )
-from ganzoo.nn import (
-    AttentionSlots,
-    AttentionSpec,
-    Count,
-    InitName,
-    NormName,
-    Width,
-    conv_bias,
-    norm_layer,
-)
-from ganzoo.nn.init import finish_network
-from ganzoo.registry import register
+from ganzoo.nn import AttentionSlots, Count, NormName, Width, conv_bias, norm_layer
+from ganzoo.registry import Finish, register
 
 PAPER = (
     "Johnson et al., Perceptual Losses for Real-Time Style Transfer, ECCV 2016; as used by "
@@ -78,8 +68,7 @@ class ResnetStack(nn.Module):
     """Encoder, residual trunk, decoder: the layout shared by the pix2pix ResNet generator and
     pix2pixHD's GlobalGenerator. (N, C, H, W) -> (N, C', H, W) in [-1, 1].
 
-    ``bias``: the bias of the convs that feed a norm layer (the last conv always has one);
-    ``zero_bias``: biases start at 0 (pix2pix) or keep PyTorch's default (pix2pixHD).
+    ``bias``: the bias of the convs that feed a norm layer (the last conv always has one).
     Attention sites: the encoder's stem (H) and downsamplings (H/2 .. H/2**n_down); the
     decoder's residual-trunk output (H/2**n_down) and upsamplings (.. H/2, H); at a resolution
     both produce the block goes on ``attention_path``.
@@ -98,18 +87,13 @@ class ResnetStack(nn.Module):
         dropout: bool,
         bias: bool,
         attention_path: AttentionPath,
-        spectral_norm: bool,
-        init: InitName,
-        init_gain: float,
-        attention: list[AttentionSpec] | None,
-        image_size: int | tuple[int, int],
-        zero_bias: bool = True,
+        attention: AttentionSlots | None,
     ) -> None:
         super().__init__()
         n = n_downsampling
         sites = [Site("encoder", 2**i, ngf * 2**i) for i in range(n + 1)]
         sites += [Site("decoder", 2 ** (n - i), ngf * 2 ** (n - i)) for i in range(n + 1)]
-        placed = place_attention(AttentionSlots(attention, image_size, name), sites, attention_path)
+        placed = place_attention(attention, sites, attention_path, name)
         encoder, decoder = placed[: n + 1], placed[n + 1 :]
 
         def conv_norm_relu(conv: nn.Module, channels: int) -> list[nn.Module]:
@@ -132,23 +116,15 @@ class ResnetStack(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, kernel_size=7), nn.Tanh()]
         self.model = LayerSequence(*layers)
         # reflection padding needs sides > pad: 3 at the input, 1 in the trunk (H/2**n >= 2)
-        min_side = max(4, 2 ** (n + 1) if n_blocks else 2**n)
-        finish_network(
-            self,
-            init=init,
-            init_gain=init_gain,
-            spectral_norm=spectral_norm,
-            size_divisor=2**n,
-            min_side=min_side,
-            zero_bias=zero_bias,
-        )
+        self.size_divisor = 2**n
+        self.min_side = max(4, 2 ** (n + 1) if n_blocks else 2**n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]."""
         return self.model(x, x)
 
 
-@register("generator", "resnet", paper=PAPER)
+@register("generator", "resnet", paper=PAPER, finish=Finish())
 class ResnetGenerator(ResnetStack):
     """pix2pix/CycleGAN ResNet generator: 2 stride-2 downsamplings, n_blocks residual blocks.
 
@@ -166,11 +142,7 @@ class ResnetGenerator(ResnetStack):
         norm: NormName = "batch",
         dropout: bool = False,
         attention_path: AttentionPath = "decoder",
-        spectral_norm: bool = False,
-        init: InitName = "normal",
-        init_gain: float = 0.02,
-        attention: list[AttentionSpec] | None = None,
-        image_size: int | tuple[int, int] = 256,
+        attention: AttentionSlots | None = None,
     ) -> None:
         super().__init__(
             in_channels,
@@ -183,27 +155,15 @@ class ResnetGenerator(ResnetStack):
             dropout=dropout,
             bias=conv_bias(norm),
             attention_path=attention_path,
-            spectral_norm=spectral_norm,
-            init=init,
-            init_gain=init_gain,
             attention=attention,
-            image_size=image_size,
         )
 
 
-resnet_6blocks = register("generator", "resnet_6blocks", paper=PAPER)(
-    variant(
-        ResnetGenerator,
-        "resnet_6blocks",
-        "pix2pix/CycleGAN ResNet generator with 6 residual blocks (for 128x128 images).",
-        n_blocks=6,
-    )
+RESNET_6 = "pix2pix/CycleGAN ResNet generator with 6 residual blocks (for 128x128 images)."
+RESNET_9 = "pix2pix/CycleGAN ResNet generator with 9 residual blocks (for 256x256 images)."
+resnet_6blocks = register_variant(
+    ResnetGenerator, "resnet_6blocks", RESNET_6, paper=PAPER, n_blocks=6
 )
-resnet_9blocks = register("generator", "resnet_9blocks", paper=PAPER)(
-    variant(
-        ResnetGenerator,
-        "resnet_9blocks",
-        "pix2pix/CycleGAN ResNet generator with 9 residual blocks (for 256x256 images).",
-        n_blocks=9,
-    )
+resnet_9blocks = register_variant(
+    ResnetGenerator, "resnet_9blocks", RESNET_9, paper=PAPER, n_blocks=9
 )

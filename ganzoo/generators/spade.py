@@ -26,7 +26,10 @@ conv_gamma(a)) + conv_beta(a)``, all three convs ``kernel_size`` square. The off
 ``norm_G`` is ``spectralspadesyncbatch3x3``: ``norm="syncbatch"`` (a BatchNorm2d the trainer
 turns into SyncBatchNorm under DDP), ``spectral=True``, ``kernel_size=3``; ``nhidden`` is
 hard-coded 128 there. Weights: Xavier normal with gain 0.02, biases 0 (``init_type`` xavier,
-``init_variance`` 0.02), drawn before spectral norm as the official ``init_weights``.
+``init_variance`` 0.02), registry metadata the builder applies (:mod:`ganzoo.build`),
+drawing the weights before spectral norm; the official code wraps spectral norm while it builds
+the layers and ``init_weights`` then draws into the shared original weights, so the weights
+are the same distribution, the RNG order differs.
 
 Sizes: the official code derives the starting grid from ``crop_size`` and ``aspect_ratio``
 (``sw = crop_size // 2**n``, ``sh = round(sw / aspect_ratio)``); here it comes from the input,
@@ -43,12 +46,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm as spectral_wrap
 
 from ganzoo.errors import RegistryError, SizeError
-from ganzoo.nn import InitName, NormName, Width, check_image_size
-from ganzoo.nn.init import init_weights
-from ganzoo.registry import register
+from ganzoo.nn import NormName, Width, check_image_size
+from ganzoo.registry import Finish, register
 
 PAPER = (
     "Park et al., Semantic Image Synthesis with Spatially-Adaptive Normalization, CVPR 2019 "
@@ -131,7 +132,12 @@ class SPADEResnetBlock(nn.Module):
         return shortcut + dx
 
 
-@register("generator", "spade", paper=PAPER)
+#: The official ``init_type`` xavier, ``init_variance`` 0.02, and ``norm_G``'s ``spectral``
+#: prefix (the recipe key ``spectral``), on by default.
+SPADE_FINISH = Finish(spectral_norm=True, init="xavier", spectral_key="spectral")
+
+
+@register("generator", "spade", paper=PAPER, finish=SPADE_FINISH)
 class SPADEGenerator(nn.Module):
     """SPADE generator (see the module docstring): a label map drives every normalisation.
 
@@ -147,11 +153,8 @@ class SPADEGenerator(nn.Module):
         ngf: Width = 64,
         num_upsampling_layers: UpsamplingLayers = "normal",
         norm: NormName = "syncbatch",
-        spectral: bool = True,
         nhidden: Width = 128,
         kernel_size: Literal[1, 3, 5, 7] = 3,
-        init: InitName = "xavier",
-        init_gain: float = 0.02,
     ) -> None:
         super().__init__()
         if num_upsampling_layers not in DOUBLINGS:
@@ -182,16 +185,15 @@ class SPADEGenerator(nn.Module):
         self.conv_img = nn.Conv2d(final_nc, out_channels, 3, padding=1)
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
 
-        init_weights(self, init, init_gain)
-        if spectral:
-            for m in self.modules():
-                if isinstance(m, SPADEResnetBlock):
-                    for conv in m.convs():
-                        spectral_wrap(conv)
         divisor = 2 ** DOUBLINGS[num_upsampling_layers]
         self.size_divisor = divisor
         # instance norm needs more than one pixel: a 2x1 starting grid at least
         self.min_side = 2 * divisor if norm == "instance" else divisor
+
+    def spectral_norm_modules(self, mode: bool | str) -> list[nn.Module]:
+        """The SPADE blocks' convs (the official ``spectral`` of ``norm_G``), not ``fc``,
+        ``conv_img`` nor the SPADE layers' convs."""
+        return [c for m in self.modules() if isinstance(m, SPADEResnetBlock) for c in m.convs()]
 
     def latent_size(self, height: int, width: int) -> tuple[int, int]:
         """(sh, sw): the grid the trunk starts from for an ``height x width`` output, or a

@@ -31,21 +31,11 @@ from ganzoo.generators.common import (
     LayerSequence,
     Site,
     place_attention,
-    variant,
+    register_variant,
     with_attention,
 )
-from ganzoo.nn import (
-    AttentionSlots,
-    AttentionSpec,
-    Count,
-    InitName,
-    NormName,
-    Width,
-    conv_bias,
-    norm_layer,
-)
-from ganzoo.nn.init import finish_network
-from ganzoo.registry import register
+from ganzoo.nn import AttentionSlots, Count, NormName, Width, conv_bias, norm_layer
+from ganzoo.registry import Finish, register
 
 PAPER = (
     "Isola et al., Image-to-Image Translation with Conditional Adversarial Networks, CVPR 2017 "
@@ -110,7 +100,7 @@ class UnetSkipBlock(Conditioned):
         return torch.cat([x, self.model(x, condition)], 1)
 
 
-@register("generator", "unet", paper=PAPER)
+@register("generator", "unet", paper=PAPER, finish=Finish())
 class UnetGenerator(nn.Module):
     """pix2pix U-Net with num_downs 4x4 stride-2 levels; (N, C, H, W) -> (N, C', H, W) in [-1, 1].
 
@@ -129,11 +119,7 @@ class UnetGenerator(nn.Module):
         norm: NormName = "batch",
         dropout: bool = True,
         attention_path: AttentionPath = "decoder",
-        spectral_norm: bool = False,
-        init: InitName = "normal",
-        init_gain: float = 0.02,
-        attention: list[AttentionSpec] | None = None,
-        image_size: int | tuple[int, int] = 256,
+        attention: AttentionSlots | None = None,
     ) -> None:
         super().__init__()
         if num_downs < 2:
@@ -144,9 +130,7 @@ class UnetGenerator(nn.Module):
             Site("decoder", 2 ** (level - 1), width[level - 1]) for level in range(2, num_downs + 1)
         ]
         placed = place_attention(
-            AttentionSlots(attention, image_size, f"unet with num_downs={num_downs}"),
-            sites,
-            attention_path,
+            attention, sites, attention_path, f"unet with num_downs={num_downs}"
         )
         enc = dict(zip(range(1, num_downs + 1), placed[:num_downs], strict=True))
         dec = dict(zip(range(2, num_downs + 1), placed[num_downs:], strict=True))
@@ -172,33 +156,14 @@ class UnetGenerator(nn.Module):
             norm=norm,
             enc_attention=enc[1],
         )
-        finish_network(
-            self,
-            init=init,
-            init_gain=init_gain,
-            spectral_norm=spectral_norm,
-            size_divisor=2**num_downs,
-            min_side=2**num_downs,
-        )
+        self.size_divisor = self.min_side = 2**num_downs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]."""
         return self.model(x, x)
 
 
-unet_128 = register("generator", "unet_128", paper=PAPER)(
-    variant(
-        UnetGenerator,
-        "unet_128",
-        "pix2pix U-Net for 128x128 images: 7 downsamplings to a 1x1 bottleneck.",
-        num_downs=7,
-    )
-)
-unet_256 = register("generator", "unet_256", paper=PAPER)(
-    variant(
-        UnetGenerator,
-        "unet_256",
-        "pix2pix U-Net for 256x256 images: 8 downsamplings to a 1x1 bottleneck (the default).",
-        num_downs=8,
-    )
-)
+UNET_128 = "pix2pix U-Net for 128x128 images: 7 downsamplings to a 1x1 bottleneck."
+UNET_256 = "pix2pix U-Net for 256x256 images: 8 downsamplings to a 1x1 bottleneck (the default)."
+unet_128 = register_variant(UnetGenerator, "unet_128", UNET_128, paper=PAPER, num_downs=7)
+unet_256 = register_variant(UnetGenerator, "unet_256", UNET_256, paper=PAPER, num_downs=8)

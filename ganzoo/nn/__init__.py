@@ -1,7 +1,7 @@
 """Small shared building blocks: norm layers, weight init, spectral norm, attention slots, sizes."""
 
 from ganzoo.nn.attention_slots import AttentionSlots, AttentionSpec
-from ganzoo.nn.init import InitName, finish_network, init_weights
+from ganzoo.nn.init import InitName, init_weights
 from ganzoo.nn.norm import NormName, conv_bias, norm_layer
 from ganzoo.nn.sizes import Count, Width, check_image_size
 from ganzoo.nn.spectral import apply_spectral_norm
@@ -16,7 +16,6 @@ __all__ = [
     "apply_spectral_norm",
     "check_image_size",
     "conv_bias",
-    "finish_network",
     "init_weights",
     "norm_layer",
 ]

@@ -1,16 +1,19 @@
 """Where attention blocks go inside a generator or discriminator.
 
-A network takes ``attention: list[AttentionSpec]`` and ``image_size`` (filled in by the recipe
-builder from the crop size). While it builds its layers it asks :class:`AttentionSlots` for the
-blocks that belong after a layer producing a feature map of a given height, and calls
-:meth:`AttentionSlots.finish` at the end so that a resolution no layer produces is an error.
+A recipe gives a network ``attention: list[AttentionSpec]``; the builder (:mod:`ganzoo.build`)
+turns them, with the crop size and a maker of blocks, into ready :class:`AttentionSlots` that
+the network takes as its ``attention`` argument. While it builds its layers the network asks
+them for the blocks that belong after a layer producing a feature map of a given height, and
+calls :meth:`AttentionSlots.finish` at the end so that a resolution no layer produces is an
+error. Nothing here looks a block up by name: the maker does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from ganzoo.errors import RegistryError
@@ -28,12 +31,9 @@ class AttentionSpec(BaseModel):
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
-    @model_validator(mode="after")
-    def _check_block(self) -> AttentionSpec:
-        from ganzoo import registry
 
-        registry.validate_params("attention", self.block, self.params, where=self.block)
-        return self
+#: ``make(spec, channels)``: the attention block a spec asks for, on ``channels`` channels.
+BlockMaker = Callable[[AttentionSpec, int], nn.Module]
 
 
 def _side(image_size: int | tuple[int, int] | list[int]) -> int:
@@ -41,21 +41,27 @@ def _side(image_size: int | tuple[int, int] | list[int]) -> int:
 
 
 class AttentionSlots:
-    """Hands out attention blocks by feature-map height while a network is built."""
+    """Hands out attention blocks by feature-map height while a network is built.
+
+    ``AttentionSlots()`` has no specs: a network built without the builder gets no attention.
+    """
 
     def __init__(
         self,
-        specs: list[AttentionSpec] | list[dict[str, Any]] | None,
-        image_size: int | tuple[int, int] | list[int],
-        network: str,
+        specs: list[AttentionSpec] | None = None,
+        image_size: int | tuple[int, int] | list[int] = 256,
+        make: BlockMaker | None = None,
     ) -> None:
-        self.specs = [
-            s if isinstance(s, AttentionSpec) else AttentionSpec(**s) for s in specs or []
-        ]
+        self.specs = list(specs or [])
         self.height = _side(image_size)
-        self.network = network
+        self.make = make
         self.offered: list[int] = []
         self.used: set[int] = set()
+
+    def at_size(self, image_size: int | tuple[int, int] | list[int]) -> AttentionSlots:
+        """Fresh slots with the same specs and maker for inputs of ``image_size`` (one scale of
+        a multi-scale network)."""
+        return AttentionSlots(self.specs, image_size, self.make)
 
     def at(self, scale: int, channels: int) -> nn.Module | None:
         """Blocks for the layer whose output is ``height / scale`` high with ``channels``.
@@ -68,22 +74,23 @@ class AttentionSlots:
         blocks: list[nn.Module] = []
         for i, spec in enumerate(self.specs):
             if spec.resolution == side and i not in self.used:
-                from ganzoo import registry
-
+                if self.make is None:
+                    raise RegistryError("attention slots without a maker of blocks")
                 self.used.add(i)
-                blocks.append(registry.create("attention", spec.block, channels, **spec.params))
+                blocks.append(self.make(spec, channels))
         if not blocks:
             return None
         return blocks[0] if len(blocks) == 1 else ConditionedSequential(*blocks)
 
-    def finish(self) -> None:
-        """Raise if a spec asked for a resolution no layer produced."""
+    def finish(self, network: str) -> None:
+        """Raise if a spec asked for a resolution no layer of ``network`` (its name and the
+        settings that fix its depth, for the message) produced."""
         missing = [s for i, s in enumerate(self.specs) if i not in self.used]
         if missing:
             sides = ", ".join(str(s) for s in sorted(set(self.offered), reverse=True))
             raise RegistryError(
                 f"attention at resolution {missing[0].resolution} fits no layer of "
-                f"{self.network} at image height {self.height}; layer resolutions: {sides}"
+                f"{network} at image height {self.height}; layer resolutions: {sides}"
             )
 
 

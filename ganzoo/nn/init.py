@@ -6,8 +6,6 @@ from typing import Literal
 
 from torch import nn
 
-from ganzoo.nn.spectral import apply_spectral_norm
-
 InitName = Literal["normal", "xavier", "kaiming", "orthogonal"]
 
 
@@ -37,21 +35,3 @@ def init_weights(
         elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
-
-
-def finish_network(
-    net: nn.Module,
-    *,
-    init: InitName,
-    init_gain: float,
-    spectral_norm: bool,
-    size_divisor: int,
-    min_side: int,
-    zero_bias: bool = True,
-) -> None:
-    """Initialise weights, apply spectral norm if asked, and declare the input sizes taken."""
-    init_weights(net, init, init_gain, zero_bias)
-    if spectral_norm:
-        apply_spectral_norm(net)
-    net.size_divisor = size_divisor
-    net.min_side = min_side

@@ -1,11 +1,13 @@
-"""A dilated patch discriminator, registered through the ``ganzoo.discriminators`` group."""
+"""A dilated patch discriminator, registered through the ``ganzoo.discriminators`` group.
+
+No init code: ganzoo's builder initialises it and applies spectral norm when a recipe asks."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ganzoo.nn import NormName, conv_bias, init_weights, norm_layer
+from ganzoo.nn import NormName, conv_bias, norm_layer
 
 
 class DilatedDiscriminator(nn.Module):
@@ -33,7 +35,6 @@ class DilatedDiscriminator(nn.Module):
                 )
             )
         self.head = nn.Conv2d(ndf, 1, 3, padding=1)
-        init_weights(self, "normal", 0.02)
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         feats = []
