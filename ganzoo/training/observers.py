@@ -51,8 +51,9 @@ def _due(trainer: Trainer, every: int) -> bool:
 
 @register("callback", "progress")
 class Progress(Callback):
-    """A rich progress bar on a terminal (plain periodic lines otherwise) and the validation
-    line; silent with ``progress=False`` and on ranks > 0."""
+    """The progress bar on a terminal (plain lines otherwise) and the validation line.
+
+    Silent with ``progress=False`` and on ranks > 0."""
 
     def __init__(self) -> None:
         self.reporter: ProgressReporter | None = None
@@ -93,8 +94,10 @@ class Progress(Callback):
 
 @register("callback", "losses")
 class LossLog(Callback):
-    """The loss record: each loss and diagnostic averaged over the log interval, G's and D's
-    learning rates, ms per step and images per second (keys: :mod:`ganzoo.records`)."""
+    """The loss record every ``every`` steps (``train.log_every`` by default) and at the end.
+
+    Each loss and diagnostic averaged over the interval, G's and D's learning rates, ms per
+    step and images per second (keys: :mod:`ganzoo.records`)."""
 
     def __init__(self, every: int | None = None) -> None:
         self.every = _every(every, "losses")
@@ -134,8 +137,9 @@ class LossLog(Callback):
 
 @register("callback", "monitor")
 class Monitor(Callback):
-    """Warns (:class:`TrainingWarning`, once each) when the loss records show D winning
-    outright or a loss diverging (rank 0)."""
+    """Warns when the loss records show D winning outright or a loss diverging.
+
+    A :class:`TrainingWarning`, once each, on rank 0."""
 
     def __init__(self) -> None:
         self.monitor = TrainingMonitor()
@@ -148,8 +152,10 @@ class Monitor(Callback):
 
 @register("callback", "validation")
 class Validation(Callback):
-    """The eval generator scored on ``train.val_batches`` val batches (``val_l1``,
-    ``val_psnr``) and the first batch drawn to ``samples/step_<step>.png`` (rank 0)."""
+    """Val L1/PSNR and a sample sheet every ``every`` steps (``train.sample_every`` default).
+
+    The eval generator scored on ``train.val_batches`` val batches (``val_l1``, ``val_psnr``)
+    and the first batch drawn to ``samples/step_<step>.png``, on rank 0."""
 
     def __init__(self, every: int | None = None) -> None:
         self.every = _every(every, "validation")
@@ -183,8 +189,10 @@ class Checkpoint(Callback):
 
 @register("callback", "schedule")
 class Schedule(Callback):
-    """Steps G's and D's learning-rate schedules at every epoch end; ``plateau`` steps on the
-    latest val L1 of this session, scored now (rank 0, then shared) when there is none."""
+    """Steps G's and D's learning-rate schedules at every epoch end.
+
+    ``plateau`` steps on the latest val L1 of this session, scored then (rank 0, then shared)
+    when there is none."""
 
     def __init__(self) -> None:
         self.val_l1: float | None = None

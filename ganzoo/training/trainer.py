@@ -80,6 +80,7 @@ class Trainer:
     directory and the loader workers (``with Trainer(...) as t`` does it). ``train_batches``
     / ``val_batches`` replace the recipe's dataset (see :class:`~ganzoo.training.batches.
     GivenBatches`). A new run refuses a directory holding files unless ``overwrite``.
+    ``callbacks`` are the built ``train.callbacks``; they write records with :meth:`log_record`.
     """
 
     def __init__(
