@@ -221,3 +221,16 @@ def test_a_cadence_below_one_is_refused_in_one_line(tiny_data: Path, tmp_path: P
     with pytest.raises(GanzooError, match="validation: every 0 must be 1 or more"):
         Trainer(recipe, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_default_callbacks_validate_without_importing_torch() -> None:
+    """A recipe's ``train.callbacks`` default is checked by a registry lookup; it costs no
+    torch import (``ganzoo list callback`` stays quick)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ganzoo.recipe import TrainSection; TrainSection(); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

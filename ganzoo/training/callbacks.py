@@ -26,9 +26,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # importing this module (a registry lookup) imports neither
+    import torch
 
-if TYPE_CHECKING:
     from ganzoo.training.trainer import Trainer
 
 #: The events, in the order a step may raise them.

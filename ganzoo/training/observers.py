@@ -21,17 +21,16 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from ganzoo import records
 from ganzoo.errors import RecipeError
 from ganzoo.registry import register
 from ganzoo.training.callbacks import Callback
 from ganzoo.training.diagnostics import TrainingMonitor
-from ganzoo.training.distributed import broadcast_float
 from ganzoo.training.progress import ProgressReporter
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a registry lookup of a callback imports neither
+    import torch
+
     from ganzoo.training.trainer import Trainer
 
 
@@ -207,6 +206,8 @@ class Schedule(Callback):
         s = trainer.state
         args: tuple[float, ...] = ()
         if trainer.recipe.schedule.name == "plateau":
+            from ganzoo.training.distributed import broadcast_float
+
             metric = self.val_l1
             if metric is None or math.isnan(metric):
                 metric = trainer.validate()[records.VAL_L1] if trainer.dist.is_main else 0.0
