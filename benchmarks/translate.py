@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ganzoo.build import build_generator
+from ganzoo.device import resolve_device
 from ganzoo.recipe import load_recipe
 from ganzoo.training.precision import fast_bf16
 
@@ -55,7 +56,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-sizes", default="1,16")
     args = parser.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device()
     net, recipe = load(args.source, args.overrides)
     net = net.to(device).eval()
     h, w = recipe.data.image_size

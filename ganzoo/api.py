@@ -6,8 +6,9 @@
     model.translate("labels/", "out/")    # folders, with the CLI's size handling
 
 :func:`load` returns a :class:`Translator`, a plain ``nn.Module`` whose ``generator`` is the
-network itself. Defaults: the CUDA device when there is one, eval mode (BatchNorm's running
-statistics, no dropout: deterministic), float32, the EMA weights when the run kept them.
+network itself. Defaults: the CUDA device when there is one, mode ``auto`` (per-sample
+BatchNorm statistics for a G whose BatchNorm was trained at batch size 1, eval mode otherwise;
+``model.inference.describe()`` says which), float32, the EMA weights when the run kept them.
 """
 
 from __future__ import annotations
@@ -20,16 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganzoo.artifacts.loading import GeneratorInfo, load_generator, resolve_device
+from ganzoo.artifacts.loading import GeneratorInfo, load_generator
+from ganzoo.device import resolve_device
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.inference import (
     MAX_GENERATOR_PIXELS,
     check_generator_pixels,
-    check_mode,
-    generator_in_mode,
     translate_batch,
 )
 from ganzoo.evaluation.translate import Translation, input_files, translate_files
+from ganzoo.inference_mode import generator_in_mode, resolve_mode
 from ganzoo.recipe import Recipe
 
 _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -49,12 +50,12 @@ class Translator(nn.Module):
         recipe: Recipe,
         info: GeneratorInfo,
         *,
-        mode: str = "eval",
+        mode: str = "auto",
         precision: str = "fp32",
         seed: int = 0,
     ) -> None:
         super().__init__()
-        check_mode(mode)
+        self.inference = resolve_mode(generator, recipe, mode)
         if precision not in _PRECISIONS:
             raise GanzooError(f"precision '{precision}' is unknown; use fp32, bf16 or fp16")
         self.generator = generator
@@ -65,6 +66,9 @@ class Translator(nn.Module):
         self.seed = seed
         #: Pixels of one image G may run on (see ganzoo.evaluation.inference).
         self.max_pixels = MAX_GENERATOR_PIXELS
+
+    def extra_repr(self) -> str:
+        return f"mode: {self.inference.describe()}"
 
     @property
     def device(self) -> torch.device:
@@ -91,7 +95,7 @@ class Translator(nn.Module):
         h, w = int(batch.shape[-2]), int(batch.shape[-1])
         advice = "resize it first, or raise the model's max_pixels on a larger machine"
         check_generator_pixels(self.generator, h, w, "the image", self.max_pixels, advice)
-        with generator_in_mode(self.generator, self.mode, self.seed) as g, self._autocast():
+        with generator_in_mode(self.generator, self.inference, self.seed) as g, self._autocast():
             y = translate_batch(g, batch, pad=True).float()
         return y[0] if single else y
 
@@ -178,7 +182,7 @@ def load(
     source: str | Path,
     *,
     device: str = "auto",
-    mode: str = "eval",
+    mode: str = "auto",
     precision: str = "fp32",
     use_ema: bool = True,
     seed: int = 0,
@@ -187,9 +191,10 @@ def load(
     a Hub folder, ``hf://namespace/name[@revision]`` (or ``namespace/name``), or the name of an
     official pretrained model (downloaded once; ``ganzoo pretrained list``).
 
-    ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; ``mode``: ``eval`` (the
-    default: deterministic) or ``train`` (the reference test.py's batch statistics and
-    dropout, drawn from ``seed``); ``precision``: ``fp32``, ``bf16`` or ``fp16``.
+    ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; ``mode``: ``auto`` (the
+    default: see :func:`ganzoo.inference_mode.resolve_mode`), ``eval`` (running
+    statistics, no dropout) or ``train`` (the reference test.py's batch statistics and dropout,
+    drawn from ``seed``); ``precision``: ``fp32``, ``bf16`` or ``fp16``.
     """
     from ganzoo.pretrained import resolve  # a pretrained model's name -> its run directory
 

@@ -141,7 +141,7 @@ def train(
     )
     if not trainer.dist.is_main:
         return
-    samples = sorted((trainer.run_dir / "samples").glob("*.png"))
+    samples = sorted(trainer.run.samples.glob("*.png"))
     console.print(f"run dir: {trainer.run_dir}", highlight=False)
     if samples:
         console.print(f"samples: {samples[-1]}", highlight=False)
@@ -213,7 +213,11 @@ ModelArg = Annotated[
 EmaOpt = Annotated[bool, typer.Option("--ema/--no-ema", help="use the EMA weights if kept")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda")]
 ModeOpt = Annotated[
-    str, typer.Option(help="eval: BN running stats, no dropout; train: batch stats + dropout")
+    str,
+    typer.Option(
+        help="auto: per-sample BN stats for BN trained at batch 1, else eval; eval: BN running "
+        "stats, no dropout; train: batch stats + dropout"
+    ),
 ]
 
 
@@ -235,10 +239,8 @@ def translate(
         bool | None,
         typer.Option("--paired/--plain", help="inputs are A|B files / plain images (default auto)"),
     ] = None,
-    mode: ModeOpt = "eval",
-    batch_size: Annotated[
-        int | None, typer.Option(help="default 8 in eval mode, 1 in train mode")
-    ] = None,
+    mode: ModeOpt = "auto",
+    batch_size: Annotated[int | None, typer.Option(help="default 1 in train mode, else 8")] = None,
     seed: Annotated[int, typer.Option(help="dropout draws in train mode")] = 0,
     ema: EmaOpt = True,
     device: DeviceOpt = "auto",
@@ -285,6 +287,8 @@ def translate(
         f"translated {len(result.outputs)} image(s){pairs} in {result.mode} mode -> {output}",
         highlight=False,
     )
+    if result.inference is not None:
+        console.print(f"mode: {result.inference.describe()}", highlight=False)
     console.print(f"generator: {result.info.describe()}", highlight=False)
     if page:
         from ganzoo.evaluation.translate import input_files
@@ -302,6 +306,26 @@ def translate(
         console.print(f"wrote {html}", highlight=False)
 
 
+@app.command()
+def calibrate(
+    run_dir: Annotated[str, typer.Argument(help="run directory or step_*.pt checkpoint")],
+    images: Annotated[int, typer.Option(help="training images to average over")] = 400,
+    split: Annotated[
+        str | None, typer.Option(help="split to draw them from (default: the training split)")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="dataset root instead of the recipe's data.root")
+    ] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Recompute G's BatchNorm running statistics over training images (precise BN) and write
+    them into the checkpoint: eval mode and exports then use population statistics."""
+    from ganzoo.evaluation.calibrate import calibrate_run
+
+    result = calibrate_run(run_dir, images=images, split=split, data_root=data, device=device)
+    console.print(result.describe(), highlight=False)
+
+
 @app.command("eval")
 def eval_cmd(
     run_dir: ModelArg,
@@ -315,10 +339,8 @@ def eval_cmd(
         Path | None,
         typer.Option(help="weights-inception-2015-12-05-6726825d.pth, if not in the torch cache"),
     ] = None,
-    mode: ModeOpt = "eval",
-    batch_size: Annotated[
-        int | None, typer.Option(help="default 8 in eval mode, 1 in train mode")
-    ] = None,
+    mode: ModeOpt = "auto",
+    batch_size: Annotated[int | None, typer.Option(help="default 1 in train mode, else 8")] = None,
     ema: EmaOpt = True,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -338,10 +360,11 @@ def eval_cmd(
         device=device,
     )
     console.print(
-        f"{r['recipe']} step {r['step']} on {r['split']} ({r['n']} images, {mode} mode"
-        f"{', EMA weights' if r['ema'] else ''})",
+        f"{r['recipe']} step {r['step']} on {r['split']} ({r['n']} images, {r['mode_used']} "
+        f"mode{', EMA weights' if r['ema'] else ''})",
         highlight=False,
     )
+    console.print(f"mode: {r['mode_line']}", highlight=False)
     table = Table("metric", "value", header_style="bold")
     rows = [
         ("L1 [-1,1]", f"{r['l1']:.4f}"),
@@ -377,8 +400,9 @@ def export(
     if format_ == "hub":
         from ganzoo.artifacts.hub import export_hub_folder
         from ganzoo.artifacts.sources import find_checkpoint, output_base
+        from ganzoo.run_dir import RunDir
 
-        target = out or output_base(run_dir, find_checkpoint(run_dir)) / "export" / "hub"
+        target = out or RunDir(output_base(run_dir, find_checkpoint(run_dir))).export_dir / "hub"
         folder = export_hub_folder(run_dir, target, use_ema=ema)
         files = ", ".join(sorted(p.name for p in folder.iterdir()))
         console.print(f"wrote {folder} ({files})", highlight=False)
@@ -588,6 +612,7 @@ def ablate(
     """Train every variant of an ablation the same way (resumable) and compare them."""
     from ganzoo.ablation import load_plan, run_ablation, write_report
     from ganzoo.launchers.base import build_launcher, parse_options
+    from ganzoo.run_dir import RunDir
 
     if report is not None:
         if source is not None or vary or seeds or steps or set_:
@@ -624,7 +649,7 @@ def ablate(
         console.print(f"{o.run_dir.name}: left alone, {o.error}", highlight=False)
     failed = [o for o in outcomes if o.action in ("failed", "stopped")]
     reported = len(failed) + len(claimed) < len(outcomes) or any(
-        (o.run_dir / "eval").is_dir() for o in outcomes
+        RunDir(o.run_dir).eval_dir.is_dir() for o in outcomes
     )
     if reported:
         write_report(out, console)

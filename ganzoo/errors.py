@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class GanzooError(Exception):
     """Base class of every user-facing error: the message says what is wrong and how to fix it."""
@@ -35,3 +38,10 @@ def first_line(exc: BaseException, *, with_type: bool = False) -> str:
     if not line:
         return type(exc).__name__
     return f"{type(exc).__name__}: {line}" if with_type else line
+
+
+def did_you_mean(name: str, choices: Iterable[str], *, n: int = 1, cutoff: float = 0.6) -> str:
+    """The hint "did you mean 'x'?" (up to ``n`` names: "'x' or 'y'") naming the ``choices``
+    closest to ``name`` (:func:`difflib.get_close_matches`); empty when none is close enough."""
+    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=cutoff)
+    return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?" if close else ""

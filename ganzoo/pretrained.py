@@ -16,7 +16,6 @@ checked, and the SHA-256 of what was downloaded is reported so that it can be pi
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
@@ -28,7 +27,7 @@ from rich.console import Console
 
 from ganzoo.artifacts.sources import ganzoo_home
 from ganzoo.download import Limits, download
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, did_you_mean
 from ganzoo.run_dir import RunDir
 from ganzoo.upstream import import_checkpoint
 
@@ -135,8 +134,8 @@ def model(name: str) -> Pretrained:
     """The catalogue entry of ``name``; a one-line error suggesting the closest."""
     entry = CATALOG.get(name)
     if entry is None:
-        close = difflib.get_close_matches(name, CATALOG, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        hint = did_you_mean(name, CATALOG)
+        hint = f"{hint} " if hint else ""
         raise GanzooError(
             f"unknown pretrained model '{name}'; {hint}known: {', '.join(CATALOG)} "
             "(`ganzoo pretrained list`)"

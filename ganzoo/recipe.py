@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ganzoo import registry
-from ganzoo.errors import RecipeError, RegistryError
+from ganzoo.errors import RecipeError, RegistryError, first_line
 
 #: Bounds on what a recipe may ask for, checked before anything is built (see
 #: docs/reliability.md): image sides, channel counts, batch and step counts.
@@ -336,6 +336,14 @@ class TrainSection(Section):
     checkpoint_every: int = Field(1000, ge=1)
     keep_checkpoints: int = Field(3, ge=1, le=10_000)
     val_batches: int = Field(8, ge=1, description="val batches scored at each sample step")
+    calibrate_bn: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="at the end of training, recompute G's BatchNorm running statistics over "
+        "this many training images (precise BN, as `ganzoo calibrate`); 0 keeps the moving "
+        "averages, as the reference does",
+    )
     init_from: str | None = Field(
         None,
         description="a run directory or checkpoint whose G (and D) weights start this run; "
@@ -483,7 +491,7 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise RecipeError(f"{source}: malformed YAML{where}: {problem}") from None
     except RecursionError:
         raise RecipeError(f"{source}: YAML nested too deeply for a recipe") from None

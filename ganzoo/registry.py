@@ -20,7 +20,6 @@ import is reported by name (a warning) and every other component keeps working.
 from __future__ import annotations
 
 import builtins
-import difflib
 import fnmatch
 import importlib
 import importlib.metadata
@@ -34,7 +33,7 @@ from typing import Any
 
 import pydantic
 
-from ganzoo.errors import GanzooError, RegistryError
+from ganzoo.errors import GanzooError, RegistryError, did_you_mean, first_line
 
 #: kind -> (entry-point group, the arguments the recipe builder supplies, never the user).
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -185,8 +184,7 @@ class Entry:
                 raise
             except BaseException as exc:  # a broken plugin (even one calling sys.exit) must
                 # not take ganzoo down
-                text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-                self.error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+                self.error = first_line(exc, with_type=True)
                 warnings.warn(
                     f"plugin {self.origin} failed to import '{self.entry_point.value}' "
                     f"({self.error}); its {self.kind} '{self.name}' is unavailable",
@@ -355,8 +353,8 @@ class Registry:
         for key, value in params.items():
             param = accepted.get(key)
             if param is None:
-                close = difflib.get_close_matches(key, accepted, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                hint = did_you_mean(key, accepted)
+                hint = f" ({hint})" if hint else ""
                 listing = ", ".join(p.describe() for p in accepted.values()) or "none"
                 raise RegistryError(
                     f"{prefix}{key}: {kind} '{name}' takes no parameter '{key}'{hint}; "
@@ -387,10 +385,9 @@ class Registry:
         except GanzooError:
             raise
         except Exception as exc:  # a plugin's bug is reported by name, in one line
-            text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             raise RegistryError(
-                f"{kind} '{name}' from {entry.origin} failed to build ({type(exc).__name__}"
-                f"{': ' + text if text else ''}); report it to that plugin's authors"
+                f"{kind} '{name}' from {entry.origin} failed to build "
+                f"({first_line(exc, with_type=True)}); report it to that plugin's authors"
             ) from None
 
 
@@ -402,8 +399,8 @@ def _check_kind(kind: str) -> None:
 def unknown_name_message(kind: str, name: str, known: Iterable[str]) -> str:
     """'unknown generator 'unet_265'; did you mean 'unet_256'? ...' in one line."""
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hint = did_you_mean(name, known, n=3, cutoff=0.5)
+    hint = f"; {hint}" if hint else ""
     return (
         f"unknown {kind} '{name}'{hint} "
         f"(`ganzoo list {kind}` shows all {len(known)}: {', '.join(known)})"

@@ -9,6 +9,8 @@ resume may change.
     RUN_DIR/checkpoints/       step_XXXXXXXX.pt, the newest ``train.keep_checkpoints``
     RUN_DIR/eval/              ``ganzoo eval`` results
     RUN_DIR/export/            ``ganzoo export`` files
+    RUN_DIR/environment.json   software and device of the latest training session
+    RUN_DIR/loggers.json       what the loggers need to continue their remote runs
     RUN_DIR/.lock              held (flock) by the one process training into the directory
 
 Training into a directory is exclusive: :meth:`RunDir.acquire` takes an advisory lock that the
@@ -56,6 +58,7 @@ EVAL = "eval"
 EXPORT = "export"
 LOCK = ".lock"
 ENVIRONMENT = "environment.json"
+LOGGERS = "loggers.json"
 #: A step a record or file name may carry (a checkpoint's step is an int64).
 MAX_STEP = 2**63 - 1
 #: ``samples/step_<int>.png``: a training sample sheet.
@@ -72,6 +75,7 @@ RESUMABLE: dict[str, str] = {
     "train.checkpoint_every": "checkpoint cadence",
     "train.keep_checkpoints": "checkpoints kept",
     "train.val_batches": "validation size",
+    "train.calibrate_bn": "the BatchNorm statistics recomputed at the end",
     "train.device": "where the run continues",
     "train.precision": "compute precision (weights stay float32)",
     "train.channels_last": "memory layout",
@@ -148,6 +152,14 @@ class RunDir:
     def export_dir(self) -> Path:
         return self.path / EXPORT
 
+    @property
+    def environment_path(self) -> Path:
+        return self.path / ENVIRONMENT
+
+    @property
+    def loggers_path(self) -> Path:
+        return self.path / LOGGERS
+
     def eval_records(self) -> list[dict[str, Any]]:
         """The ``ganzoo eval`` results in ``eval/``, by file name: each a dict whose ``split``
         and ``mode`` are strings and whose metrics (:data:`EVAL_NUMBERS`, and
@@ -195,7 +207,7 @@ class RunDir:
     def environment(self) -> dict[str, Any]:
         """``environment.json`` (software and device of the last session) as a flat dict of
         strings; empty, with a one-line warning, when it is unreadable."""
-        path = self.path / ENVIRONMENT
+        path = self.environment_path
         if not path.is_file():
             return {}
         try:

@@ -44,7 +44,7 @@ def test_eval_json_matches_a_direct_computation(run: Path) -> None:
     record = evaluate_run(run, "val", num_samples=3)
     saved = json.loads((run / "eval" / "val.json").read_text())
     assert {k: v for k, v in record.items() if k != "json"} == saved
-    assert saved["n"] == 4 and saved["step"] == 3 and saved["mode"] == "eval" and saved["ema"]
+    assert saved["n"] == 4 and saved["step"] == 3 and saved["mode"] == "auto" and saved["ema"]
     assert saved["checkpoint"].endswith("step_00000003.pt")
 
     g, recipe, _ = load_generator(run)

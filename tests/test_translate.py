@@ -16,14 +16,9 @@ from ganzoo.artifacts.schema import ema_weights
 from ganzoo.build import build_generator
 from ganzoo.cli import main
 from ganzoo.errors import DataError, GanzooError, SizeError, TrainingError
-from ganzoo.evaluation.inference import (
-    generator_in_mode,
-    pad_to,
-    parse_size,
-    to_uint8,
-    valid_size,
-)
+from ganzoo.evaluation.inference import pad_to, parse_size, to_uint8, valid_size
 from ganzoo.evaluation.translate import translate, translate_files
+from ganzoo.inference_mode import generator_in_mode
 from ganzoo.training.trainer import train
 
 
@@ -188,7 +183,7 @@ def test_translate_in_train_mode_differs_and_keeps_running_stats(run: Path, tiny
     tr = translate_files(g, recipe, files, tmp_path / "train", mode="train")
     assert any(not np.array_equal(png(a), png(b)) for a, b in zip(ev.outputs, tr.outputs))
     assert all(torch.equal(v, before[k]) for k, v in g.state_dict().items())
-    with pytest.raises(GanzooError, match="use eval or train"):
+    with pytest.raises(GanzooError, match="use auto, eval or train"):
         translate_files(g, recipe, files, tmp_path / "x", mode="test")
 
 

@@ -396,7 +396,7 @@ def test_a_hub_model_larger_than_the_bound_is_refused_before_downloading(
 # -- ganzoo.load ----------------------------------------------------------------------------------
 def test_load_takes_every_local_source_and_every_kind_of_image(run: Path, tmp_path: Path) -> None:
     model = ganzoo.load(run, device="cpu")
-    assert isinstance(model, torch.nn.Module) and model.mode == "eval" and model.info.ema
+    assert isinstance(model, torch.nn.Module) and model.mode == "auto" and model.info.ema
     checkpoint = sorted((run / "checkpoints").glob("*.pt"))[-1]
     assert main(["export", str(run), "--out", str(tmp_path / "g.safetensors")]) == 0
     x = torch.rand(3, 32, 32) * 2 - 1

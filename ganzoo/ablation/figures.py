@@ -94,7 +94,8 @@ def translate_first(
     variant's recipe (evaluation geometry); every G runs in ``mode``. Shapes (N, C, H, W)."""
     from ganzoo.artifacts.loading import load_generator
     from ganzoo.data import build_dataset
-    from ganzoo.evaluation.inference import generator_in_mode, translate_batch
+    from ganzoo.evaluation.inference import translate_batch
+    from ganzoo.inference_mode import generator_in_mode, resolve_mode
 
     inputs = targets = None
     outputs: dict[str, torch.Tensor] = {}
@@ -105,7 +106,7 @@ def translate_first(
             items = [ds[(0, i)] for i in range(min(count, len(ds)))]
             inputs = torch.stack([it["A"] for it in items])
             targets = torch.stack([it["B"] for it in items])
-        with generator_in_mode(net, mode, recipe.seed) as g:
+        with generator_in_mode(net, resolve_mode(net, recipe, mode), recipe.seed) as g:
             fake = translate_batch(g, inputs).float()
         if fake.shape[-2:] != inputs.shape[-2:]:
             fake = F.interpolate(fake, size=inputs.shape[-2:], mode="bilinear")

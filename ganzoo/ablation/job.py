@@ -13,21 +13,19 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from rich.console import Console
 
 from ganzoo.ablation.claims import (
-    CLAIM_TIMEOUT_S,
     Claim,
     describe,
     read_status,
     try_claim,
     write_status,
 )
-from ganzoo.ablation.plan import Plan, Variant
+from ganzoo.ablation.run_job import RunJob
 from ganzoo.ablation.runner import (
     Action,
     RunOutcome,
@@ -37,6 +35,7 @@ from ganzoo.ablation.runner import (
     run_state,
     train_run,
 )
+from ganzoo.device import resolve_device
 from ganzoo.errors import first_line
 from ganzoo.safe_io import open_append
 
@@ -44,34 +43,9 @@ from ganzoo.safe_io import open_append
 DEVICE_ENV = "GANZOO_ABLATION_DEVICE"
 
 
-@dataclass(frozen=True)
-class RunJob:
-    """Everything one run needs; picklable (a pool or submitit sends it to another process)."""
-
-    out: Path
-    plan: Plan
-    variant: Variant
-    seed: int
-    threads: int | None = None  # torch threads of the run; None: leave the process's setting
-    inception: str | None = None  # Inception weights file: also FID and KID
-    claim_timeout_s: float = CLAIM_TIMEOUT_S
-
-    @property
-    def name(self) -> str:
-        return self.variant.run_name(self.seed)
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.out) / "runs" / self.name
-
-    @property
-    def log(self) -> Path:
-        return Path(self.out) / "logs" / f"{self.name}.log"
-
-
 def current_device() -> str:
     """The device this process trains on: as pinned by the launcher, else cuda or cpu."""
-    return os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
+    return os.environ.get(DEVICE_ENV) or resolve_device().type
 
 
 def _needs(job: RunJob) -> Action | str:

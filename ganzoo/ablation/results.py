@@ -29,6 +29,7 @@ from ganzoo.errors import GanzooError
 from ganzoo.evaluation.plots import read_metrics
 from ganzoo.recipe import from_dict, read_yaml
 from ganzoo.records import LOSS_PREFIX, MS_PER_STEP
+from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import read_json, write_text_atomic
 
 from .claims import read_status
@@ -133,7 +134,7 @@ def _manifest_problem(m: Any) -> str | None:
 
 def count_parameters(run_dir: Path) -> tuple[int, int]:
     """(G, D) parameter counts of the run's recipe, built on the meta device."""
-    recipe = from_dict(read_yaml(Path(run_dir) / "recipe.yaml"), source=str(run_dir))
+    recipe = from_dict(read_yaml(RunDir(run_dir).recipe_path), source=str(run_dir))
     with torch.device("meta"):
         g, d = build_generator(recipe), build_discriminator(recipe)
     return (sum(p.numel() for p in g.parameters()), sum(p.numel() for p in d.parameters()))
@@ -167,7 +168,7 @@ def collect_rows(out: Path, manifest: dict[str, Any]) -> tuple[list[dict[str, An
         for variant in manifest["variants"]:
             name = run_name(variant["name"], seed)
             run_dir = Path(out) / "runs" / name
-            ckpt = latest_checkpoint(run_dir / "checkpoints")
+            ckpt = latest_checkpoint(RunDir(run_dir).checkpoints)
             record = read_eval(run_dir, split, budget, mode)
             if ckpt is None or checkpoint_step(ckpt) != budget or record is None:
                 missing.append(name)

@@ -24,9 +24,11 @@ from typing import Any, Literal
 from rich.console import Console
 
 from ganzoo.ablation.plan import Plan, Variant
+from ganzoo.ablation.run_job import RunJob
 from ganzoo.artifacts.checkpoint import latest_checkpoint
 from ganzoo.errors import GanzooError, RecipeError, TrainingError
 from ganzoo.recipe import from_dict, read_yaml
+from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import write_text_atomic
 
 MANIFEST = "ablation.json"
@@ -57,7 +59,7 @@ def checkpoint_step(path: Path) -> int:
 
 def eval_record_path(run_dir: Path, split: str) -> Path:
     """Where ``ganzoo.evaluation.evaluate_run`` writes a run's score on ``split``."""
-    return Path(run_dir) / "eval" / f"{split}.json"
+    return RunDir(run_dir).eval_dir / f"{split}.json"
 
 
 def read_eval(run_dir: Path, split: str, step: int, mode: str) -> dict[str, Any] | None:
@@ -65,7 +67,7 @@ def read_eval(run_dir: Path, split: str, step: int, mode: str) -> dict[str, Any]
     (not another ``--data``), else None."""
     try:  # unreadable (not UTF-8, nested too deeply, ...): scored again
         record = json.loads(eval_record_path(run_dir, split).read_text())
-        root = str(read_yaml(Path(run_dir) / "recipe.yaml")["data"]["root"])
+        root = str(read_yaml(RunDir(run_dir).recipe_path)["data"]["root"])
     except (OSError, ValueError, RecursionError, KeyError, TypeError, AttributeError, GanzooError):
         return None
     if not isinstance(record, dict):
@@ -111,10 +113,11 @@ def run_state(run_dir: Path, variant: Variant, seed: int, plan: Plan) -> Action 
     """What the run needs: 'skipped' (finished), 'evaluated' (trained, not scored), 'resumed'
     (a checkpoint below the budget) or 'fresh'. A run trained with another recipe, or past
     the budget, is a one-line error."""
-    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    run = RunDir(run_dir)
+    ckpt = latest_checkpoint(run.checkpoints)
     if ckpt is None:  # nothing to keep
         return "fresh"
-    stored = run_dir / "recipe.yaml"
+    stored = run.recipe_path
     expected = _comparable(variant.recipe(seed).to_dict())
     found = _comparable(from_dict(read_yaml(stored), source=str(stored)).to_dict())
     if found != expected:
@@ -212,15 +215,13 @@ def run_ablation(
     ``inception`` weights file the runs are scored with FID and KID too. Write the report with
     :func:`ganzoo.ablation.report.write_report`."""
     from ganzoo import registry
-    from ganzoo.ablation.job import RunJob  # job.py builds on this module
 
     out = Path(out)
     console = console or Console()
-    runs = [(v, s, out / "runs" / v.run_name(s)) for v, s in plan.runs()]
-    for v, s, run_dir in runs:  # a conflicting run fails the launch before anything trains
-        run_state(run_dir, v, s, plan)
+    jobs = [RunJob(out, plan, v, s, inception=inception) for v, s in plan.runs()]
+    for job in jobs:  # a conflicting run fails the launch before anything trains
+        run_state(job.run_dir, job.variant, job.seed, plan)
     write_manifest(out, plan)
     if launcher is None:
         launcher = registry.create("launcher", "sequential", progress=progress)
-    jobs = [RunJob(out, plan, v, s, inception=inception) for v, s, _ in runs]
     return launcher.launch(jobs, out, console)

@@ -18,7 +18,6 @@ error is one line naming the dotted path, e.g. ``axes.seed: ...``.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from pathlib import Path
@@ -29,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from ganzoo import registry
-from ganzoo.errors import RecipeError
+from ganzoo.errors import RecipeError, did_you_mean
 from ganzoo.recipe import Recipe, read_yaml
 
 #: Recipe keys every variant must share; the spec sets them (``seeds``, ``budget``) or the base.
@@ -62,7 +61,7 @@ class EvalSettings(_Strict):
     """How every variant is scored once trained (``ganzoo.evaluation.evaluate_run``)."""
 
     split: str = "val"
-    mode: Literal["eval", "train"] = "eval"
+    mode: Literal["auto", "eval", "train"] = "auto"
     samples: int = Field(4, ge=1, le=32, description="rows of samples.png")
 
 
@@ -151,8 +150,8 @@ def check_axes(axes: dict[str, Any], where: str) -> None:
             raise RecipeError(f"{where}: {path}: an axis is a dotted recipe key, e.g. optim.lr_d")
         section = key.split(".")[0]
         if section not in Recipe.model_fields:
-            near = difflib.get_close_matches(section, list(Recipe.model_fields), n=1)
-            hint = f"; did you mean '{near[0]}'" if near else ""
+            hint = did_you_mean(section, Recipe.model_fields)
+            hint = f"; {hint}" if hint else ""
             raise RecipeError(f"{where}: {path}: '{section}' is not a recipe section{hint}")
         for protected in PROTECTED:  # whole sections are checked after merging (plan.py)
             if key == protected or key.startswith(protected + "."):

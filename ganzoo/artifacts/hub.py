@@ -67,8 +67,8 @@ def _sample_sheet(run_dir: Path) -> bytes | None:
     if not run_dir.is_dir():
         return None
     candidates = [
-        *reversed(sorted((run_dir / "eval").glob("*.png"))),
-        *reversed(sorted((run_dir / "samples").glob("step_*.png"))),
+        *reversed(sorted(RunDir(run_dir).eval_dir.glob("*.png"))),
+        *reversed(sorted(RunDir(run_dir).samples.glob("step_*.png"))),
     ]
     for path in candidates:
         try:
@@ -89,8 +89,8 @@ _METRICS = (("l1", "L1"), ("psnr", "PSNR"), ("ssim", "SSIM"), ("fid", "FID"))
 
 
 def _result(record: dict[str, Any], dataset: str) -> dict[str, Any]:
-    """One model-index result: the split, and each metric named with its mode."""
-    mode = record.get("mode", "eval")
+    """One model-index result: the split, and each metric named with the mode that ran."""
+    mode = record.get("mode_used", record.get("mode", "eval"))
     return {
         "task": {"type": "image-to-image", "name": "Image-to-Image Translation"},
         "dataset": {"name": dataset, "type": dataset, "split": record["split"]},
@@ -153,8 +153,9 @@ def model_card(
         lines += ["## Evaluation", "", "| split | images | mode | L1 | PSNR (dB) | SSIM |"]
         lines += ["|---|---:|---|---:|---:|---:|"]
         for r in records:
+            mode = r.get("mode_used", r.get("mode", "eval"))
             lines.append(
-                f"| {r['split']} | {r.get('n', '')} | {r.get('mode', 'eval')} | {r['l1']:.4f} | "
+                f"| {r['split']} | {r.get('n', '')} | {mode} | {r['l1']:.4f} | "
                 f"{r['psnr']:.2f} | {r['ssim']:.4f} |"
             )
         lines.append("")

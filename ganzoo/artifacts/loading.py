@@ -24,41 +24,29 @@ from ganzoo.artifacts.safetensors import read_safetensors
 from ganzoo.artifacts.schema import GeneratorInfo, ema_weights
 from ganzoo.artifacts.sources import find_checkpoint
 from ganzoo.build import build_generator
-from ganzoo.errors import GanzooError, TrainingError
+from ganzoo.device import resolve_device
+from ganzoo.errors import TrainingError
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.safe_io import parse_json
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> CUDA when visible, else CPU; 'cuda' without a GPU is a one-line error."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GanzooError(f"device '{name}' asked for but no CUDA device is visible; use cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise GanzooError(f"unknown device '{name}'; use auto, cpu or cuda") from None
-
-
-def _recipe(tree: Any, source: Path) -> Recipe:
+def stored_recipe(tree: Any, source: Path) -> Recipe:
     if not isinstance(tree, dict):
         raise TrainingError(f"{source}: carries no recipe; it was not written by ganzoo")
     return from_dict(tree, source=f"{source} (recipe)")
 
 
-def _load_weights(net: nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+def load_weights_into(net: nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
     try:
         net.load_state_dict(weights)
     except RuntimeError as exc:
         raise TrainingError(
             f"{source}: its weights do not fit the generator its recipe builds "
-            f"({_first_mismatch(exc)})"
+            f"({first_mismatch(exc)})"
         ) from None
 
 
-def _first_mismatch(exc: RuntimeError) -> str:
+def first_mismatch(exc: RuntimeError) -> str:
     """The first line of ``load_state_dict``'s error that names a key (PyTorch's first line
     names only the module): ``Missing key(s) in state_dict: "x"``, ``size mismatch for x``."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
@@ -68,11 +56,11 @@ def _first_mismatch(exc: RuntimeError) -> str:
 
 def _from_checkpoint(path: Path, use_ema: bool) -> tuple[nn.Module, Recipe, GeneratorInfo]:
     state = load_checkpoint(path)
-    recipe = _recipe(state.get("recipe"), path)
+    recipe = stored_recipe(state.get("recipe"), path)
     net = build_generator(recipe)
     ema_state = state.get("ema")
     use = use_ema and isinstance(ema_state, dict) and int(ema_state.get("n_averaged", 1)) > 0
-    _load_weights(net, ema_weights(ema_state) if use else state["generator"], path)
+    load_weights_into(net, ema_weights(ema_state) if use else state["generator"], path)
     step = state.get("step")
     return (
         net,
@@ -87,9 +75,9 @@ def _from_safetensors(path: Path) -> tuple[nn.Module, Recipe, GeneratorInfo]:
         tree = parse_json(meta["recipe"])
     except ValueError as exc:
         raise TrainingError(f"{path}: the recipe in its metadata is unreadable ({exc})") from None
-    recipe = _recipe(tree, path)
+    recipe = stored_recipe(tree, path)
     net = build_generator(recipe)
-    _load_weights(net, weights, path)
+    load_weights_into(net, weights, path)
     step = meta.get("step")
     info = GeneratorInfo(
         path,

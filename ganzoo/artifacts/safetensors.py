@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ganzoo.artifacts.schema import SAFETENSORS_FORMAT, GeneratorInfo
-from ganzoo.errors import TrainingError
+from ganzoo.errors import TrainingError, first_line
 from ganzoo.recipe import Recipe
 from ganzoo.safe_io import refuse_nonfinite, write_bytes_atomic
 
@@ -47,8 +47,9 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
             meta = f.metadata() or {}
             weights = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
     except (SafetensorError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainingError(f"{path}: not a readable safetensors file ({first[:160]})") from None
+        raise TrainingError(
+            f"{path}: not a readable safetensors file ({first_line(exc)})"
+        ) from None
     refuse_nonfinite(weights, path, "safetensors file")
     if meta.get("format") != SAFETENSORS_FORMAT or "recipe" not in meta:
         raise TrainingError(

@@ -25,6 +25,7 @@ from ganzoo.artifacts.checkpoint import latest_checkpoint
 from ganzoo.artifacts.schema import MODEL_FILE
 from ganzoo.download import Limits, download
 from ganzoo.errors import GanzooError, TrainingError, first_line
+from ganzoo.run_dir import CHECKPOINTS, RunDir
 from ganzoo.safe_io import write_text_atomic
 
 #: ``hf://namespace/name`` with an optional ``@revision``.
@@ -152,13 +153,14 @@ def find_checkpoint(source: str | Path) -> Path:
         )
     if path.is_file():
         return path
-    if (path / MODEL_FILE).is_file() and not (path / "checkpoints").is_dir():
+    run = RunDir(path)
+    if (path / MODEL_FILE).is_file() and not run.checkpoints.is_dir():
         return path / MODEL_FILE
-    ckpt = latest_checkpoint(path / "checkpoints")
+    ckpt = latest_checkpoint(run.checkpoints)
     if ckpt is None:
         what = (
             "has no checkpoints yet"
-            if (path / "recipe.yaml").is_file()
+            if run.is_run()
             else f"is not a run directory (no checkpoints/ folder, no {MODEL_FILE})"
         )
         raise TrainingError(f"{path} {what}; train it first (`ganzoo train`) or give a .pt file")
@@ -174,7 +176,7 @@ def output_base(source: str | Path, checkpoint: Path) -> Path:
         match = HF_URL.match(text)
         return Path((match["repo"] if match else text).split("/")[-1])
     checkpoint = Path(checkpoint)
-    if checkpoint.parent.name == "checkpoints":
+    if checkpoint.parent.name == CHECKPOINTS:
         return checkpoint.parent.parent
     return checkpoint.parent
 

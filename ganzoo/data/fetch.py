@@ -12,7 +12,6 @@ removes the staging folder.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shutil
@@ -34,7 +33,7 @@ from rich.progress import (
 )
 
 from ganzoo.download import Limits, download, reason
-from ganzoo.errors import DataError, GanzooError
+from ganzoo.errors import DataError, GanzooError, did_you_mean
 
 #: Where the pix2pix authors host the archives (``<BASE_URL>/<name>.tar.gz``).
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
@@ -313,8 +312,8 @@ def _known_name(name: str) -> str:
     if key in DATASET_SPLITS:
         return key
     known = ", ".join(DATASET_SPLITS)
-    close = difflib.get_close_matches(key, DATASET_SPLITS, n=1)
-    suggestion = f"did you mean '{close[0]}'? " if close else ""
+    suggestion = did_you_mean(key, DATASET_SPLITS)
+    suggestion = f"{suggestion} " if suggestion else ""
     raise DataError(f"unknown dataset '{name}'; {suggestion}known datasets: {known}")
 
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ganzoo.errors import DataError
+from ganzoo.errors import DataError, first_line
 from ganzoo.recipe import MAX_PIXELS
 from ganzoo.safe_io import write_bytes_atomic
 
@@ -86,8 +86,7 @@ class Declared:
 
 def unreadable(path: Path | str, exc: BaseException, advice: str = TRAINING_ADVICE) -> DataError:
     """The one-line error for an image that cannot be opened or decoded."""
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return DataError(f"{path}: cannot read image ({reason[:200]}); {advice}")
+    return DataError(f"{path}: cannot read image ({first_line(exc)}); {advice}")
 
 
 def kind(path: Path | str) -> str:

@@ -25,14 +25,16 @@ from ganzoo.artifacts.loading import load_generator
 from ganzoo.artifacts.sources import output_base
 from ganzoo.data import build_dataset, resolve_root, split_name
 from ganzoo.errors import DataError, GanzooError
-from ganzoo.evaluation.inference import (
+from ganzoo.evaluation.inference import same_size_batches, translate_batch
+from ganzoo.inference_mode import (
+    InferenceMode,
     check_mode,
     generator_in_mode,
     resolve_batch_size,
-    same_size_batches,
-    translate_batch,
+    resolve_mode,
 )
 from ganzoo.recipe import Recipe, from_dict
+from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import check_inside, write_text_atomic
 from ganzoo.samples import save_grid
 
@@ -62,13 +64,15 @@ def score_generator(
     recipe: Recipe,
     split: str,
     *,
-    mode: str = "eval",
+    mode: str | InferenceMode = "auto",
     batch_size: int | None = None,
     num_samples: int = 0,
     distances: Any = None,
 ) -> tuple[dict[str, float], int, tuple[torch.Tensor, ...] | None]:
-    """({"l1", "psnr", "ssim"} means, image count, first ``num_samples`` (A, G(A), B) rows)."""
-    check_mode(mode)
+    """({"l1", "psnr", "ssim"} means, image count, first ``num_samples`` (A, G(A), B) rows);
+    ``mode`` as :func:`~ganzoo.inference_mode.resolve_mode` decides."""
+    if isinstance(mode, str):
+        mode = resolve_mode(net, recipe, mode)
     try:
         ds = build_dataset(recipe.data, split, train=False, seed=recipe.seed)
     except DataError as exc:  # the data layer's advice is for training recipes
@@ -79,7 +83,7 @@ def score_generator(
     n = 0
     rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     with generator_in_mode(net, mode, recipe.seed) as g:
-        for batch in same_size_batches(_items(ds), resolve_batch_size(batch_size, mode)):
+        for batch in same_size_batches(_items(ds), resolve_batch_size(batch_size, mode.name)):
             a = torch.stack([item["A"] for item, _ in batch]).to(device)
             b = torch.stack([item["B"] for item, _ in batch]).to(device)
             fake = translate_batch(g, a).float()
@@ -101,7 +105,7 @@ def evaluate_run(
     split: str = "val",
     *,
     data_root: str | Path | None = None,
-    mode: str = "eval",
+    mode: str = "auto",
     num_samples: int = 0,
     fid: bool = False,
     inception_weights: str | Path | None = None,
@@ -113,7 +117,8 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Score the newest checkpoint of ``run_dir`` (or a checkpoint / safetensors file) on
     ``split``; write ``<out_dir or RUN_DIR/eval>/<split>.json`` (and ``.png`` when
-    ``num_samples``) and return the record: l1, psnr, ssim, n, step, checkpoint, mode, ...
+    ``num_samples``) and return the record: l1, psnr, ssim, n, step, checkpoint, mode (as
+    asked), mode_used (what ran: eval, train or per-sample), mode_line (why, in one line), ...
 
     ``fid`` adds FID and KID (torchmetrics' Inception, or ``feature_extractor``: any module
     mapping uint8 (N, 3, H, W) to (N, D) features).
@@ -124,6 +129,7 @@ def evaluate_run(
     source = str(run_dir)
     net, recipe, info = load_generator(source, use_ema=use_ema, device=device)
     recipe = with_data_root(recipe, data_root, source)
+    chosen = resolve_mode(net, recipe, mode)
     distances = None
     if fid:
         from ganzoo.evaluation.fid import InceptionDistances, inception_extractor
@@ -135,7 +141,7 @@ def evaluate_run(
         net,
         recipe,
         split,
-        mode=mode,
+        mode=chosen,
         batch_size=batch_size,
         num_samples=num_samples,
         distances=distances,
@@ -153,7 +159,7 @@ def evaluate_run(
             "inception" if feature_extractor is None else (type(feature_extractor).__name__)
         )
     base = Path(out_dir) if out_dir is not None else output_base(source, info.path)
-    out = Path(out_dir) if out_dir is not None else base / "eval"
+    out = Path(out_dir) if out_dir is not None else RunDir(base).eval_dir
     check_inside(out, base)  # RUN/eval must not be a link out of the run
     out.mkdir(parents=True, exist_ok=True)
     record.update(
@@ -161,6 +167,8 @@ def evaluate_run(
         checkpoint=str(info.path),
         ema=info.ema,
         mode=mode,
+        mode_used=chosen.name,
+        mode_line=chosen.describe(),
         recipe=recipe.name,
         seconds=round(time.perf_counter() - t0, 3),
     )

@@ -35,9 +35,10 @@ from ganzoo.artifacts.loading import load_generator
 from ganzoo.artifacts.safetensors import recipe_json, save_safetensors
 from ganzoo.artifacts.schema import GeneratorInfo
 from ganzoo.artifacts.sources import output_base
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, first_line
 from ganzoo.evaluation.inference import check_resize_size, parse_size
 from ganzoo.recipe import Recipe
+from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import check_inside, write_bytes_atomic
 
 Format = Literal["safetensors", "torchscript", "onnx"]
@@ -141,9 +142,8 @@ def save_onnx(net: nn.Module, recipe: Recipe, example: torch.Tensor, path: Path)
             try:
                 _onnx_export(net, example, raw, dynamic=False)
             except Exception as exc:
-                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
                 raise GanzooError(
-                    f"ONNX export of generator {recipe.generator.name} failed ({first}); "
+                    f"ONNX export of generator {recipe.generator.name} failed ({first_line(exc)}); "
                     "export safetensors or torchscript instead"
                 ) from None
         model = onnx.load(str(raw))
@@ -174,7 +174,7 @@ def export_generator(
     base = None
     if out is None:
         base = output_base(run_dir, info.path)
-        out = base / "export" / f"generator{SUFFIX[format]}"
+        out = RunDir(base).export_dir / f"generator{SUFFIX[format]}"
     path = Path(out)
     if base is not None:  # RUN/export must be a folder of the run, not a link out of it
         check_inside(path.parent, base)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ganzoo.download import Limits, download
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, first_line
 from ganzoo.safe_io import load_weights
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -88,10 +88,9 @@ def inception_weights(
     try:
         _download(url, path)
     except (OSError, ValueError, GanzooError) as exc:
-        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         raise GanzooError(
             f"FID/KID need the Inception weights {INCEPTION_FILE}, which could not be downloaded "
-            f"({str(reason).splitlines()[0][:120]}); {_how_to_provide()}"
+            f"({first_line(exc)}); {_how_to_provide()}"
         ) from None
     return path
 

@@ -1,12 +1,5 @@
-"""Running a trained G on images: eval vs train mode, and images of any size.
-
-Two test-time behaviours exist because the pix2pix reference has both (see docs/inference.md):
-
-* ``mode="eval"``: BatchNorm uses its running statistics, dropout is off (deterministic).
-* ``mode="train"``: what the reference's ``test.py`` does unless ``--eval``: BatchNorm normalises
-  with the statistics of the batch and dropout stays on. It runs on a copy of G, so G's running
-  statistics (and spectral-norm vectors) are never updated; the dropout draws come from
-  ``seed``, so the outputs are reproducible.
+"""Running a trained G on images of any size, in the test-time mode of
+:mod:`ganzoo.inference_mode` (re-exported here for the callers of this module).
 
 Sizes: a generator declares ``size_divisor`` and ``min_side``; an image is either padded
 (reflect) to the next size G accepts and the output cropped back, or resized.
@@ -14,10 +7,8 @@ Sizes: a generator declares ``size_divisor`` and ``min_side``; an image is eithe
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Literal, TypeVar
 
 import torch
@@ -30,49 +21,8 @@ from ganzoo.errors import GanzooError, SizeError
 from ganzoo.nn.sizes import check_image_size
 from ganzoo.recipe import MAX_SIDE
 
-Mode = Literal["eval", "train"]
+Mode = Literal["auto", "eval", "train"]
 T = TypeVar("T")
-MODES = ("eval", "train")
-
-
-def check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise GanzooError(f"mode '{mode}' is unknown; use eval or train (see docs/inference.md)")
-
-
-def default_batch_size(mode: str) -> int:
-    """1 in train mode (batch statistics then depend on one image, as in the reference
-    test.py), 8 in eval mode (where the batch size does not change the outputs)."""
-    return 1 if mode == "train" else 8
-
-
-def resolve_batch_size(batch_size: int | None, mode: str) -> int:
-    """``batch_size``, or the mode's default when None; a one-line error below 1."""
-    if batch_size is None:
-        return default_batch_size(mode)
-    if batch_size < 1:
-        raise GanzooError(f"--batch-size {batch_size}: must be at least 1")
-    return batch_size
-
-
-@contextmanager
-def generator_in_mode(net: nn.Module, mode: str, seed: int = 0) -> Iterator[nn.Module]:
-    """The module to call for ``mode``: ``net`` itself in eval mode, a train-mode copy (whose
-    buffers updates are thrown away) in train mode, with the torch RNG seeded and restored."""
-    check_mode(mode)
-    if mode == "eval":
-        was_training = net.training
-        net.eval()
-        try:
-            yield net
-        finally:
-            net.train(was_training)
-        return
-    working = copy.deepcopy(net).train()
-    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield working
 
 
 def parse_size(text: str | int | tuple[int, int] | None) -> tuple[int, int] | None:

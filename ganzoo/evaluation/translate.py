@@ -47,13 +47,17 @@ from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation.inference import (
     MAX_GENERATOR_PIXELS,
     check_generator_pixels,
-    check_mode,
     check_resize_size,
-    generator_in_mode,
     parse_size,
-    resolve_batch_size,
     same_size_batches,
     translate_batch,
+)
+from ganzoo.inference_mode import (
+    InferenceMode,
+    check_mode,
+    generator_in_mode,
+    resolve_batch_size,
+    resolve_mode,
 )
 from ganzoo.recipe import Recipe
 
@@ -71,9 +75,10 @@ class Translation:
     outputs: list[Path] = field(default_factory=list)
     paired: int = 0  # inputs read as A|B files
     direction: str = "AtoB"
-    mode: str = "eval"
+    mode: str = "auto"  # what ran: eval, train or per-sample (InferenceMode.name)
     info: GeneratorInfo | None = None
     recipe: Recipe | None = None  # the generator's
+    inference: InferenceMode | None = None  # the mode's decision, .describe() in one line
 
 
 def input_files(inputs: str | Path) -> list[Path]:
@@ -217,7 +222,7 @@ def translate_files(
     direction: Direction | None = None,
     size: str | tuple[int, int] | None = None,
     fit: Fit = "pad",
-    mode: str = "eval",
+    mode: str = "auto",
     batch_size: int | None = None,
     layout: Layout = "auto",
     seed: int = 0,
@@ -228,7 +233,7 @@ def translate_files(
     ``max_pixels``: what G may run on per image (default :data:`MAX_GENERATOR_PIXELS`)."""
     if out_format is not None and out_format not in OUTPUT_FORMATS:
         raise GanzooError(f"format '{out_format}' is unknown; use {', '.join(OUTPUT_FORMATS)}")
-    check_mode(mode)
+    chosen = resolve_mode(net, recipe, mode)
     if fit not in ("pad", "resize"):
         raise GanzooError(f"fit '{fit}' is unknown; use pad or resize")
     if layout not in ("auto", "paired", "plain"):
@@ -240,13 +245,13 @@ def translate_files(
     if fit == "resize":
         target = target or recipe.data.image_size
         check_resize_size(net, target)  # a one-line error now, not after reading inputs
-    batch_size = resolve_batch_size(batch_size, mode)
+    batch_size = resolve_batch_size(batch_size, chosen.name)
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise GanzooError(f"--output {output}: is a file; give a folder for the translated images")
     outs = output_paths(files, output, out_format)
     output.mkdir(parents=True, exist_ok=True)
-    result = Translation(direction=direction, mode=mode, recipe=recipe)
+    result = Translation(direction=direction, mode=chosen.name, inference=chosen, recipe=recipe)
     device = next(net.parameters()).device
 
     dtypes: dict[int, np.dtype] = {}
@@ -263,7 +268,7 @@ def translate_files(
             result.paired += paired
             yield i, image
 
-    with generator_in_mode(net, mode, seed) as g:
+    with generator_in_mode(net, chosen, seed) as g:
         for batch in same_size_batches(prepared(), batch_size):
             x = torch.stack([image for _, image in batch]).to(device)
             y = translate_batch(g, x, pad=fit == "pad")
@@ -281,7 +286,7 @@ def translate(
     direction: Direction | None = None,
     size: str | tuple[int, int] | None = None,
     fit: Fit = "pad",
-    mode: str = "eval",
+    mode: str = "auto",
     batch_size: int | None = None,
     layout: Layout = "auto",
     use_ema: bool = True,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ganzoo.errors import GanzooError
+from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import write_text_atomic
 
 
@@ -23,7 +24,7 @@ def write_report(source: str | Path, out: str | Path | None = None) -> Path:
         from ganzoo.report.ablation import ablation_report
 
         text = ablation_report(source)
-    elif (source / "recipe.yaml").is_file():
+    elif RunDir(source).is_run():
         from ganzoo.report.run import run_report
 
         text = run_report(source)

@@ -86,7 +86,8 @@ def _sheets(run: RunDir, evals: list[dict[str, Any]]) -> str:
             continue
         png = run_file(run, run.eval_dir / Path(str(e["sheet"])).name, png=True)
         if png is not None:
-            caption = f"{e['split']} split, {e.get('mode', 'eval')} mode: input | output | target"
+            mode = e.get("mode_used", e.get("mode", "eval"))
+            caption = f"{e['split']} split, {mode} mode: input | output | target"
             html += page.sheet(png, caption)
     return html
 
@@ -162,7 +163,7 @@ def run_report(run_dir: str | Path) -> str:
             [
                 [
                     e["split"],
-                    e.get("mode", "eval"),
+                    e.get("mode_used", e.get("mode", "eval")),
                     e.get("n", ""),
                     e.get("step", ""),
                     f"{e['l1']:.4f}",

@@ -20,11 +20,8 @@ from ganzoo import __version__, registry
 from ganzoo.errors import GanzooError, first_line
 from ganzoo.loggers.base import Logger, RunInfo
 from ganzoo.recipe import Recipe
+from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import open_append, read_json, write_text_atomic
-
-LOGGERS_STATE = "loggers.json"
-#: The software and device of the latest training session (for reports).
-ENVIRONMENT = "environment.json"
 
 
 class LoggerWarning(UserWarning):
@@ -66,7 +63,8 @@ class RunLogs:
 
     def __init__(self, recipe: Recipe, run_dir: Path, *, enabled: bool = True) -> None:
         self.run_dir = Path(run_dir)
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=enabled)
+        self.run = RunDir(run_dir)
+        self.metrics = MetricsLog(self.run.metrics_path, enabled=enabled)
         self.loggers: dict[str, Logger] = {}
         self.recipe = recipe
         self.enabled = enabled
@@ -87,7 +85,7 @@ class RunLogs:
         if not self.enabled:
             return
         env = environment(device, precision)
-        write_text_atomic(self.run_dir / ENVIRONMENT, json.dumps(env, indent=2) + "\n")
+        write_text_atomic(self.run.environment_path, json.dumps(env, indent=2) + "\n")
         states = self._read_states()
         for label in list(self.loggers):
             info = RunInfo(
@@ -153,7 +151,7 @@ class RunLogs:
         )
 
     def _read_states(self) -> dict[str, dict[str, Any]]:
-        path = self.run_dir / LOGGERS_STATE
+        path = self.run.loggers_path
         if not path.is_file():
             return {}
         try:
@@ -182,4 +180,4 @@ class RunLogs:
             if state:
                 states[label] = state
         if states:
-            write_text_atomic(self.run_dir / LOGGERS_STATE, json.dumps(states, indent=2) + "\n")
+            write_text_atomic(self.run.loggers_path, json.dumps(states, indent=2) + "\n")

@@ -18,10 +18,12 @@ import torch
 from torch import nn
 
 from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint
+from ganzoo.artifacts.loading import first_mismatch
 from ganzoo.artifacts.schema import checkpoint_header
 from ganzoo.build import build_discriminator, build_generator, check_train_only
 from ganzoo.errors import GanzooError, TrainingError
 from ganzoo.recipe import Recipe, from_dict
+from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import nonfinite_entries
 from ganzoo.training.distributed import DistInfo
 from ganzoo.training.ema import build_ema
@@ -245,10 +247,8 @@ class TrainState:
         try:
             net.load_state_dict(weights)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()
-            detail = first[1].strip() if len(first) > 1 else first[0]
             raise TrainingError(
-                f"the checkpoint's {what} does not fit the recipe's ({detail[:200]})"
+                f"the checkpoint's {what} does not fit the recipe's ({first_mismatch(exc)})"
             ) from None
 
     def init_from(self, source: str | Path) -> str:
@@ -257,7 +257,7 @@ class TrainState:
         the rest keep their initialisation. Returns a one-line summary; a one-line error when
         nothing matches."""
         path = Path(source)
-        ckpt = latest_checkpoint(path / "checkpoints") if path.is_dir() else path
+        ckpt = latest_checkpoint(RunDir(path).checkpoints) if path.is_dir() else path
         if ckpt is None or not Path(ckpt).is_file():
             raise TrainingError(f"train.init_from {source}: no checkpoint there")
         state = load_checkpoint(Path(ckpt))

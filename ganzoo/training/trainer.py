@@ -31,14 +31,17 @@ from torch import nn
 from ganzoo import metrics, records
 from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganzoo.data import build_dataset
+from ganzoo.device import resolve_device
 from ganzoo.errors import TrainingError
+from ganzoo.inference_mode import generator_in_mode, resolve_mode
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import check_inside
 from ganzoo.samples import save_grid
 from ganzoo.training.batches import BatchSource, DatasetBatches
+from ganzoo.training.calibration import calibrate_generator
 from ganzoo.training.callbacks import CHECKPOINT_KEY, build_callbacks
-from ganzoo.training.distributed import DistInfo, any_rank, barrier, init_distributed
+from ganzoo.training.distributed import any_rank, barrier, init_distributed
 from ganzoo.training.logs import RunLogs
 from ganzoo.training.observers import TrainingWarning
 from ganzoo.training.precision import autocast_dtype, resolve_precision
@@ -50,7 +53,6 @@ __all__ = [
     "Trainer",
     "TrainingWarning",  # raised by the monitor callback, importable from here as before
     "default_run_dir",
-    "pick_device",
     "seed_everything",
     "stop_on_signals",
     "train",
@@ -61,15 +63,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def pick_device(requested: str, dist_info: DistInfo) -> torch.device:
-    """CUDA when present (or asked for), else CPU."""
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("train.device is 'cuda' but no CUDA device is visible; use 'auto'")
-    if requested in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda", dist_info.local_rank)
-    return torch.device("cpu")
 
 
 class Trainer:
@@ -99,10 +92,8 @@ class Trainer:
         self.run = RunDir(run_dir)
         self.run_dir = self.run.path
         t = recipe.train
-        self.dist = init_distributed(
-            "cuda" if pick_device(t.device, DistInfo()).type == "cuda" else "cpu"
-        )
-        self.device = pick_device(t.device, self.dist)
+        self.dist = init_distributed(resolve_device(t.device, setting="train.device").type)
+        self.device = resolve_device(t.device, index=self.dist.local_rank, setting="train.device")
         self.console = console or Console()
         self.show_progress = progress and self.dist.is_main
         self.stop_requested: str | None = None
@@ -171,6 +162,9 @@ class Trainer:
         epochs = total_epochs(recipe.schedule)
         self.total_steps = t.max_steps or max(1, epochs * self.train_batches.batches_per_epoch)
         self.callbacks = build_callbacks(t.callbacks)
+        self.val_mode = resolve_mode(self.eval_generator(), recipe)
+        if self.show_progress and self.val_mode.name != "eval":
+            self.console.print(f"validation: {self.val_mode.describe()}", highlight=False)
         self.last_losses: dict[str, torch.Tensor] | None = None
         self.final: dict[str, Any] = {}
 
@@ -301,13 +295,12 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """L1 and PSNR of the eval generator over the first ``train.val_batches`` val batches,
-        and a sample grid of the first batch."""
-        g = self.eval_generator()
-        was_training = g.training
-        g.eval()
+        and a sample grid of the first batch; G runs in the test-time mode ``auto`` chooses
+        (:func:`~ganzoo.inference_mode.resolve_mode`), as ``ganzoo eval`` runs it."""
+        net = self.eval_generator()
         scores: dict[str, list[torch.Tensor]] = {"l1": [], "psnr": []}
         first = None
-        try:
+        with generator_in_mode(net, self.val_mode, self.recipe.seed) as g:
             for i, batch in enumerate(self.val_batches.epoch(0, 0)):
                 if i >= self.recipe.train.val_batches:
                     break
@@ -319,14 +312,27 @@ class Trainer:
                     scores[name].append(values)
                 if first is None:
                     first = (a[:4].float(), fake[:4], b[:4].float())
-        finally:
-            g.train(was_training)
         if first is not None:
             save_grid(self.run.samples / f"step_{self.step:08d}.png", *first, within=self.run.path)
         return {
             records.VAL_PREFIX + name: torch.cat(values).mean().item() if values else math.nan
             for name, values in scores.items()
         }
+
+    def _calibrate_bn(self) -> None:
+        """``train.calibrate_bn``: G's (and its EMA's) BatchNorm statistics recomputed over
+        that many training images (:mod:`ganzoo.training.calibration`), before the last save."""
+        images = self.recipe.train.calibrate_bn
+        if images == 0 or not self.dist.is_main:
+            return
+        nets = [self.state.g_module] + ([self.state.ema.module] if self.state.ema else [])
+        used = [calibrate_generator(net, self.recipe, images) for net in nets]
+        if used[0] and self.show_progress:
+            self.console.print(
+                f"recomputed G's BatchNorm statistics over {used[0]} training images "
+                "(train.calibrate_bn)",
+                highlight=False,
+            )
 
     # -- the loop ------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -353,6 +359,8 @@ class Trainer:
             try:
                 self.callbacks.emit("on_fit_start", self)
                 self._loop()
+                if self.step >= self.total_steps:
+                    self._calibrate_bn()
                 self.save()
                 self.callbacks.emit("on_fit_end", self, self._final_record())
             except BaseException as exc:
