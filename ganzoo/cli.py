@@ -105,7 +105,7 @@ def train(
     overwrite: Annotated[
         bool, typer.Option(help="--out holds files: move them aside to OUT.replaced-TIME")
     ] = False,
-    nproc: Annotated[int, typer.Option(help="processes on this machine (execs torchrun)")] = 1,
+    nproc: Annotated[int, typer.Option(help="processes on this machine (runs torchrun)")] = 1,
 ) -> None:
     """Train a recipe (or --resume a run); Ctrl-C saves a checkpoint and stops."""
     from ganzoo.recipe import load_recipe
@@ -130,7 +130,7 @@ def train(
             raise GanzooError(
                 f"{out} already holds files; pass --overwrite or choose another --out"
             )
-        _exec_torchrun(nproc, _ARGV)
+        _run_torchrun(nproc, _ARGV)
     trainer, final = run_training(
         r,
         run_dir=resume or out,
@@ -140,12 +140,19 @@ def train(
         console=console,
     )
     if not trainer.dist.is_main:
-        return
+        return  # under torchrun the launching process reports a stop (_run_torchrun)
     samples = sorted(trainer.run.samples.glob("*.png"))
     console.print(f"run dir: {trainer.run_dir}", highlight=False)
     if samples:
         console.print(f"samples: {samples[-1]}", highlight=False)
     console.print(f"checkpoint: {final['checkpoint']}", highlight=False)
+    if trainer.stop_requested is not None and not trainer.dist.enabled:
+        raise typer.Exit(_signal_exit_code(trainer.stop_requested))  # saved, then 130 / 143
+
+
+def _signal_exit_code(name: str) -> int:
+    """128 + the number of the signal named ``name`` (``'SIGINT'`` -> 130); 130 otherwise."""
+    return 128 + int(getattr(signal.Signals, name, signal.SIGINT))
 
 
 def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
@@ -174,11 +181,34 @@ def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
     ]
 
 
-def _exec_torchrun(nproc: int, argv: list[str]) -> None:
-    """Replace this process by torchrun running the same ``ganzoo train`` command."""
-    import os
+def _run_torchrun(nproc: int, argv: list[str]) -> None:
+    """Run torchrun in this process on the same ``ganzoo train`` command. Ctrl-C or SIGTERM
+    reaches the ranks through torchrun (they save and stop), then this exits 130 / 143 with one
+    line instead of torchrun's traceback; a failed rank is one line too (its error is above)."""
+    import logging
 
-    os.execv(sys.executable, torchrun_command(nproc, argv))
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    args = parse_args(torchrun_command(nproc, argv)[3:])
+    noisy = [n for n in list(logging.root.manager.loggerDict) if n.startswith("torch.distributed")]
+    levels = {name: logging.getLogger(name).level for name in noisy}
+    for name in noisy:  # not "Received 2 death signal, shutting down workers" and the like
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        run(args)
+    except SignalException as exc:
+        raise typer.Exit(128 + int(exc.sigval)) from None
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        how = failure.signal_name() if failure.exitcode < 0 else f"exit code {failure.exitcode}"
+        err_console.print(f"[red]error[/red]: rank {rank} failed ({how}); its error is above")
+        raise typer.Exit(failure.exitcode if failure.exitcode in (1, 2) else 1) from None
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    raise typer.Exit(0)
 
 
 @app.command()
@@ -653,13 +683,19 @@ def ablate(
     )
     if reported:
         write_report(out, console)
-    if failed:
+    if failed or claimed:  # an unfinished ablation never exits 0
+        from ganzoo.errors import StoppedError
+
         where = out / "results.md" if reported else out / "logs"
-        raise GanzooError(
-            f"{len(failed)} run(s) failed or stopped "
-            f"({', '.join(o.run_dir.name for o in failed)}; errors in {where}); run the same "
-            "command again to retry them"
-        )
+        parts = [f"{len(failed)} run(s) failed or stopped " if failed else ""]
+        if failed:
+            parts[0] += f"({', '.join(o.run_dir.name for o in failed)}; errors in {where})"
+        if claimed:
+            names = ", ".join(o.run_dir.name for o in claimed)
+            parts.append(f"{len(claimed)} run(s) unfinished, held by another launch ({names})")
+        message = "; ".join(p for p in parts if p) + "; run the same command again to retry them"
+        signum = next((o.signum for o in outcomes if o.signum), None)
+        raise StoppedError(message, signum) if signum else GanzooError(message)
 
 
 def _inception_or_none(weights: Path | None) -> str | None:
@@ -835,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Exit codes: 0 success, 2 a user error (one line on stderr), 1 a failure of the system
     (disk, permissions), 130 Ctrl-C, 143 SIGTERM (a training stops after the current step
-    with a checkpoint instead, and exits 0).
+    with a checkpoint first, then exits the same way).
     """
     global _ARGV
     _ARGV = list(sys.argv[1:] if argv is None else argv)
@@ -847,9 +883,9 @@ def main(argv: list[str] | None = None) -> int:
         previous = None
     try:
         code = app(args=argv, standalone_mode=False)
-    except GanzooError as exc:
+    except GanzooError as exc:  # exit 2; a full disk 1; a run stopped by a signal 130 / 143
         err_console.print(f"[red]error[/red]: {exc}", highlight=False)
-        return 2
+        return exc.exit_code
     except typer.Exit as exc:
         code = exc.exit_code
     except KeyboardInterrupt:
@@ -879,6 +915,8 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
     if code == 130:  # typer turns Ctrl-C into this exit code
         err_console.print("interrupted (a run keeps its last checkpoint; --resume continues it)")
+    elif code == 143:
+        err_console.print("terminated (a run keeps its last checkpoint; --resume continues it)")
     return code if isinstance(code, int) else 0
 
 

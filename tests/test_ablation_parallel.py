@@ -317,9 +317,11 @@ def test_a_dead_worker_fails_only_the_run_it_was_running(tmp_path: Path) -> None
 
     write_status(tmp_path, "running__seed0", state="running", pid=1)
     write_status(tmp_path, "finished__seed0", state="done", pid=2)
+    actions = {}
     for name in ("running", "finished", "queued"):
         outcome = record_death(job(name), "worker process died: BrokenProcessPool", tmp_path / "l")
-        assert outcome.action == "failed"
+        actions[name] = outcome.action
+    assert actions == {"running": "failed", "finished": "skipped", "queued": "failed"}
     assert read_status(tmp_path, "running__seed0")["state"] == "failed"
     assert read_status(tmp_path, "finished__seed0") == {"state": "done", "pid": 2}
     assert read_status(tmp_path, "queued__seed0") is None  # never started: retried next launch

@@ -99,28 +99,18 @@ def test_show_refuses_a_bad_size_in_one_line(capsys) -> None:
     assert code == 2 and "nearest valid sizes: 256x256" in err
 
 
-def test_train_nproc_validates_then_execs_torchrun(capsys, monkeypatch) -> None:
-    import os
-    import sys
-
-    class Exec(Exception):
-        """os.execv never returns: the fake ends the command the same way."""
+def test_train_nproc_validates_then_runs_torchrun(capsys, monkeypatch) -> None:
+    import torch.distributed.run as torchrun
 
     calls = []
-
-    def fake_execv(exe, cmd):
-        calls.append((exe, cmd))
-        raise Exec
-
-    monkeypatch.setattr(os, "execv", fake_execv)
+    monkeypatch.setattr(torchrun, "run", calls.append)
     recipe = str(RECIPES / "quickstart.yaml")
     # a bad recipe fails once, in this process, before any worker starts
     code, _, err = run(capsys, "train", recipe, "--nproc", "2", "--set", "train.max_steps=x")
     assert code == 2 and "train.max_steps" in err and calls == []
-    # a good one becomes `python -m torch.distributed.run ... -m ganzoo train ...`
-    with pytest.raises(Exec):
-        main(["train", recipe, "--nproc", "2", "--set", "train.max_steps=3"])
-    ((exe, cmd),) = calls
-    assert exe == sys.executable
-    assert cmd[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
-    assert cmd[6:] == ["ganzoo", "train", recipe, "--set", "train.max_steps=3"]
+    # a good one runs `torchrun --standalone --nproc_per_node 2 -m ganzoo train ...` here
+    assert main(["train", recipe, "--nproc", "2", "--set", "train.max_steps=3"]) == 0
+    ((args,),) = [calls]
+    assert args.standalone and args.nproc_per_node == "2" and args.module
+    assert args.training_script == "ganzoo"
+    assert args.training_script_args == ["train", recipe, "--set", "train.max_steps=3"]

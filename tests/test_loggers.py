@@ -4,12 +4,19 @@ training diagnostics."""
 from __future__ import annotations
 
 import json
+import socket
+import sys
+import threading
+import warnings
 from pathlib import Path
 
 import pytest
 from conftest import tiny_recipe
 
+from ganzoo import registry
+from ganzoo.loggers.base import Logger, RunInfo
 from ganzoo.training.diagnostics import TrainingMonitor
+from ganzoo.training.logger_thread import TIMEOUT_ENV
 from ganzoo.training.logs import LoggerWarning
 from ganzoo.training.trainer import TrainingWarning, train
 
@@ -299,3 +306,143 @@ def test_the_trainer_raises_the_warning(
     recipe = tiny_recipe(tiny_data, "train.max_steps=40", "train.log_every=1", "optim.lr_g=1e-6")
     with pytest.warns(TrainingWarning, match="winning outright"):
         train(recipe, run_dir=tmp_path / "run", progress=False)
+
+
+# -- loggers cannot stall or end training ------------------------------------------------------
+RELEASE = threading.Event()  # lets a blocked logger go at the end of the session
+
+
+@registry.register("logger", "test_loggers_blocking")
+class BlockingLogger(Logger):
+    """A plugin-like logger whose every record blocks (a server that never answers)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        pass
+
+    def log_scalars(self, step: int, values: dict[str, float]) -> None:
+        RELEASE.wait(120)
+
+
+@registry.register("logger", "test_loggers_exiting")
+class ExitingLogger(Logger):
+    """A plugin-like logger that calls sys.exit, in its constructor or on its first record."""
+
+    def __init__(self, run_dir: Path, when: str = "log_scalars") -> None:
+        if when == "init":
+            sys.exit(3)
+
+    def log_scalars(self, step: int, values: dict[str, float]) -> None:
+        sys.exit(3)
+
+
+@registry.register("logger", "test_loggers_verbose")
+class VerboseLogger(Logger):
+    """A logger failing with a message far longer than one line allows."""
+
+    def __init__(self, run_dir: Path) -> None:
+        pass
+
+    def start(self, info: RunInfo) -> None:
+        raise RuntimeError("the tracking server refused the request " * 12)
+
+
+def logger_warnings(recipe, run: Path) -> tuple[dict, list[str]]:  # noqa: ANN001
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, final = train(recipe, run_dir=run, progress=False)
+    return final, [str(w.message) for w in caught if w.category is LoggerWarning]
+
+
+def test_a_logger_that_never_answers_is_dropped_and_training_goes_on(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TIMEOUT_ENV, "0.5")
+    recipe = tiny_recipe(tiny_data, *STEPS, "train.loggers=[test_loggers_blocking]")
+    try:
+        final, messages = logger_warnings(recipe, tmp_path / "run")
+    finally:
+        RELEASE.set()
+    assert final["step"] == 4 and len(records(tmp_path / "run")) > 4
+    assert messages == [
+        "logger test_loggers_blocking did not answer within 0.5 s in log_scalars; training "
+        "goes on without it"
+    ]
+
+
+@pytest.mark.parametrize("when", ["init", "log_scalars"])
+def test_a_logger_calling_sys_exit_is_dropped_with_one_line(
+    tiny_data: Path, tmp_path: Path, when: str
+) -> None:
+    logger = f"train.loggers=[{{name: test_loggers_exiting, when: {when}}}]"
+    final, messages = logger_warnings(tiny_recipe(tiny_data, *STEPS, logger), tmp_path / "run")
+    assert final["step"] == 4  # every step trained, and checkpointed
+    assert (tmp_path / "run" / "checkpoints" / "step_00000004.pt").is_file()
+    what = "could not be built" if when == "init" else "failed in log_scalars"
+    assert messages == [
+        f"logger test_loggers_exiting {what} (SystemExit: 3); training goes on without it"
+    ]
+
+
+def test_logger_failure_messages_are_cut_between_words(tiny_data: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(tiny_data, *STEPS, "train.loggers=[test_loggers_verbose]")
+    _, (message,) = logger_warnings(recipe, tmp_path / "run")
+    reason = message.split("(RuntimeError: ", 1)[1].split(")", 1)[0]
+    assert reason.endswith("…") and len(reason) <= 200 and "\n" not in message
+    words = set("the tracking server refused the request".split())
+    assert set(reason.removesuffix("…").split()) <= words  # no word cut in two
+
+
+def test_an_mlflow_server_that_never_answers_is_dropped(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv(TIMEOUT_ENV, "1")
+    with socket.socket() as server:  # accepts (the kernel completes the handshake), never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+        logger = f"train.loggers=[{{name: mlflow, tracking_uri: '{uri}'}}]"
+        final, messages = logger_warnings(tiny_recipe(tiny_data, *STEPS, logger), tmp_path / "r")
+    assert final["step"] == 4
+    assert len(messages) == 1 and "logger mlflow did not answer within 1 s" in messages[0]
+
+
+def test_mlflow_gives_up_on_a_failing_server_after_two_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow")
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ganzoo.loggers.mlflow import HTTP_DEFAULTS, MlflowLogger
+
+    for key in HTTP_DEFAULTS:  # MLflow's own defaults unless we set ours (restored after)
+        monkeypatch.setenv(key, "0")
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    hits: list[str] = []
+
+    class Unavailable(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            hits.append(self.path)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        logger = MlflowLogger(tmp_path, tracking_uri=f"http://127.0.0.1:{httpd.server_port}")
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")  # the count, not the wait
+        info = RunInfo(tmp_path, "run", {}, "", {})
+        with pytest.raises(Exception):  # noqa: B017 - whatever MLflow raises
+            logger.start(info)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(hits) == 1 + int(HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])  # not 1 + 7

@@ -10,6 +10,7 @@ returned, so one broken variant does not take the others down.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 import traceback
@@ -116,20 +117,33 @@ def execute(job: RunJob, *, console: Console | None = None, progress: bool = Fal
                 write_status(
                     job.out, job.name, state=action, error=error, finished=time.time(), **record
                 )
+                signum = exc.signum if isinstance(exc, StoppedError) else None
                 return RunOutcome(
-                    job.variant.name, job.seed, job.run_dir, action, error, job.log, threads
+                    job.variant.name, job.seed, job.run_dir, action, error, job.log, threads, signum
                 )
     finally:
         torch.set_num_threads(previous)
         held.release()
 
 
-def record_death(job: RunJob, error: str, log: Path) -> RunOutcome:
+def not_started(job: RunJob, signum: int | None) -> RunOutcome:
+    """The outcome of a run a stopped launch never started (its status is left as it was)."""
+    by = signal.Signals(signum).name if signum else "a signal"
+    error = f"not started: the ablation was stopped by {by}"
+    return RunOutcome(job.variant.name, job.seed, job.run_dir, "stopped", error, signum=signum)
+
+
+def record_death(job: RunJob, error: str, log: Path, *, signum: int | None = None) -> RunOutcome:
     """The outcome of a run whose worker or job died without reporting (killed, out of memory,
-    time limit): its status becomes ``failed`` when it was running there; a run that had
-    finished or never started keeps its status (the next launch retries what is missing)."""
-    if (read_status(job.out, job.name) or {}).get("state") == "running":
+    time limit): its status becomes ``failed`` when it was running there (``stopped`` when a
+    ``signum`` stopped the launch); a run that had finished counts as finished ('skipped'),
+    one that never started keeps its status (the next launch retries what is missing)."""
+    action: Action = "stopped" if signum else "failed"
+    state = (read_status(job.out, job.name) or {}).get("state")
+    if state == "done":  # it finished before its worker died: not a failure
+        return RunOutcome(job.variant.name, job.seed, job.run_dir, "skipped")
+    if state == "running":
         write_status(
-            job.out, job.name, state="failed", error=error, log=str(log), finished=time.time()
+            job.out, job.name, state=action, error=error, log=str(log), finished=time.time()
         )
-    return RunOutcome(job.variant.name, job.seed, job.run_dir, "failed", error, log)
+    return RunOutcome(job.variant.name, job.seed, job.run_dir, action, error, log, signum=signum)

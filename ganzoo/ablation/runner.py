@@ -17,6 +17,7 @@ import gc
 import json
 import math
 import shutil
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,17 +27,13 @@ from rich.console import Console
 from ganzoo.ablation.plan import Plan, Variant
 from ganzoo.ablation.run_job import RunJob
 from ganzoo.artifacts.checkpoint import latest_checkpoint
-from ganzoo.errors import GanzooError, RecipeError, TrainingError
+from ganzoo.errors import GanzooError, RecipeError, StoppedError, TrainingError
 from ganzoo.recipe import from_dict, read_yaml
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import write_text_atomic
 
 MANIFEST = "ablation.json"
 Action = Literal["skipped", "evaluated", "resumed", "trained", "claimed", "failed", "stopped"]
-
-
-class StoppedError(TrainingError):
-    """A signal stopped the training of a run (resumable: run the same command again)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +47,7 @@ class RunOutcome:
     error: str | None = None  # failed: the one-line error; claimed: who holds the run
     log: Path | None = None
     threads: int | None = None
+    signum: int | None = None  # stopped: the signal that stopped it (SIGINT, SIGTERM)
 
 
 def checkpoint_step(path: Path) -> int:
@@ -173,8 +171,17 @@ def train_run(
     if stopped is not None:
         raise StoppedError(
             f"ablation stopped by {stopped} during {run_dir.name}; run the same command again "
-            "to resume it"
+            "to resume it",
+            signal_number(stopped),
         )
+
+
+def signal_number(name: str | None) -> int | None:
+    """``'SIGINT'`` -> 2; None for anything that is not a signal's name."""
+    try:
+        return int(signal.Signals[name]) if name else None
+    except KeyError:
+        return None
 
 
 def evaluate(run_dir: Path, plan: Plan, *, inception: str | None = None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ganzoo.errors import GanzooError, TrainingError
+from ganzoo.errors import GanzooError, StorageError, TrainingError
 from ganzoo.safe_io import atomic_writer, load_weights
 
 PATTERN = "step_*.pt"
@@ -45,7 +45,7 @@ def save_checkpoint(state: dict[str, Any], directory: Path, step: int, keep: int
     except OSError as exc:
         previous = latest_checkpoint(directory)
         kept = f"{previous} is intact" if previous else "no earlier checkpoint exists"
-        raise TrainingError(
+        raise StorageError(
             f"could not write checkpoint {path} ({exc.strerror or exc}); {kept}; free space "
             "(or fix the folder) and continue with --resume"
         ) from None

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ganzoo.ablation.job import RunJob, execute
-from ganzoo.ablation.runner import RunOutcome, StoppedError
+from ganzoo.ablation.job import RunJob, execute, not_started
+from ganzoo.ablation.runner import RunOutcome
 from ganzoo.launchers.base import Launcher
 from ganzoo.registry import register
 
@@ -18,7 +18,8 @@ class SequentialLauncher(Launcher):
     """Every run in this process, one after another (the default).
 
     The trainer's progress shows on the terminal. ``threads_per_run``: torch threads of each
-    run (None: this process's setting), to match the per-run settings of a parallel launch."""
+    run (None: this process's setting), to match the per-run settings of a parallel launch.
+    A signal stops the run in training (saved, resumable) and starts no other."""
 
     def __init__(self, threads_per_run: int | None = None, progress: bool = True) -> None:
         self.threads_per_run = threads_per_run
@@ -36,6 +37,6 @@ class SequentialLauncher(Launcher):
                 detail = f": {outcome.error}"
             console.print(f"{label}: {outcome.action}{detail}", highlight=False)
             outcomes.append(outcome)
-            if outcome.action == "stopped":
-                raise StoppedError(str(outcome.error).removeprefix("StoppedError: "))
+            if outcome.action == "stopped":  # stop means stop: the rest are not started
+                return outcomes + [not_started(j, outcome.signum) for j in jobs[i:]]
         return outcomes

@@ -6,6 +6,7 @@ Alembic, which its database stores need): a tracking server, or a local store
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ class MlflowLogger(Logger):
         self.tracking_uri, self.experiment = tracking_uri, experiment
         self.client: Any = None
         self.run_id: str | None = None
+        for key, value in HTTP_DEFAULTS.items():  # what the environment sets wins
+            os.environ.setdefault(key, value)
 
     def start(self, info: RunInfo) -> None:
         import mlflow
@@ -82,3 +85,13 @@ class MlflowLogger(Logger):
 
     def state(self) -> dict[str, Any]:
         return {"run_id": self.run_id} if self.run_id else {}
+
+
+#: MLflow's own defaults retry a request 7 times with a backoff factor of 2 and wait 120 s per
+#: request: a tracking server that is down cost 250 s before the first step. Ours fail in
+#: seconds (a request that hangs longer is dropped by the logger deadline anyway).
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}

@@ -1,9 +1,11 @@
 """Where a run's records go: ``RUN_DIR/metrics.jsonl`` (always, the source of truth for plots,
 reports and ablations) and the loggers of ``train.loggers`` (TensorBoard, W&B, MLflow, plugins).
 
-Only rank 0 writes. A logger that raises — not installed, no network, a server down — is
-reported once in one line and dropped; the run goes on. What a logger needs to continue its
-remote run after a resume (a run id) is kept in ``RUN_DIR/loggers.json``.
+Only rank 0 writes. Each logger's calls run on a thread of its own with a deadline each
+(:mod:`ganzoo.training.logger_thread`): a logger that raises — not installed, no network, a
+server down, even ``sys.exit`` — or does not answer in time is reported once in one line and
+dropped; the run goes on. What a logger needs to continue its remote run after a resume (a run
+id) is kept in ``RUN_DIR/loggers.json``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ganzoo.loggers.base import Logger, RunInfo
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import open_append, read_json, write_text_atomic
+from ganzoo.training.logger_thread import LoggerFailure, ThreadedLogger
 
 
 class LoggerWarning(UserWarning):
@@ -73,11 +76,11 @@ class RunLogs:
         for section in recipe.train.loggers:
             label = section.name
             try:
-                self.loggers[label] = registry.create(
-                    "logger", section.name, self.run_dir, **section.params
-                )
-            except Exception as exc:  # a broken plugin's constructor
+                logger = registry.create("logger", section.name, self.run_dir, **section.params)
+            except (Exception, SystemExit) as exc:  # a broken plugin's constructor
                 self._drop(label, exc, "could not be built")
+                continue
+            self.loggers[label] = ThreadedLogger(logger, label)
 
     def start(
         self, device: torch.device, step: int, resumed: bool, precision: str | None = None
@@ -136,16 +139,17 @@ class RunLogs:
             return
         try:
             getattr(logger, method)(*args)
+        except LoggerFailure as exc:  # on its thread: the call that failed or hung
+            self._drop(label, exc.cause, exc.what)
         except Exception as exc:
             self._drop(label, exc, f"failed in {method}")
 
-    def _drop(self, label: str, exc: BaseException, what: str) -> None:
+    def _drop(self, label: str, exc: BaseException | None, what: str) -> None:
         self.loggers.pop(label, None)
-        text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        reason = f" ({first_line(exc, with_type=True)})" if exc else ""
         hint = " (pip install 'ganzoo[" + label + "]')" if isinstance(exc, ImportError) else ""
         warnings.warn(
-            f"logger {label} {what} ({reason}){hint}; training goes on without it",
+            f"logger {label} {what}{reason}{hint}; training goes on without it",
             LoggerWarning,
             stacklevel=3,
         )

@@ -32,7 +32,7 @@ from ganzoo import metrics, records
 from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganzoo.data import build_dataset
 from ganzoo.device import resolve_device
-from ganzoo.errors import TrainingError
+from ganzoo.errors import StorageError, TrainingError
 from ganzoo.inference_mode import generator_in_mode, resolve_mode
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
@@ -336,7 +336,8 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
-        self.stop_requested = reason
+        """Stop after the current step, with a checkpoint; the first reason given is kept."""
+        self.stop_requested = self.stop_requested or reason
 
     def fit(self) -> dict[str, Any]:
         """Train to the end; returns the final record (step, losses, val metrics, checkpoint).
@@ -368,7 +369,7 @@ class Trainer:
                 raise
         except OSError as exc:
             where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-            raise TrainingError(
+            raise StorageError(
                 f"writing the run failed ({exc.strerror or exc}{where}); {self._last_good()}; "
                 "fix it and continue with --resume"
             ) from None
