@@ -33,6 +33,8 @@ Contracts:
 - **logger** `Cls(run_dir, **params)`: a `ganzoo.loggers.Logger`.
 - **launcher** `Cls(**params)`: a `ganzoo.launchers.Launcher`, `launch(jobs, out, console)` runs
   every run of an ablation through `ganzoo.ablation.job.execute` (`ganzoo ablate --launcher`).
+- **callback** `Cls(**params)`: a `ganzoo.training.callbacks.Callback`, told of the trainer's
+  events in the order of `train.callbacks` (see docs/training.md).
 """
 
 

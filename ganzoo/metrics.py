@@ -50,6 +50,13 @@ def ssim(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     )
 
 
-def image_metrics(fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
-    """{"l1", "psnr", "ssim"}: each (N,) for one batch."""
-    return {"l1": l1(fake, real), "psnr": psnr(fake, real), "ssim": ssim(fake, real)}
+#: The metrics :func:`image_metrics` knows, by name.
+IMAGE_METRICS = {"l1": l1, "psnr": psnr, "ssim": ssim}
+
+
+def image_metrics(
+    fake: torch.Tensor, real: torch.Tensor, names: tuple[str, ...] = ("l1", "psnr", "ssim")
+) -> dict[str, torch.Tensor]:
+    """The one scoring function of ``ganzoo eval`` and in-training validation: each metric of
+    ``names`` per image of one batch, (N, C, H, W) x2 -> {name: (N,)}."""
+    return {name: IMAGE_METRICS[name](fake, real) for name in names}

@@ -93,6 +93,15 @@ class LoggerSection(ComponentSection):
     section = "train.loggers"
 
 
+class CallbackSection(ComponentSection):
+    kind = "callback"
+    section = "train.callbacks"
+
+
+#: ``train.callbacks`` when a recipe does not set it: the built-ins, in this order.
+DEFAULT_CALLBACKS = ("progress", "losses", "monitor", "validation", "checkpoint", "schedule")
+
+
 class ObjectiveSection(ComponentSection):
     kind = "objective"
     section = "loss.objective"
@@ -311,7 +320,18 @@ class TrainSection(Section):
     channels_last: bool = True
     compile: bool = False
     deterministic: bool = False
-    log_every: int = Field(50, ge=1)
+    log_every: int = Field(50, ge=1, description="steps between loss records")
+    check_every: int | None = Field(
+        None,
+        ge=1,
+        description="steps between NaN checks of the losses (default: every step on CPU, "
+        "train.log_every on GPUs, where a check waits for the device)",
+    )
+    grad_norm_every: int | None = Field(
+        None,
+        ge=1,
+        description="steps whose gradient norms are measured (default: train.log_every)",
+    )
     sample_every: int = Field(500, ge=1)
     checkpoint_every: int = Field(1000, ge=1)
     keep_checkpoints: int = Field(3, ge=1, le=10_000)
@@ -333,6 +353,11 @@ class TrainSection(Section):
         default_factory=list,
         description="where metrics also go: tensorboard, wandb, mlflow or a plugin's logger "
         "(metrics.jsonl is always written)",
+    )
+    callbacks: list[CallbackSection] = Field(
+        default_factory=lambda: [CallbackSection(name=n) for n in DEFAULT_CALLBACKS],
+        description="what runs around each step, in order: the built-ins progress, losses, "
+        "monitor, validation, checkpoint, schedule (all by default) and plugins' callbacks",
     )
 
 
@@ -364,14 +389,22 @@ class Recipe(Section):
         """Plain data (component params inlined), loadable again with :func:`from_dict`.
 
         The data keys of value rules (``range``, ``clip``, ``labels``) and
-        ``schedule.total_epochs`` appear only when set, so a recipe that does not use them stays
-        readable by ganzoo versions before them."""
+        ``schedule.total_epochs`` appear only when set, and ``train.check_every``,
+        ``train.grad_norm_every`` and ``train.callbacks`` only when they differ from their
+        defaults, so a recipe that does not use them stays readable by ganzoo versions before
+        them (and its recipe.yaml and checkpoints stay as they were)."""
         tree = self.model_dump(mode="json")
         for key in OPTIONAL_DATA_KEYS:
             if not tree["data"].get(key):
                 tree["data"].pop(key, None)
         if tree["schedule"].get("total_epochs") is None:
             tree["schedule"].pop("total_epochs", None)
+        train = tree["train"]
+        for key in ("check_every", "grad_norm_every"):
+            if train.get(key) is None:
+                train.pop(key, None)
+        if train.get("callbacks") == [{"name": n} for n in DEFAULT_CALLBACKS]:
+            train.pop("callbacks")
         return tree
 
     def to_yaml(self, defaults: bool = False) -> str:
@@ -392,6 +425,8 @@ class Recipe(Section):
             (self.loss.objective, tree["loss"]["objective"]),
         ]
         pairs += list(zip(self.train.loggers, tree["train"]["loggers"]))
+        if "callbacks" in tree["train"]:
+            pairs += list(zip(self.train.callbacks, tree["train"]["callbacks"]))
         return [(section, where) for section, where in pairs if isinstance(where, dict)]
 
 

@@ -44,6 +44,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "dataset": ("ganzoo.datasets", ("root", "split", "in_channels", "out_channels")),
     "logger": ("ganzoo.loggers", ("run_dir",)),
     "launcher": ("ganzoo.launchers", ()),
+    "callback": ("ganzoo.callbacks", ()),
 }
 
 #: kind -> the modules whose import registers its built-in components. A lookup imports only
@@ -57,6 +58,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "dataset": ("ganzoo.data.aligned", "ganzoo.data.folders"),
     "logger": ("ganzoo.loggers",),
     "launcher": ("ganzoo.launchers",),
+    "callback": ("ganzoo.training.observers",),
 }
 #: kind -> the module that finishes the networks of that kind (init, spectral norm, attention
 #: slots): imported with the kind's built-ins, it installs itself in :data:`FINISHERS`.

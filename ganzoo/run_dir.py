@@ -82,6 +82,9 @@ RESUMABLE: dict[str, str] = {
     "train.compile": "torch.compile",
     "train.deterministic": "deterministic algorithms",
     "train.loggers": "where metrics are also sent",
+    "train.check_every": "NaN-check cadence",
+    "train.grad_norm_every": "gradient-norm cadence",
+    "train.callbacks": "what runs around each step (a callback's saved state follows its name)",
     "optim.lr_g": "learning rate",
     "optim.lr_d": "learning rate",
     "optim.betas": "Adam betas",
@@ -179,6 +182,10 @@ class RunDir:
     def metrics(self) -> list[dict[str, Any]]:
         """The records of ``metrics.jsonl`` (see :func:`read_records`); empty without one."""
         return read_records(self.metrics_path) if self.metrics_path.is_file() else []
+
+    def last_record(self, tail: int = 4096) -> dict[str, Any] | None:
+        """The last complete record of ``metrics.jsonl`` (see :func:`read_last_record`)."""
+        return read_last_record(self.metrics_path, tail)
 
     def sample_sheets(self) -> list[tuple[int, Path]]:
         """``samples/step_<int>.png`` files as (step, path), by step; other files are left
@@ -423,6 +430,24 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     if bad:
         _skipped(f"{path}: left out {len(bad)} unreadable line(s) (line {bad[0][0]}: {bad[0][1]})")
     return records
+
+
+def read_last_record(path: str | Path, tail: int = 4096) -> dict[str, Any] | None:
+    """The last readable record (see :func:`parse_record`) in the last ``tail`` bytes of a
+    ``metrics.jsonl``, without reading the rest (a live run's progress); None without one."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - tail))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            return parse_record(line)
+        except ValueError:
+            continue
+    return None
 
 
 def check_eval_record(record: Any) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from ganzoo import records
 from ganzoo.ablation.claims import claim_path, read_status
-from ganzoo.run_dir import RunDir, parse_record
+from ganzoo.run_dir import RunDir
 
 STATES = ("queued", "running", "done", "failed", "stopped")
 _STYLE = {"queued": "dim", "running": "cyan", "done": "green", "failed": "red", "stopped": "yellow"}
@@ -35,21 +36,9 @@ class RunProgress:
 
 
 def last_record(run_dir: Path, tail: int = 4096) -> dict[str, Any] | None:
-    """The last complete log record of ``run_dir/metrics.jsonl`` with a ``step``."""
-    path = RunDir(run_dir).metrics_path
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - tail))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        try:
-            return parse_record(line)
-        except ValueError:
-            continue
-    return None
+    """The last complete log record of ``run_dir``'s metrics.jsonl, through the one reader
+    (:meth:`ganzoo.run_dir.RunDir.last_record`)."""
+    return RunDir(run_dir).last_record(tail)
 
 
 def run_progress(out: Path, name: str, max_steps: int, since: float = 0.0) -> RunProgress:
@@ -60,13 +49,13 @@ def run_progress(out: Path, name: str, max_steps: int, since: float = 0.0) -> Ru
     if state != "done" and status.get("finished", math.inf) < since:
         state = None  # a failure of an earlier launch: retried now
     record = last_record(Path(out) / "runs" / name) or {}
-    step = int(record.get("step", 0))
+    step = int(record.get(records.STEP, 0))
     if state not in STATES:
         state = "running" if claim_path(out, name).exists() else "queued"
     if state == "done":
         step = max_steps
     eta = None
-    ms = record.get("ms_per_step")
+    ms = record.get(records.MS_PER_STEP)
     if state == "running" and isinstance(ms, (int, float)) and math.isfinite(ms):
         eta = max(0, max_steps - step) * ms / 1000
     return RunProgress(name, state, step, max_steps, eta, status.get("error"))

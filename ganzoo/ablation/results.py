@@ -28,6 +28,7 @@ from ganzoo.build import build_discriminator, build_generator
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.plots import read_metrics
 from ganzoo.recipe import from_dict, read_yaml
+from ganzoo.records import LOSS_PREFIX, MS_PER_STEP
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import read_json, write_text_atomic
 
@@ -142,7 +143,7 @@ def count_parameters(run_dir: Path) -> tuple[int, int]:
 def ms_per_iter(records: list[dict[str, Any]]) -> float:
     """Median ``ms_per_step`` of the log records after the first (warm-up); the first alone
     when it is the only one."""
-    times = [r["ms_per_step"] for r in records if "ms_per_step" in r]
+    times = [r[MS_PER_STEP] for r in records if MS_PER_STEP in r]
     if not times:
         return math.nan
     return statistics.median(times[1:] if len(times) > 1 else times)
@@ -151,7 +152,7 @@ def ms_per_iter(records: list[dict[str, Any]]) -> float:
 def final_losses(records: list[dict[str, Any]]) -> dict[str, float]:
     """The ``loss_*`` values of the last log record that has any."""
     for record in reversed(records):
-        losses = {k: v for k, v in record.items() if k.startswith("loss_")}
+        losses = {k: v for k, v in record.items() if k.startswith(LOSS_PREFIX)}
         if losses:
             return losses
     return {}
@@ -212,7 +213,7 @@ def metric_columns(rows: list[dict[str, Any]]) -> list[Metric]:
 
 
 def loss_keys(rows: list[dict[str, Any]]) -> list[str]:
-    return sorted({k for r in rows for k in r if k.startswith("loss_")})
+    return sorted({k for r in rows for k in r if k.startswith(LOSS_PREFIX)})
 
 
 def write_csv(rows: list[dict[str, Any]], manifest: dict[str, Any], path: Path) -> Path:
@@ -303,7 +304,7 @@ def format_cell(mean: float, std: float | None, decimals: int) -> str:
 
 
 def _loss_metrics(summaries: list[VariantSummary]) -> list[Metric]:
-    keys = sorted({k for s in summaries for k in s.stats if k.startswith("loss_")})
+    keys = sorted({k for s in summaries for k in s.stats if k.startswith(LOSS_PREFIX)})
     return [Metric(k, k, 4, None) for k in keys]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from ganzoo import records
 from ganzoo.errors import GanzooError
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import write_bytes_atomic
@@ -26,15 +27,15 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = read_metrics(run_dir)
-    keys = sorted({k for r in records for k in r if k.startswith(("loss_", "val_"))})
+    rows = read_metrics(run_dir)
+    keys = sorted({k for r in rows for k in r if k.startswith(records.CURVES)})
     if not keys:
         raise GanzooError(f"{run_dir}: metrics.jsonl has no losses yet; train longer first")
     cols = min(3, len(keys))
     rows = -(-len(keys) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
-        pts = [(r["step"], r[key]) for r in records if key in r]
+        pts = [(r[records.STEP], r[key]) for r in rows if key in r]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if len(pts) < 30 else None)
         ax.set_title(key)
         ax.set_xlabel("step")

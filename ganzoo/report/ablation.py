@@ -13,13 +13,14 @@ from ganzoo.ablation.report import write_results as write_ablation_files
 from ganzoo.ablation.results import FID_METRICS, METRICS, read_manifest, summary_table
 from ganzoo.ablation.statistics import COMPARISON_HEADER, RESAMPLES, comparison_cells
 from ganzoo.evaluation.plots import read_metrics
+from ganzoo.records import VAL_L1, VAL_PSNR
 from ganzoo.report import page
 from ganzoo.report.run import series
 
 #: Panels of the overlaid curves: a title and the key drawn, one line per run.
 PANELS = (
-    ("validation L1", "val_l1"),
-    ("validation PSNR (dB)", "val_psnr"),
+    ("validation L1", VAL_L1),
+    ("validation PSNR (dB)", VAL_PSNR),
     ("discriminator loss", "loss_d"),
     ("generator GAN loss", "loss_g_gan"),
     ("generator L1 loss", "loss_g_l1"),

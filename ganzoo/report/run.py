@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ganzoo.records import IMAGES_PER_S, LOSS_PREFIX, LR, MS_PER_STEP, STEP, VAL_L1, VAL_PSNR
 from ganzoo.report import page
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import UnsafePathError, read_inside
@@ -17,7 +18,7 @@ MAX_FRAMES = 12
 
 
 def series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
-    pts = [(r["step"], r[key]) for r in records if key in r and math.isfinite(r[key])]
+    pts = [(r[STEP], r[key]) for r in records if key in r and math.isfinite(r[key])]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
@@ -26,12 +27,12 @@ PANELS = (
     ("discriminator loss", ("loss_d", "loss_d_real", "loss_d_fake", "loss_d_penalty")),
     ("generator GAN loss", ("loss_g_gan",)),
     ("reconstruction", ("loss_g_l1", "loss_g_fm", "loss_g_vgg", "loss_g_style")),
-    ("validation L1", ("val_l1",)),
-    ("validation PSNR (dB)", ("val_psnr",)),
+    ("validation L1", (VAL_L1,)),
+    ("validation PSNR (dB)", (VAL_PSNR,)),
     ("D accuracy", ("d_acc",)),
     ("D mean output", ("d_out_real", "d_out_fake")),
     ("gradient norm", ("grad_norm_g", "grad_norm_d")),
-    ("learning rate", ("lr_g", "lr_d")),
+    ("learning rate", LR),
 )
 COLORS = ("#1f4e79", "#c0504d", "#4f8f3a", "#8064a2")
 
@@ -109,17 +110,17 @@ def run_report(run_dir: str | Path) -> str:
     run = RunDir(run_dir)
     recipe = run.read_recipe()
     records = run.metrics()
-    losses = [r for r in records if any(k.startswith("loss_") for k in r)]
-    vals = [r for r in records if "val_l1" in r]
+    losses = [r for r in records if any(k.startswith(LOSS_PREFIX) for k in r)]
+    vals = [r for r in records if VAL_L1 in r]
     last = losses[-1] if losses else {}
     previous = 0
     seconds = 0.0
     for r in losses:  # training time from each interval's ms/step
-        ms = r.get("ms_per_step", 0.0)
-        seconds += ms * max(r["step"] - previous, 0) / 1000 if math.isfinite(ms) and ms > 0 else 0
-        previous = r["step"]
-    speeds = _speeds(losses, "ms_per_step")
-    rates = _speeds(losses, "images_per_s")
+        ms = r.get(MS_PER_STEP, 0.0)
+        seconds += ms * max(r[STEP] - previous, 0) / 1000 if math.isfinite(ms) and ms > 0 else 0
+        previous = r[STEP]
+    speeds = _speeds(losses, MS_PER_STEP)
+    rates = _speeds(losses, IMAGES_PER_S)
     median = sorted(speeds)[len(speeds) // 2] if speeds else math.nan
     d = recipe.data
     summary = page.facts(

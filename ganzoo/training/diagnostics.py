@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ganzoo import records
+
 #: Log intervals a pattern must hold for before it is reported.
 PATIENCE = 3
 #: D accuracy above which D is "winning outright".
@@ -51,7 +53,7 @@ class TrainingMonitor:
         if win and "d_wins" not in self.warned:
             self.warned.add("d_wins")
             out.append(win)
-        for name in sorted(k for k in record if k.startswith("loss_")):
+        for name in sorted(k for k in record if records.is_loss(k)):
             if name not in self.warned:
                 message = self._diverges(name)
                 if message:

@@ -3,11 +3,14 @@
 ``Trainer`` puts the pieces together: the run directory (:mod:`ganzoo.run_dir`, locked while
 training), the state a checkpoint holds (:mod:`ganzoo.training.state`), the update of one
 iteration (:mod:`ganzoo.training.step`), the batches (:mod:`ganzoo.training.batches`) and the
-records (:mod:`ganzoo.training.logs`). It logs every ``train.log_every`` steps, validates and
-draws samples every ``train.sample_every``, checkpoints every ``train.checkpoint_every`` and at
-the end, steps the learning-rate schedule at every epoch end, and stops on a signal after the
-current step with a checkpoint. A checkpoint is only written when every tensor it holds is
-finite; a NaN loss or state stops the run with one line naming the last good checkpoint.
+records (:mod:`ganzoo.training.logs`). What happens around the step -- logging, validation and
+sample sheets, periodic checkpoints, progress, the training monitor, the learning-rate schedule
+-- are the callbacks of ``train.callbacks`` (:mod:`ganzoo.training.callbacks`, the built-ins in
+:mod:`ganzoo.training.observers`), told of each event in order. The trainer itself checks the
+losses for NaN every ``train.check_every`` steps, asks the step for gradient norms every
+``train.grad_norm_every``, checkpoints at the end and stops on a signal after the current step
+with a checkpoint. A checkpoint is only written when every tensor it holds is finite; a NaN
+loss or state stops the run with one line naming the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ import math
 import random
 import shutil
 import signal
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from ganzoo import metrics
+from ganzoo import metrics, records
 from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganzoo.data import build_dataset
 from ganzoo.device import resolve_device
@@ -39,23 +40,23 @@ from ganzoo.safe_io import check_inside
 from ganzoo.samples import save_grid
 from ganzoo.training.batches import BatchSource, DatasetBatches
 from ganzoo.training.calibration import calibrate_generator
-from ganzoo.training.diagnostics import TrainingMonitor
-from ganzoo.training.distributed import (
-    any_rank,
-    barrier,
-    broadcast_float,
-    init_distributed,
-)
+from ganzoo.training.callbacks import CHECKPOINT_KEY, build_callbacks
+from ganzoo.training.distributed import any_rank, barrier, init_distributed
 from ganzoo.training.logs import RunLogs
+from ganzoo.training.observers import TrainingWarning
 from ganzoo.training.precision import autocast_dtype, resolve_precision
-from ganzoo.training.progress import ProgressReporter
 from ganzoo.training.schedule import total_epochs
 from ganzoo.training.state import TrainState
 from ganzoo.training.step import UpdateStep
 
-
-class TrainingWarning(UserWarning):
-    """A pattern in the logged records that usually means training is not working."""
+__all__ = [
+    "Trainer",
+    "TrainingWarning",  # raised by the monitor callback, importable from here as before
+    "default_run_dir",
+    "seed_everything",
+    "stop_on_signals",
+    "train",
+]
 
 
 def seed_everything(seed: int) -> None:
@@ -72,6 +73,7 @@ class Trainer:
     directory and the loader workers (``with Trainer(...) as t`` does it). ``train_batches``
     / ``val_batches`` replace the recipe's dataset (see :class:`~ganzoo.training.batches.
     GivenBatches`). A new run refuses a directory holding files unless ``overwrite``.
+    ``callbacks`` are the built ``train.callbacks``; they write records with :meth:`log_record`.
     """
 
     def __init__(
@@ -159,12 +161,12 @@ class Trainer:
         self.val_batches = val_batches or self._dataset_batches(train=False)
         epochs = total_epochs(recipe.schedule)
         self.total_steps = t.max_steps or max(1, epochs * self.train_batches.batches_per_epoch)
-        self.monitor = TrainingMonitor()
+        self.callbacks = build_callbacks(t.callbacks)
         self.val_mode = resolve_mode(self.eval_generator(), recipe)
         if self.show_progress and self.val_mode.name != "eval":
             self.console.print(f"validation: {self.val_mode.describe()}", highlight=False)
-        self.running: dict[str, tuple[torch.Tensor, int]] = {}
         self.last_losses: dict[str, torch.Tensor] | None = None
+        self.final: dict[str, Any] = {}
 
     def _dataset_batches(self, train: bool) -> DatasetBatches:
         r = self.recipe
@@ -188,7 +190,9 @@ class Trainer:
                 f"{self.run_dir}: no checkpoint to resume from (checkpoints/ is empty); "
                 "start a new run with `ganzoo train RECIPE --out DIR`"
             )
-        missing = self.state.load_state_dict(load_checkpoint(path))
+        checkpoint = load_checkpoint(path)
+        missing = self.state.load_state_dict(checkpoint)
+        self.callbacks.load_state_dict(checkpoint.get(CHECKPOINT_KEY) or {})
         self.last_checkpoint = path
         if self.dist.is_main:
             self.run.drop_records_after(self.state.step)
@@ -240,14 +244,24 @@ class Trainer:
                 f"fp32, then {self._retry()})"
             )
         if self.dist.is_main:
+            state = self.state.state_dict()
+            callbacks = self.callbacks.state_dict()
+            if callbacks:  # left out when empty: the checkpoint of a default recipe as before
+                state[CHECKPOINT_KEY] = callbacks
             self.last_checkpoint = save_checkpoint(
-                self.state.state_dict(),
-                self.run.checkpoints,
-                self.step,
-                self.recipe.train.keep_checkpoints,
+                state, self.run.checkpoints, self.step, self.recipe.train.keep_checkpoints
             )
         barrier()
+        self.callbacks.emit("on_checkpoint", self, self.last_checkpoint)
         return self.last_checkpoint
+
+    def log_record(self, record: dict[str, Any], event: str | None = None) -> None:
+        """Write ``record`` to metrics.jsonl and the loggers (rank 0), keep it in the final
+        record, and tell the callbacks ``event`` (e.g. ``on_log``) with it."""
+        self.logs.write(record)
+        self.final.update(record)
+        if event is not None:
+            self.callbacks.emit(event, self, record)
 
     def _retry(self) -> str:
         """How to train again after a refusal: resume from the last good checkpoint, or (none
@@ -284,7 +298,7 @@ class Trainer:
         and a sample grid of the first batch; G runs in the test-time mode ``auto`` chooses
         (:func:`~ganzoo.inference_mode.resolve_mode`), as ``ganzoo eval`` runs it."""
         net = self.eval_generator()
-        l1s, psnrs = [], []
+        scores: dict[str, list[torch.Tensor]] = {"l1": [], "psnr": []}
         first = None
         with generator_in_mode(net, self.val_mode, self.recipe.seed) as g:
             for i, batch in enumerate(self.val_batches.epoch(0, 0)):
@@ -294,15 +308,15 @@ class Trainer:
                 with self.update.autocast():
                     fake = g(a)
                 fake = fake.float()
-                l1s.append(metrics.l1(fake, b))
-                psnrs.append(metrics.psnr(fake, b))
+                for name, values in metrics.image_metrics(fake, b, tuple(scores)).items():
+                    scores[name].append(values)
                 if first is None:
                     first = (a[:4].float(), fake[:4], b[:4].float())
         if first is not None:
             save_grid(self.run.samples / f"step_{self.step:08d}.png", *first, within=self.run.path)
         return {
-            "val_l1": torch.cat(l1s).mean().item() if l1s else math.nan,
-            "val_psnr": torch.cat(psnrs).mean().item() if psnrs else math.nan,
+            records.VAL_PREFIX + name: torch.cat(values).mean().item() if values else math.nan
+            for name, values in scores.items()
         }
 
     def _calibrate_bn(self) -> None:
@@ -340,16 +354,19 @@ class Trainer:
                     highlight=False,
                 )
             return {"step": self.step, "checkpoint": str(self.last_checkpoint)}
-        reporter = ProgressReporter(
-            self.total_steps, self.step, self.console, enabled=self.show_progress
-        )
-        final: dict[str, Any] = {}
+        self.final = {"step": self.step}
         self.logs.start(self.device, self.step, self.resumed, precision=self.precision)
         try:
-            final = self._loop(reporter)
-            if self.step >= self.total_steps:
-                self._calibrate_bn()
-            self.save()
+            try:
+                self.callbacks.emit("on_fit_start", self)
+                self._loop()
+                if self.step >= self.total_steps:
+                    self._calibrate_bn()
+                self.save()
+                self.callbacks.emit("on_fit_end", self, self._final_record())
+            except BaseException as exc:
+                self.callbacks.emit("on_exception", self, exc)
+                raise
         except OSError as exc:
             where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
             raise StorageError(
@@ -357,16 +374,19 @@ class Trainer:
                 "fix it and continue with --resume"
             ) from None
         finally:
-            reporter.close()
-            self.logs.finish({k: v for k, v in final.items() if k.startswith(("val_", "loss_"))})
-        final["step"] = self.step
-        final["checkpoint"] = str(self.last_checkpoint) if self.last_checkpoint else None
+            self.logs.finish({k: v for k, v in self.final.items() if k.startswith(records.CURVES)})
+        final = self._final_record()
         if self.stop_requested is not None and self.show_progress:
             self.console.print(
                 f"stopped by {self.stop_requested} at step {self.step}; checkpoint saved to "
                 f"{self.last_checkpoint}; continue with `ganzoo train --resume {self.run_dir}`"
             )
         return final
+
+    def _final_record(self) -> dict[str, Any]:
+        """The last loss and validation records merged, with the step and checkpoint."""
+        checkpoint = str(self.last_checkpoint) if self.last_checkpoint else None
+        return {**self.final, "step": self.step, "checkpoint": checkpoint}
 
     def startup_lines(self) -> list[str]:
         """What the run is about to do, printed before the first step (as pix2pix's network
@@ -399,95 +419,36 @@ class Trainer:
         ]
         return lines
 
-    def _loop(self, reporter: ProgressReporter) -> dict[str, Any]:
+    def _loop(self) -> None:
+        """Steps to ``total_steps`` or a stop request; the callbacks do the rest."""
         t, s, source = self.recipe.train, self.state, self.train_batches
-        check_every = 1 if self.device.type == "cpu" else t.log_every
-        final: dict[str, Any] = {"step": self.step}
-        t_log, steps_since_log = time.perf_counter(), 0
+        check_every = t.check_every or (1 if self.device.type == "cpu" else t.log_every)
+        measure_every = t.grad_norm_every or t.log_every
         while self.step < self.total_steps and self.stop_requested is None:
             s.begin_epoch(s.epoch, fresh=s.samples_in_epoch == 0)
             for batch in source.epoch(s.epoch, s.samples_in_epoch):
-                measure = (self.step + 1) % t.log_every == 0
+                measure = (self.step + 1) % measure_every == 0
                 step_losses = self.last_losses = self.update(batch, measure=measure)
                 s.step += 1
                 s.samples_in_epoch += source.samples_per_batch
-                steps_since_log += 1
-                for k, v in step_losses.items():
-                    total, count = self.running.get(k, (0.0, 0))
-                    self.running[k] = (total + v, count + 1)
                 if self.step % check_every == 0:
                     self._check_finite(step_losses)
                 if self.dist.enabled and any_rank(self.stop_requested is not None, self.device):
                     self.stop_requested = self.stop_requested or "a signal on another rank"
-                reporter.advance(self.step, self.epoch)
-                if self.step % t.log_every == 0 or self.step == self.total_steps:
-                    final.update(self._log_losses(reporter, t_log, steps_since_log))
-                    t_log, steps_since_log = time.perf_counter(), 0
-                if self.step % t.sample_every == 0 or self.step == self.total_steps:
-                    final.update(self._validate_and_log(reporter))
-                if self.step % t.checkpoint_every == 0 and self.step != self.total_steps:
-                    self.save()
+                self.callbacks.emit("on_step_end", self, step_losses)
                 if self.step >= self.total_steps or self.stop_requested is not None:
                     break
             else:
-                self._end_epoch(final)
+                self._end_epoch()
                 continue
             if s.samples_in_epoch >= source.samples_per_epoch:
-                self._end_epoch(final)
-        return final
+                self._end_epoch()
 
-    def _end_epoch(self, final: dict[str, Any]) -> None:
+    def _end_epoch(self) -> None:
         s = self.state
         s.epoch += 1
         s.samples_in_epoch = 0
-        args: tuple[float, ...] = ()
-        if self.recipe.schedule.name == "plateau":
-            metric = final.get("val_l1")
-            if metric is None or math.isnan(metric):
-                metric = self.validate()["val_l1"] if self.dist.is_main else 0.0
-            args = (broadcast_float(metric, self.device),)
-        with warnings.catch_warnings():  # a network frozen by optim.train_only never stepped
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step")
-            s.sched_g.step(*args)
-            s.sched_d.step(*args)
-
-    def _log_losses(self, reporter: ProgressReporter, t0: float, steps: int) -> dict[str, Any]:
-        values = {k: float(total) / max(n, 1) for k, (total, n) in self.running.items()}
-        self.running = {}
-        ms = 1000 * (time.perf_counter() - t0) / max(steps, 1)
-        diagnostics = ("d_out_real", "d_out_fake", "d_acc", "grad_norm_g", "grad_norm_d")
-        record = {
-            "step": self.step,
-            "epoch": self.epoch,
-            **{f"loss_{k}": v for k, v in values.items() if k not in diagnostics},
-            **{k: v for k, v in values.items() if k in diagnostics},
-            "lr_g": self.state.opt_g.param_groups[0]["lr"],
-            "lr_d": self.state.opt_d.param_groups[0]["lr"],
-            "ms_per_step": ms,
-            "images_per_s": 1000 * self.train_batches.samples_per_batch / max(ms, 1e-9),
-        }
-        self.logs.write(record)
-        if self.dist.is_main:
-            for message in self.monitor.observe(record):
-                warnings.warn(message, TrainingWarning, stacklevel=2)
-        reporter.log(
-            self.step, self.epoch, {k: v for k, v in values.items() if k not in diagnostics}
-        )
-        return record
-
-    def _validate_and_log(self, reporter: ProgressReporter) -> dict[str, Any]:
-        if not self.dist.is_main:
-            return {}
-        values = self.validate()
-        record = {"step": self.step, "epoch": self.epoch, **values}
-        self.logs.write(record)
-        grid = self.run.samples / f"step_{self.step:08d}.png"
-        if grid.is_file():
-            self.logs.image(self.step, "samples", grid)
-        reporter.message(
-            f"step {self.step}: val L1 {values['val_l1']:.4f}, PSNR {values['val_psnr']:.2f} dB"
-        )
-        return record
+        self.callbacks.emit("on_epoch_end", self)
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:

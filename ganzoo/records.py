@@ -1,0 +1,43 @@
+"""The keys of ``RUN_DIR/metrics.jsonl`` records, defined once.
+
+Every record holds ``step`` and ``epoch``. Each built-in callback
+(:mod:`ganzoo.training.callbacks`) owns the keys it writes:
+
+* ``losses`` (every ``train.log_every`` steps): ``loss_<name>`` for each loss of the step
+  (:data:`LOSS_PREFIX`), the diagnostics :data:`DIAGNOSTICS`, the learning rates :data:`LR`
+  and the speed :data:`SPEED`;
+* ``validation`` (every ``train.sample_every`` steps): :data:`VAL_L1` and :data:`VAL_PSNR`
+  (:data:`VAL_PREFIX`).
+
+A plugin callback writes keys of its own; readers go through
+:func:`ganzoo.run_dir.read_records` (:meth:`ganzoo.run_dir.RunDir.metrics`).
+"""
+
+from __future__ import annotations
+
+STEP = "step"
+EPOCH = "epoch"
+#: ``loss_<name>``: a loss averaged over the log interval (``loss_d``, ``loss_g_gan``, ...).
+LOSS_PREFIX = "loss_"
+#: D's outputs, its accuracy and the gradient norms: averaged over the interval, unprefixed.
+DIAGNOSTICS = ("d_out_real", "d_out_fake", "d_acc", "grad_norm_g", "grad_norm_d")
+#: The learning rates of G and D at the logged step.
+LR_G, LR_D = "lr_g", "lr_d"
+LR = (LR_G, LR_D)
+#: Wall time per step (ms) and throughput over the log interval.
+MS_PER_STEP, IMAGES_PER_S = "ms_per_step", "images_per_s"
+SPEED = (MS_PER_STEP, IMAGES_PER_S)
+#: ``val_<metric>``: the eval generator scored on ``train.val_batches`` val batches.
+VAL_PREFIX = "val_"
+VAL_L1, VAL_PSNR = "val_l1", "val_psnr"
+#: The prefixes of the curves a run is judged by (plots, reports, the final record).
+CURVES = (LOSS_PREFIX, VAL_PREFIX)
+
+
+def loss_key(name: str) -> str:
+    """``g_gan`` -> ``loss_g_gan``."""
+    return LOSS_PREFIX + name
+
+
+def is_loss(key: str) -> bool:
+    return key.startswith(LOSS_PREFIX)
