@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from ganzoo.ablation import build_plan, load_plan, run_ablation, write_report
+from ganzoo.ablation import build_plan, load_plan, run_ablation, write_results
 from ganzoo.ablation.spec import parse_vary, spec_from_dict, value_label
 from ganzoo.cli import main
 from ganzoo.errors import GanzooError, RecipeError, SizeError
@@ -177,7 +177,7 @@ def test_rerun_trains_nothing_and_only_an_unfinished_run_retrains(
     assert set(outcomes.values()) == {"skipped"}
     assert untouched.stat().st_mtime_ns == mtime
     # resuming and restarting reproduce the runs exactly (the trainer's resume is exact)
-    write_report(ablation)
+    write_results(ablation)
     after = read_csv(ablation / "results.csv")
     for a, b in zip(before, after):
         assert (a["variant"], a["l1"], a["psnr"], a["ssim"]) == (
@@ -227,7 +227,7 @@ def test_one_seed_writes_no_spread(tmp_path: Path, tiny_data: Path) -> None:
     )
     plan = load_plan(spec, tiny_sets(tiny_data))
     run_ablation(plan, tmp_path / "out", progress=False)
-    report = write_report(tmp_path / "out")
+    report = write_results(tmp_path / "out")
     header, table = read_md_table(report.markdown)
     mean, std, bold = parse_cell(table[0][header.index("L1 ↓")])
     assert std is None and bold and "± –" in table[0][header.index("L1 ↓")]

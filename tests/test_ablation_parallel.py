@@ -22,7 +22,7 @@ from conftest import ROOT
 from rich.console import Console
 from scipy import stats as st
 
-from ganzoo.ablation import compare_to_base, load_plan, run_ablation, write_report
+from ganzoo.ablation import compare_to_base, load_plan, run_ablation, write_results
 from ganzoo.ablation import job as job_module
 from ganzoo.ablation.claims import claim_path, read_status, try_claim, write_status
 from ganzoo.ablation.progress import ProgressView, progress_table, run_progress
@@ -37,7 +37,7 @@ from ganzoo.ablation.statistics import (
 from ganzoo.cli import main
 from ganzoo.errors import GanzooError
 from ganzoo.launchers.base import build_launcher
-from ganzoo.report import write_report as write_html_report
+from ganzoo.report import write_html_report
 
 TINY = [*test_ablation.TINY, "train.device=cpu"]  # 32x32, tiny widths, deterministic
 VARIANTS = {
@@ -200,7 +200,7 @@ def test_a_failed_run_is_reported_and_only_it_is_rerun(
     plan = load_plan(spec, [f"data.root={tiny_data}", *TINY])
     done = {o.variant: o.action for o in run_ablation(plan, out, progress=False)}
     assert done == {"patchgan": "skipped", "multiscale": "trained"}
-    report = write_report(out)
+    report = write_results(out)
     assert not report.failed and "Failed runs" not in report.markdown.read_text()
     assert {c.variant for c in report.comparisons} == {"multiscale"}
     md = report.markdown.read_text()

@@ -96,9 +96,9 @@ SKIP: dict[str, str] = {
     "ganzoo push runs/facades yourname/pix2pix-facades": NETWORK + " (the Hugging Face Hub)",
     "ganzoo translate hf://yourname/pix2pix-facades --input labels/ --output out/": NETWORK,
     "ganzoo ablate recipes/ablations/discriminators_256.yaml --set "
-    "data.root=/shared/datasets/facades --launcher submitit --partition gpu --gpus-per-node 1 "
-    "--cpus-per-task 8 --time 240 --mem-gb 32 --out /shared/$USER/ablations/d256": "a SLURM "
-    "cluster",
+    "data.root=/shared/datasets/facades --launcher submitit --launcher-opt partition=gpu "
+    "--launcher-opt gpus_per_node=1 --launcher-opt cpus_per_task=8 --launcher-opt time=240 "
+    "--launcher-opt mem_gb=32 --out /shared/$USER/ablations/d256": "a SLURM cluster",
     "torchrun --nnodes 2 --nproc_per_node 8 --node_rank $NODE_RANK --rdzv_backend c10d "
     "--rdzv_endpoint first-node.example:29500 -m ganzoo train recipes/pix2pix_unet256.yaml "
     "--out /shared/runs/p2p": "two machines with 8 GPUs each",

@@ -359,7 +359,7 @@ def test_pretrained_files_are_checked_against_a_pinned_sha256(
 def test_an_ablation_run_with_a_non_numeric_score_is_left_out_and_rescored(
     tmp_path: Path, tiny_data: Path
 ) -> None:
-    from ganzoo.ablation import load_plan, run_ablation, write_report
+    from ganzoo.ablation import load_plan, run_ablation, write_results
 
     spec = {
         "name": "scores",
@@ -392,7 +392,7 @@ def test_an_ablation_run_with_a_non_numeric_score_is_left_out_and_rescored(
     record["l1"] = "-1"  # a string that would win if it were averaged
     record_path.write_text(json.dumps(record))
     with pytest.warns(UserWarning, match=r"'l1' is '-1', not a finite number; run \S+ is left"):
-        report = write_report(out)
+        report = write_results(out)
     assert [s.name for s in report.summaries] == ["0.0004"]
     outcomes = run_ablation(plan, out, progress=False)  # the run is scored again
     assert sorted(o.action for o in outcomes) == ["evaluated", "skipped"]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from ganzoo.cli import main
 from ganzoo.errors import GanzooError
-from ganzoo.report import write_report
+from ganzoo.report import write_html_report
 from ganzoo.training.trainer import train
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -104,12 +104,12 @@ def test_a_run_report_holds_everything_in_one_file(run: Path, tmp_path: Path) ->
 
 @needs_browser
 def test_a_run_report_renders_in_a_browser(run: Path, tmp_path: Path) -> None:
-    check_in_browser(write_report(run, tmp_path / "run.html"), tmp_path)
+    check_in_browser(write_html_report(run, tmp_path / "run.html"), tmp_path)
 
 
 def test_report_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(GanzooError, match="neither a run directory"):
-        write_report(tmp_path)
+        write_html_report(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def test_an_ablation_report_compares_the_variants(ablation: Path, tmp_path: Path
 
 @needs_browser
 def test_an_ablation_report_renders_in_a_browser(ablation: Path, tmp_path: Path) -> None:
-    check_in_browser(write_report(ablation, tmp_path / "ablation.html"), tmp_path)
+    check_in_browser(write_html_report(ablation, tmp_path / "ablation.html"), tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -398,9 +398,9 @@ def test_a_run_prints_a_startup_block_and_records_its_precision(
     assert "eta" in text
     env = json.loads((tmp_path / "run" / "environment.json").read_text())
     assert env["precision"] == "fp32"
-    from ganzoo.report import write_report
+    from ganzoo.report import write_html_report
 
-    html = write_report(tmp_path / "run").read_text()
+    html = write_html_report(tmp_path / "run").read_text()
     assert "<td>precision</td><td>fp32</td>" in html
 
 

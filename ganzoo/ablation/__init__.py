@@ -5,14 +5,14 @@ compare them with numbers, error bars and images.
 
     plan = load_plan("recipes/ablations/discriminators.yaml", ["data.root=..."])
     run_ablation(plan, Path("runs/ablations/discriminators"))   # resumable
-    write_report("runs/ablations/discriminators")                # csv, md, png
+    write_results("runs/ablations/discriminators")                # csv, md, png
     compare_to_base("runs/ablations/discriminators")   # [Comparison]: each variant vs the first
 
 See docs/ablations.md for the spec format and the fairness rules.
 """
 
 from ganzoo.ablation.plan import Plan, Variant, build_plan, load_plan
-from ganzoo.ablation.report import Report, RunFailure, compare_to_base, write_report
+from ganzoo.ablation.report import Report, RunFailure, compare_to_base, write_results
 from ganzoo.ablation.runner import RunOutcome, run_ablation
 from ganzoo.ablation.spec import AblationSpec, load_spec, parse_vary, quick_spec
 from ganzoo.ablation.statistics import Comparison
@@ -32,5 +32,5 @@ __all__ = [
     "parse_vary",
     "quick_spec",
     "run_ablation",
-    "write_report",
+    "write_results",
 ]

@@ -100,7 +100,7 @@ class Report:
     failed: list[RunFailure]
 
 
-def write_report(out: str | Path, console: Console | None = None) -> Report:
+def write_results(out: str | Path, console: Console | None = None) -> Report:
     """Write results.csv, results.md, metrics.png and samples.png into ``out`` from its
     finished runs and print the summary table on ``console`` (when given)."""
     out = Path(out)

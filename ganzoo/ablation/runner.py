@@ -220,7 +220,7 @@ def run_ablation(
     (a :class:`ganzoo.launchers.Launcher`; default: sequential in this process). Returns what
     was done per run, failures included (recorded, retried by the next call). With the
     ``inception`` weights file the runs are scored with FID and KID too. Write the report with
-    :func:`ganzoo.ablation.report.write_report`."""
+    :func:`ganzoo.ablation.report.write_results`."""
     from ganzoo import registry
 
     out = Path(out)

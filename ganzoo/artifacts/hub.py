@@ -34,7 +34,7 @@ from ganzoo import __version__, registry
 from ganzoo.artifacts.loading import load_generator
 from ganzoo.artifacts.safetensors import save_safetensors
 from ganzoo.artifacts.schema import HUB_FORMAT, MODEL_FILE, GeneratorInfo
-from ganzoo.artifacts.sources import REPO_ID, output_base, require_hub
+from ganzoo.artifacts.sources import REPO_ID, find_checkpoint, output_base, require_hub
 from ganzoo.errors import GanzooError, first_line
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
@@ -210,10 +210,17 @@ def save_pretrained(
 
 
 def export_hub_folder(
-    source: str | Path, out: str | Path, *, use_ema: bool = True, repo_id: str | None = None
+    source: str | Path,
+    out: str | Path | None = None,
+    *,
+    use_ema: bool = True,
+    repo_id: str | None = None,
 ) -> Path:
-    """Write the Hub folder of a run (see the module docstring); returns ``out``.
-    ``repo_id`` (when known) goes into the model card's usage example."""
+    """Write the Hub folder of a run (see the module docstring) into ``out`` (default
+    ``RUN_DIR/export/hub``); returns it. ``repo_id`` (when known) goes into the model card's
+    usage example."""
+    if out is None:
+        out = RunDir(output_base(source, find_checkpoint(source))).export_dir / "hub"
     out = Path(out)
     _check_empty(out)
     net, recipe, info = load_generator(source, use_ema=use_ema, device="cpu")

@@ -32,8 +32,8 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path:
     if not keys:
         raise GanzooError(f"{run_dir}: metrics.jsonl has no losses yet; train longer first")
     cols = min(3, len(keys))
-    rows = -(-len(keys) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+    grid_rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(grid_rows, cols, figsize=(4.5 * cols, 3.2 * grid_rows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
         pts = [(r[records.STEP], r[key]) for r in rows if key in r]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if len(pts) < 30 else None)

@@ -16,7 +16,7 @@ from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import write_text_atomic
 
 
-def write_report(source: str | Path, out: str | Path | None = None) -> Path:
+def write_html_report(source: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of a run or ablation directory; returns the HTML file
     (default ``SOURCE/report.html``)."""
     source = Path(source)
@@ -40,4 +40,4 @@ def write_report(source: str | Path, out: str | Path | None = None) -> Path:
     return path
 
 
-__all__ = ["write_report"]
+__all__ = ["write_html_report"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from ganzoo.ablation.plan import run_name
 from ganzoo.ablation.report import Report
-from ganzoo.ablation.report import write_report as write_ablation_files
+from ganzoo.ablation.report import write_results as write_ablation_files
 from ganzoo.ablation.results import FID_METRICS, METRICS, read_manifest, summary_table
 from ganzoo.ablation.statistics import COMPARISON_HEADER, RESAMPLES, comparison_cells
 from ganzoo.evaluation.plots import read_metrics
@@ -90,7 +90,7 @@ def _significance(report: Report, decimals: dict[str, int]) -> str:
 
 
 def ablation_report(out: str | Path) -> str:
-    """The HTML of an ablation directory's report (see :func:`ganzoo.report.write_report`);
+    """The HTML of an ablation directory's report (see :func:`ganzoo.report.write_html_report`);
     also (re)writes the ablation's results.csv / results.md / metrics.png / samples.png."""
     out = Path(out)
     manifest = read_manifest(out)

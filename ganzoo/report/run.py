@@ -106,7 +106,7 @@ def _duration(seconds: float) -> str:
 
 
 def run_report(run_dir: str | Path) -> str:
-    """The HTML of a run directory's report (see :func:`ganzoo.report.write_report`)."""
+    """The HTML of a run directory's report (see :func:`ganzoo.report.write_html_report`)."""
     run = RunDir(run_dir)
     recipe = run.read_recipe()
     records = run.metrics()
