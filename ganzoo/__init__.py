@@ -7,16 +7,10 @@ names do, returning the typed records of :mod:`ganzoo.results`), :func:`create` 
 line. Everything heavy is imported on first use.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from ganzoo.errors import GanzooError
 from ganzoo.registry import create, register
 from ganzoo.registry import list as list_components
-
-try:
-    __version__ = version("ganzoo")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+local"
+from ganzoo.version import __version__
 
 
 def load(source, **options):  # noqa: ANN001, ANN003, ANN201 - re-exported, documented there

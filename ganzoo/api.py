@@ -1,9 +1,9 @@
 """Inference in three lines::
 
-    import ganzoo
-    model = ganzoo.load("runs/facades")   # run dir, checkpoint, .safetensors, hf://, pretrained
-    photo = model(label_image)            # PIL image / numpy array / tensor in, the same kind out
-    model.translate("labels/", "out/")    # folders, with the CLI's size handling
+    >>> import ganzoo
+    >>> model = ganzoo.load("runs/facades")   # run dir, checkpoint, .safetensors, hf://, pretrained
+    >>> photo = model(label_image)            # PIL / numpy / tensor in, the same kind out
+    >>> model.translate("labels/", "out/")    # folders, with the CLI's size handling
 
 :func:`load` returns a :class:`Translator`, a plain ``nn.Module`` whose ``generator`` is the
 network itself. Defaults: the CUDA device when there is one, mode ``auto`` (per-sample

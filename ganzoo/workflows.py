@@ -1,9 +1,9 @@
 """Training, scoring and ablations from Python, as the ``ganzoo`` commands run them::
 
-    import ganzoo
-    result = ganzoo.train("recipes/quickstart.yaml", overrides=["train.max_steps=200"])
-    scores = ganzoo.evaluate(result.run_dir, "val")            # an EvalRecord
-    study = ganzoo.ablate("recipes/ablations/discriminators.yaml", jobs=2)   # AblationResult
+    >>> import ganzoo
+    >>> result = ganzoo.train("recipes/quickstart.yaml", overrides=["train.max_steps=200"])
+    >>> scores = ganzoo.evaluate(result.run_dir, "val")            # an EvalRecord
+    >>> study = ganzoo.ablate("recipes/ablations/discriminators.yaml", jobs=2)   # AblationResult
 
 ``train_distributed`` is ``ganzoo train --nproc N`` (torchrun on this machine). Each returns a
 typed record (:mod:`ganzoo.results`); errors a user can cause are

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from torch import nn
 
-from ganzoo import __version__, registry
+from ganzoo import registry
 from ganzoo.artifacts.loading import load_generator
 from ganzoo.artifacts.safetensors import save_safetensors
 from ganzoo.artifacts.schema import HUB_FORMAT, MODEL_FILE, GeneratorInfo
@@ -39,6 +39,7 @@ from ganzoo.errors import GanzooError, first_line
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import UnsafePathError, read_inside, write_bytes_atomic, write_text_atomic
+from ganzoo.version import __version__
 
 
 def papers(recipe: Recipe) -> list[str]:

@@ -24,12 +24,50 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:  # importing this module (a registry lookup) imports neither
+if TYPE_CHECKING:  # importing this module (a registry lookup) imports none of these
     import torch
+    from rich.console import Console
 
-    from ganzoo.training.trainer import Trainer
+    from ganzoo.recipe import Recipe
+    from ganzoo.run_dir import RunDir
+    from ganzoo.training.batches import BatchSource
+    from ganzoo.training.distributed import DistInfo
+    from ganzoo.training.logs import RunLogs
+    from ganzoo.training.state import TrainState
+
+
+class Trainer(Protocol):
+    """What a callback sees of the running :class:`ganzoo.training.trainer.Trainer` (declared
+    here, so that callbacks never import the trainer that builds them)."""
+
+    recipe: Recipe
+    run: RunDir
+    dist: DistInfo
+    device: torch.device
+    console: Console
+    show_progress: bool
+    state: TrainState
+    logs: RunLogs
+    train_batches: BatchSource
+    total_steps: int
+    callbacks: CallbackList
+
+    @property
+    def step(self) -> int: ...
+
+    @property
+    def epoch(self) -> int: ...
+
+    def validate(self) -> dict[str, float]: ...
+
+    def save(self) -> Path | None: ...
+
+    def log_record(self, record: dict[str, Any], event: str | None = None) -> None: ...
+
+    def request_stop(self, reason: str) -> None: ...
+
 
 #: The events, in the order a step may raise them.
 EVENTS = (

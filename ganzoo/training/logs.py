@@ -18,13 +18,14 @@ from typing import Any
 
 import torch
 
-from ganzoo import __version__, registry
+from ganzoo import registry
 from ganzoo.errors import GanzooError, first_line
 from ganzoo.loggers.base import Logger, RunInfo
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import open_append, read_json, write_text_atomic
 from ganzoo.training.logger_thread import LoggerFailure, ThreadedLogger
+from ganzoo.version import __version__
 
 
 class LoggerWarning(UserWarning):

@@ -24,14 +24,12 @@ from typing import TYPE_CHECKING, Any
 from ganzoo import records
 from ganzoo.errors import RecipeError
 from ganzoo.registry import register
-from ganzoo.training.callbacks import Callback
+from ganzoo.training.callbacks import Callback, Trainer
 from ganzoo.training.diagnostics import TrainingMonitor
 from ganzoo.training.progress import ProgressReporter
 
-if TYPE_CHECKING:  # a registry lookup of a callback imports neither
+if TYPE_CHECKING:  # a registry lookup of a callback imports no torch
     import torch
-
-    from ganzoo.training.trainer import Trainer
 
 
 class TrainingWarning(UserWarning):
