@@ -303,6 +303,43 @@ def test_the_ema_copy_keeps_spectral_norm_exact() -> None:
     assert sn._u.norm().item() == pytest.approx(1.0, abs=1e-6)
 
 
+def test_an_ema_saved_with_averaged_spectral_norm_vectors_loads_renormalised(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """Checkpoints written before the EMA's vectors were renormalised in training hold
+    averaged (too short) u and v; loading them for inference re-iterates those layers, and
+    leaves the vectors of a healthy checkpoint bit for bit."""
+    from torch.nn.utils import parametrize
+
+    from ganzoo.artifacts.loading import load_generator
+
+    r = tiny_recipe(
+        tiny_data,
+        "train.max_steps=3",
+        "optim.ema_decay=0.9",
+        "generator={name: unet, num_downs: 5, ngf: 8, norm: batch, spectral_norm: true}",
+    )
+    train(r, run_dir=tmp_path / "run", progress=False)
+    ckpt = list_checkpoints(tmp_path / "run" / "checkpoints")[-1]
+    state = load_checkpoint(ckpt)
+    vectors = [k for k in state["ema"] if k.endswith(("._u", "._v"))]
+    assert vectors
+    healthy, _, info = load_generator(ckpt)
+    assert info.ema
+    loaded = healthy.state_dict()
+    assert all(torch.equal(loaded[k[len("module.") :]], state["ema"][k]) for k in vectors)
+    for k in vectors:  # what averaging unit vectors over a moving weight did
+        state["ema"][k] = state["ema"][k] * 0.8
+    torch.save(state, ckpt)
+    net, _, _ = load_generator(ckpt)
+    layers = [m for m in net.modules() if parametrize.is_parametrized(m)]
+    assert layers
+    for m in layers:
+        sn = m.parametrizations.weight[0]
+        assert sn._u.norm().item() == pytest.approx(1.0, abs=1e-5)
+        assert sn._v.norm().item() == pytest.approx(1.0, abs=1e-5)
+
+
 def test_train_only_glob_matching_nothing_is_one_line(tiny_data: Path, tmp_path: Path) -> None:
     """pix2pixHD's 'model1_*' on a U-Net trained nothing and failed in backward with a
     RuntimeError; now `ganzoo check` and `train` refuse it in one line, before any folder."""

@@ -26,6 +26,7 @@ from ganzoo.artifacts.sources import find_checkpoint
 from ganzoo.build import build_generator
 from ganzoo.device import resolve_device
 from ganzoo.errors import TrainingError
+from ganzoo.nn.spectral import renormalise_spectral_norm
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.safe_io import parse_json
 
@@ -61,6 +62,8 @@ def _from_checkpoint(path: Path, use_ema: bool) -> tuple[nn.Module, Recipe, Gene
     ema_state = state.get("ema")
     use = use_ema and isinstance(ema_state, dict) and int(ema_state.get("n_averaged", 1)) > 0
     load_weights_into(net, ema_weights(ema_state) if use else state["generator"], path)
+    if use:  # an EMA saved before its spectral-norm vectors were renormalised in training
+        renormalise_spectral_norm(net, tolerance=1e-4)
     step = state.get("step")
     return (
         net,
