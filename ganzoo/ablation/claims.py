@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ganzoo.errors import GanzooError
+from ganzoo.safe_io import read_json as read_json_file
 from ganzoo.safe_io import write_text_atomic
 
 #: A claim whose heartbeat is older than this (seconds) is stale.
@@ -42,8 +44,8 @@ def status_path(out: Path, run: str) -> Path:
 def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``, or None when missing or unreadable (being written)."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError, RecursionError):
+        data = read_json_file(path, "claim or status record")
+    except GanzooError:
         return None
     return data if isinstance(data, dict) else None
 

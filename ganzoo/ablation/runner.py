@@ -30,7 +30,7 @@ from ganzoo.artifacts.checkpoint import latest_checkpoint
 from ganzoo.errors import GanzooError, RecipeError, StoppedError, TrainingError
 from ganzoo.recipe import from_dict, read_yaml
 from ganzoo.run_dir import RunDir
-from ganzoo.safe_io import write_text_atomic
+from ganzoo.safe_io import read_json, write_text_atomic
 
 MANIFEST = "ablation.json"
 Action = Literal["skipped", "evaluated", "resumed", "trained", "claimed", "failed", "stopped"]
@@ -64,7 +64,7 @@ def read_eval(run_dir: Path, split: str, step: int, mode: str) -> dict[str, Any]
     """The run's evaluation record when it scores ``step`` in ``mode`` on the run's own data
     (not another ``--data``), else None."""
     try:  # unreadable (not UTF-8, nested too deeply, ...): scored again
-        record = json.loads(eval_record_path(run_dir, split).read_text())
+        record = read_json(eval_record_path(run_dir, split), "eval record")
         root = str(read_yaml(RunDir(run_dir).recipe_path)["data"]["root"])
     except (OSError, ValueError, RecursionError, KeyError, TypeError, AttributeError, GanzooError):
         return None
