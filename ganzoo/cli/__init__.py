@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         lost = _peer_lost(exc)
         if lost:  # the dead rank's own error says what happened; this one adds nothing
             err_console.print(f"[red]error[/red]: {lost}", highlight=False)
+            from ganzoo.training.distributed import leave_after_lost_peer
+
+            leave_after_lost_peer(1)
             return 1
         raise
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -93,3 +94,14 @@ def peer_lost(exc: BaseException) -> str | None:
         "its own error is above. The run keeps its last checkpoint: continue with "
         "`ganzoo train --resume RUN_DIR --nproc N`"
     )
+
+
+def leave_after_lost_peer(code: int) -> None:
+    """End this rank at once with ``code`` when its process group is live: once a peer died,
+    the group cannot be torn down cleanly (gloo's threads can abort the interpreter's exit with
+    SIGABRT, "terminate called without an active exception"). Nothing is lost: the checkpoint
+    on disk is the last complete one."""
+    if dist.is_available() and dist.is_initialized():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
