@@ -249,3 +249,26 @@ def test_a_full_disk_exits_1_as_documented(tiny_data: Path, tmp_path: Path, monk
     assert main(["train", str(recipe), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err.strip()
     assert "No space left on device" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("distributed", [False, True])
+def test_a_second_ctrl_c_stops_at_once_only_outside_torchrun(distributed: bool) -> None:
+    """torchrun forwards the group's Ctrl-C, so each rank got SIGINT twice and sometimes
+    stopped without its checkpoint; a second Ctrl-C now means "now" only in one process."""
+    from types import SimpleNamespace
+
+    from ganzoo.training.trainer import stop_on_signals
+
+    trainer = SimpleNamespace(stop_requested=None, dist=SimpleNamespace(enabled=distributed))
+    trainer.request_stop = lambda reason: setattr(
+        trainer, "stop_requested", trainer.stop_requested or reason
+    )
+    with stop_on_signals(trainer):
+        os.kill(os.getpid(), signal.SIGINT)
+        assert trainer.stop_requested == "SIGINT"
+        if distributed:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert trainer.stop_requested == "SIGINT"
+        else:
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)

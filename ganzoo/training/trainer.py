@@ -468,12 +468,16 @@ class Trainer:
 
 @contextlib.contextmanager
 def stop_on_signals(trainer: Trainer):  # noqa: ANN201
-    """SIGINT and SIGTERM end the run after the current step, with a checkpoint."""
+    """SIGINT and SIGTERM end the run after the current step, with a checkpoint. A second Ctrl-C
+    stops a single-process run at once, without one; under torchrun it does not, since the
+    launcher forwards the group's Ctrl-C, so every rank sees it twice (torchrun itself ends
+    ranks still busy after its grace period)."""
     previous = {}
 
     def handler(signum: int, frame: Any) -> None:
-        if trainer.stop_requested is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now, without a checkpoint
+        second = trainer.stop_requested is not None and signum == signal.SIGINT
+        if second and not trainer.dist.enabled:
+            raise KeyboardInterrupt  # stop now, without a checkpoint
         trainer.request_stop(signal.Signals(signum).name)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
