@@ -151,10 +151,13 @@ def test_a_term_can_replace_the_objective(
         run_dir=tmp_path / "own",
         progress=False,
     )
+    # Adam moves each weight by about lr * g / (|g| + eps) (lr 2e-4): the two float paths of
+    # the same loss leave weights whose gradient is near eps 2e-5 apart, a wrong or missing
+    # term moves whole layers by lr the other way
     a, b = vanilla.state.d_module.state_dict(), own.state.d_module.state_dict()
-    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-4) for k in a)
     ga, gb = vanilla.state.g_module.state_dict(), own.state.g_module.state_dict()
-    assert all(torch.allclose(ga[k].float(), gb[k].float(), atol=1e-5) for k in ga)
+    assert all(torch.allclose(ga[k].float(), gb[k].float(), atol=1e-4) for k in ga)
 
 
 def test_terms_that_cannot_work_are_refused_in_one_line(
