@@ -307,6 +307,22 @@ def test_training_with_cutmix_logs_its_terms_and_resumes_exactly(
     assert "loss_d_cutmix" in logged and "loss_d_consistency" in logged
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("loss.feature_matching=1.0",),
+        ("discriminator.cutmix=true", "discriminator.cutmix_mode=add", "loss.objective=hinge"),
+    ],
+    ids=["feature-matching", "cutmix-add-hinge"],
+)
+def test_the_unet_d_trains_a_few_steps(tiny_data: Path, tmp_path: Path, extra: tuple) -> None:
+    recipe = tiny_recipe(tiny_data, UNET, "train.max_steps=2", *extra)
+    trainer, _ = train(recipe, run_dir=tmp_path / "run", progress=False)
+    assert trainer.state.step == 2
+    logged = (tmp_path / "run" / "metrics.jsonl").read_text()
+    assert ("loss_d_cutmix" in logged) == ("discriminator.cutmix=true" in extra)
+
+
 def test_a_tiny_unet_d_learns_to_tell_real_from_fake_pairs() -> None:
     # toy pairs: real images copy the condition, fake ones are its negation; a few Adam steps
     # with the sum of both branches' vanilla losses plus CutMix must lower the D loss

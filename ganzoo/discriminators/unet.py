@@ -100,6 +100,10 @@ def encoder_widths(ndf: int, depth: int) -> list[int]:
 class UNetDiscriminator(nn.Module):
     """U-Net GAN discriminator: a per-image (encoder) and a per-pixel (decoder) decision.
 
+    BigGAN residual blocks, widths ``ndf x [1, 2, 4, 8, 16]`` down and ``[8, 4, 2, 1, 1]`` up
+    at ``depth`` 5 (the authors' 128x128 D: 31,481,602 parameters at ``ndf`` 64 on RGB), skip
+    connections, no norm layers. The branches' losses are summed: D minimises ``d_scale *
+    (L_enc + L_dec)``, G ``L_enc + L_dec``.
     ``forward(x)``: ``x`` is ``(N, in_channels, H, W)``, sides multiples of ``2^depth``;
     returns ``[[e_1, ..., e_depth, (N, 1, 1, 1) logits], [d_1, ..., d_depth, (N, 1, H, W)
     logits]]``, the features being each residual block's output. Attention: after the encoder
