@@ -307,6 +307,20 @@ def test_training_with_cutmix_logs_its_terms_and_resumes_exactly(
     assert "loss_d_cutmix" in logged and "loss_d_consistency" in logged
 
 
+def test_cutmix_never_drawn_trains_as_the_plain_unet(tiny_data: Path, tmp_path: Path) -> None:
+    # replace mode with probability 0: the term supplies the objective's terms itself and draws
+    # its masks from its own generator, so the updates are the plain U-Net D's exactly
+    def weights(*extra: str, name: str) -> list[dict[str, torch.Tensor]]:
+        recipe = tiny_recipe(tiny_data, UNET, "train.max_steps=2", *extra)
+        trainer, _ = train(recipe, run_dir=tmp_path / name, progress=False)
+        return [trainer.state.d_module.state_dict(), trainer.state.g_module.state_dict()]
+
+    plain = weights(name="plain")
+    never = weights("discriminator.cutmix=true", "discriminator.cutmix_prob=0", name="never")
+    for a, b in zip(plain, never):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.parametrize(
     "extra",
     [
