@@ -67,11 +67,12 @@ def translate_reflect(x: Tensor, dy: Tensor, dx: Tensor) -> Tensor:
     "NeurIPS 2020 (arXiv:2006.06676)",
 )
 class ADA(PairTerm):
-    """Adaptive discriminator augmentation on every input of D, its ``p`` tuned to keep
-    ``E[sign(D(real))]`` at ``target``.
+    """Adaptive augmentation of every D input, p steered so that E[sign(D(real))] = target.
 
-    ``ops``: comma-separated, from xflip, xint, brightness, contrast, saturation, cutout
-    (default: all but cutout). ``p``: the starting probability (0 upstream).
+    Every ``interval`` D updates ``p += sign(r_t - target) * batch * interval / (kimg *
+    1000)``, floored at 0; ``p`` is logged as ``ada_p``. ``ops``: comma-separated, from
+    xflip, xint, brightness, contrast, saturation, cutout (default: all but cutout).
+    ``p``: the starting probability (0 upstream).
     """
 
     def __init__(

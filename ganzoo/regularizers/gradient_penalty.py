@@ -83,7 +83,10 @@ class ZeroCentredPenalty(PairTerm):
     "(arXiv:1801.04406); lazy form: Karras et al., StyleGAN2, CVPR 2020 (arXiv:1912.04958)",
 )
 class R1(ZeroCentredPenalty):
-    """R1: ``gamma/2 ||grad D||^2`` on real pairs, every ``every`` steps times ``every``."""
+    """R1: ``gamma/2 ||grad D||^2`` on real pairs, every ``every`` steps times ``every``.
+
+    ``wrt``: ``image`` differentiates with respect to the image channels of the pair only,
+    ``pair`` with respect to the condition's as well. ``every: 1`` is the non-lazy form."""
 
     name = "r1"
     on_real = True
@@ -96,7 +99,10 @@ class R1(ZeroCentredPenalty):
     "(arXiv:1801.04406)",
 )
 class R2(ZeroCentredPenalty):
-    """R2: ``gamma/2 ||grad D||^2`` on generated pairs, every ``every`` steps times ``every``."""
+    """R2: ``gamma/2 ||grad D||^2`` on generated pairs, every ``every`` steps times ``every``.
+
+    ``wrt``: ``image`` differentiates with respect to the image channels of the pair only,
+    ``pair`` with respect to the condition's as well. ``every: 1`` is the non-lazy form."""
 
     name = "r2"
     on_real = False

@@ -38,8 +38,10 @@ from ganzoo.registry import register
     "CVPR 2021 (arXiv:2104.03310)",
 )
 class LeCam(Term):
-    """``weight * (mean(relu(D(real) - a_fake)^2) + mean(relu(a_real - D(fake))^2))`` with
-    EMA anchors ``a`` (``decay``) of D's mean outputs, added to D's loss."""
+    """LeCam: D's outputs kept near moving anchors of its past outputs (D loss term).
+
+    ``weight * (mean(relu(D(real) - a_fake)^2) + mean(relu(a_real - D(fake))^2))``, ``a``
+    the zero-debiased EMAs (``decay``) of D's mean outputs, saved in the checkpoint."""
 
     def __init__(self, weight: float = 0.3, decay: float = 0.99) -> None:
         if not weight > 0 or not 0 <= decay < 1:
