@@ -2,7 +2,8 @@
 
 Mescheder et al., Which Training Methods for GANs do actually Converge?, ICML 2018
 (arXiv:1801.04406): ``R1 = gamma/2 * E_real ||grad_x D(x)||^2`` and ``R2`` the same on
-generated samples; gamma 10 there and in StyleGAN2. StyleGAN2's lazy form (Karras et al.,
+generated samples; gamma 10 there (LMescheder/GAN_stability ``configs/imagenet.yaml``,
+commit 1c8fe0d, at 128x128) and in StyleGAN2. StyleGAN2's lazy form (Karras et al.,
 CVPR 2020, arXiv:1912.04958; NVlabs/stylegan2-ada-pytorch ``training_loop.py`` /
 ``loss.py``, commit 375a436) computes the penalty only every ``every`` (16) steps and
 multiplies it by ``every``, so its average weight is unchanged; ``every: 1`` is the plain form.
@@ -14,7 +15,8 @@ patch logits averaged, then the branches averaged. The gradient is taken at D's 
 sees it (after the terms' augmentations; upstream differentiates through its augmentation to
 the un-augmented image) and, by default, only over the image channels of the (condition,
 image) pair (``wrt: image``): the generator moves the image, never the condition, so that is
-the direction in which D must stay smooth; ``wrt: pair`` penalises the condition channels too.
+the direction in which D must stay smooth (GAN_stability's class-conditional D likewise
+differentiates the image only, never the label); ``wrt: pair`` penalises the condition too.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ class ZeroCentredPenalty(PairTerm):
 
     def penalty(self, discriminator, pairs: Tensor) -> Tensor:  # noqa: ANN001 - D callable
         """``gamma / 2 * mean_n ||grad_x D(x_n)||^2`` (unscaled by ``every``), float32, with
-        the graph kept so that it trains D."""
+        the graph kept so that it trains D. Under ``train.compile`` the module that compile
+        wraps is called (compiled graphs do not take a double backward)."""
+        discriminator = getattr(discriminator, "_orig_mod", discriminator)
         with torch.autocast(pairs.device.type, enabled=False):
             x = pairs.detach().float().requires_grad_(True)
             out = discriminator(x)
