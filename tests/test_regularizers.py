@@ -285,3 +285,32 @@ def test_check_and_show_list_the_active_terms(tiny_data: Path, capsys: Any) -> N
     assert "\n  lecam: weight 0.3" in capsys.readouterr().err
     assert main(["check", quickstart]) == 0
     assert "step terms: none" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "discriminator",
+    [
+        "{name: multiscale, num_d: 2, n_layers: 2, ndf: 4, norm: batch}",
+        "{name: multidepth, branches: 2, ndf: 2}",
+        "{name: pixel, ndf: 4}",
+    ],
+    ids=["multiscale", "multidepth", "pixel"],
+)
+def test_all_regularizers_compose_with_every_discriminator_family(
+    tiny_data: Path, tmp_path: Path, discriminator: str
+) -> None:
+    regs = ", ".join(REGULARIZERS.values())
+    recipe = tiny_recipe(
+        tiny_data,
+        "train.max_steps=2",
+        f"discriminator={discriminator}",
+        "loss.objective={name: hinge}",
+        f"loss.regularizers=[{regs}]",
+    )
+    trainer, _ = train(recipe, run_dir=tmp_path / "run", progress=False)
+    terms = list(trainer.update.terms)
+    assert [type(t).__name__ for t in terms] == ["DiffAugment", "ADA", "R1", "R2", "LeCam"]
+    branches = len(trainer.state.d_module(torch.zeros(1, 6, 32, 32)))
+    assert terms[-1].ema.shape == (2, branches)  # LeCam: one pair of anchors per branch
+    d = trainer.state.d_module.state_dict()
+    assert all(torch.isfinite(v.float()).all() for v in d.values())
