@@ -234,18 +234,21 @@ def build_terms(recipe: Recipe, discriminator: nn.Module) -> Terms:
                 f"{source} needs label maps: add data.labels (num_classes: ...) to the recipe, "
                 "or choose a component that works on images"
             )
-    return Terms([term for term, _ in made])
+    terms = Terms([term for term, _ in made])
+    terms.bind(recipe)
+    return terms
 
 
-def check_recipe(recipe: Recipe) -> None:
+def check_recipe(recipe: Recipe) -> Terms:
     """Build G and D on the meta device (no memory, no compute) so that sizes, attention
     placements, parameter counts and ``optim.train_only`` globs are refused now, with one
-    line, not deep inside a forward pass."""
+    line, not deep inside a forward pass. Returns the step's terms (what ``show`` / ``check``
+    list as active)."""
     g = _build(recipe, "generator", probe_only=True)
     d = _build(recipe, "discriminator", probe_only=True)
     check_train_only(recipe, g, d)
     build_objective(recipe)
-    build_terms(recipe, d)
+    return build_terms(recipe, d)
 
 
 def _names(net: nn.Module) -> list[str]:

@@ -26,6 +26,13 @@ K the classes plus the don't-care channel, from a ``data.labels`` recipe); selec
 recipe without labels is refused in one line. Terms that keep state across steps (ADA's p,
 LeCam's anchors) return it from :meth:`Term.state_dict`: it is saved in every checkpoint under
 ``"terms"``, so a resumed run continues exactly.
+
+Before the first step the builder calls :meth:`Term.bind` with the recipe, once: a term takes
+what it needs of it there (the channel split of D's inputs: ``data.in_channels`` condition
+channels, then the image's), so its constructor keeps only its own recipe parameters. A term
+that measures something that is not a loss (ADA's augmentation probability) returns it from
+:meth:`Term.diagnostics` after each D update; it is logged unprefixed, under a name listed in
+:data:`ganzoo.records.DIAGNOSTICS`.
 """
 
 from __future__ import annotations
@@ -87,6 +94,9 @@ class Term:
     #: True where :meth:`d_loss` / :meth:`g_loss` stand in for the objective's GAN terms.
     replaces_objective: bool = False
 
+    def bind(self, recipe: Any) -> None:
+        """Called once by the builder with the :class:`~ganzoo.recipe.Recipe`, before any step."""
+
     def augment(self, pairs: Tensor, step: int) -> Tensor:
         """``(N, C, H, W)`` -> same shape: D's input, differentiably transformed."""
         return pairs
@@ -100,6 +110,10 @@ class Term:
 
     def g_loss(self, view: GView) -> dict[str, Tensor]:
         """Extra weighted G loss terms: name -> float32 scalar."""
+        return {}
+
+    def diagnostics(self) -> dict[str, Tensor]:
+        """Values logged after each D update that are not losses: name -> detached scalar."""
         return {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -131,6 +145,10 @@ class Terms:
     def needs(self) -> frozenset[str]:
         return frozenset().union(*(t.needs for t in self.items))
 
+    def bind(self, recipe: Any) -> None:
+        for term in self.items:
+            term.bind(recipe)
+
     def augment(self, pairs: Tensor, step: int) -> Tensor:
         for term in self.items:
             pairs = term.augment(pairs, step)
@@ -145,6 +163,13 @@ class Terms:
 
     def g_loss(self, view: GView) -> dict[str, Tensor]:
         return _merged(term.g_loss(view) for term in self.items)
+
+    def diagnostics(self) -> dict[str, Tensor]:
+        return _merged(term.diagnostics() for term in self.items)
+
+    def describe(self) -> list[str]:
+        """One line per term, in order (``ganzoo show`` / ``check``)."""
+        return [term.describe() for term in self.items]
 
     def state_dict(self) -> list[dict[str, Any]]:
         return [{"term": type(t).__name__, "state": t.state_dict()} for t in self.items]
@@ -168,6 +193,6 @@ def _merged(parts) -> dict[str, Tensor]:  # noqa: ANN001 - iterable of dicts
     for part in parts:
         for name, value in part.items():
             if name in out:
-                raise RegistryError(f"two step terms both add a loss named {name!r}")
+                raise RegistryError(f"two step terms both report a value named {name!r}")
             out[name] = value
     return out

@@ -205,6 +205,7 @@ class UpdateStep:
             if view is not None:
                 terms.after_d_step(view)
         out.update(d=loss_d.detach(), d_real=real.detach(), d_fake=fake.detach())
+        out.update(terms.diagnostics())
         if not terms.replacing:
             out.update(self._d_outputs(real_out, fake_out))
         return out
