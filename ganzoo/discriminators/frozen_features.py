@@ -53,7 +53,9 @@ class FrozenFeatureDiscriminator(nn.Module):
         mean, std = normalisation(net)
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
-        self.frozen_names = ["backbone." + n for n in freeze_into_buffers(self.backbone, persistent=False)]
+        self.frozen_names = [
+            "backbone." + n for n in freeze_into_buffers(self.backbone, persistent=False)
+        ]
         self._ddp_params_and_buffers_to_ignore = [
             f"backbone.{n}" for n, _ in self.backbone.named_buffers()
         ]
@@ -88,7 +90,9 @@ class FrozenFeatureDiscriminator(nn.Module):
             return None, image
         return condition, image
 
-    def normalise(self, image: torch.Tensor, size: tuple[int, int] | None, mode: str) -> torch.Tensor:
+    def normalise(
+        self, image: torch.Tensor, size: tuple[int, int] | None, mode: str
+    ) -> torch.Tensor:
         """``image`` in [-1, 1] -> the backbone's input: RGB (a gray image repeated), resized
         to ``size`` (None: kept) by ``mode``, then ``(x - mean) / std`` of its pretrained_cfg."""
         if image.shape[1] == 1:

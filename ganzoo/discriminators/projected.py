@@ -63,14 +63,10 @@ def down_block(c_in: int, c_out: int, separable: bool) -> nn.Sequential:
             nn.LeakyReLU(LEAK),
             nn.AvgPool2d(2, 2),
         )
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(LEAK)
-    )
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(LEAK))
 
 
-def head(
-    channels: int, extra: int, start: int, ndf: int | None, separable: bool
-) -> FeatureStack:
+def head(channels: int, extra: int, start: int, ndf: int | None, separable: bool) -> FeatureStack:
     """Upstream ``SingleDisc``: DownBlocks from nominal resolution ``start`` to 8, then a 4x4
     valid conv (no bias) to one logit map; ``extra`` condition channels join the input."""
     widths = {k: ndf or v for k, v in CHANNELS.items()}
@@ -224,7 +220,4 @@ class ProjectedDiscriminator(FrozenFeatureDiscriminator):
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         condition, image = self.split(x)
         features = self.features(image)
-        return [
-            head(with_condition(f, condition)) for head, f in zip(self.heads, features)
-        ]
-
+        return [head(with_condition(f, condition)) for head, f in zip(self.heads, features)]

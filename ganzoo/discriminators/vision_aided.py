@@ -133,6 +133,8 @@ class VisionAidedDiscriminator(FrozenFeatureDiscriminator):
     ``heads`` concatenates the area-resized condition to each spatial head's input (the
     embedding head stays unconditional); ``none`` ignores it. ``warmup_steps``: the step from
     which the D is meant to count (:meth:`active`; upstream: after 500k images from scratch).
+    ``model``: another timm model read the same way (a ViT with at least 9 blocks for
+    ``clip`` / ``dino``, a Swin for ``swin``), e.g. ``vit_tiny_patch16_224`` for fast tests.
     """
 
     def __init__(
@@ -145,15 +147,19 @@ class VisionAidedDiscriminator(FrozenFeatureDiscriminator):
         weights: str | None = None,
         seed: int = 0,
         warmup_steps: Annotated[int, pydantic.Field(ge=0)] = 0,
+        model: str | None = None,
     ) -> None:
         super().__init__()
         who = f"discriminator vision_aided ({backbone})"
         extra = self.setup_pair(in_channels, image_channels, condition, who)
         self.spec = spec = BACKBONES[backbone]
         self.warmup_steps = warmup_steps
-        head = {} if spec.levels else {"num_classes": 0}  # Swin: its classifier is unused
+        # the embedding: CLIP's projection is timm's head; DINO has none; a Swin's classifier
+        # and another model's are unused (its normed pooled token is the embedding)
+        keep_head = spec.levels and model is None
+        head = {} if keep_head else {"num_classes": 0}
         net = create_backbone(
-            spec.model, who=who, pretrained=pretrained, weights=weights, seed=seed, **head
+            model or spec.model, who=who, pretrained=pretrained, weights=weights, seed=seed, **head
         )
         self.backbone = net
         self.freeze(net)
