@@ -131,9 +131,10 @@ class RandomProjection(nn.Module):
 
 @register("discriminator", "projected", paper=PAPER, finish=Finish(spectral_norm=True))
 class ProjectedDiscriminator(FrozenFeatureDiscriminator):
-    """Projected GAN D: per-scale heads on frozen EfficientNet-lite0 features mixed by a frozen
-    random projection; ``num_discs`` branches, finest first, each ``[stage outputs..., logits
-    (N, 1, h, w)]``.
+    """Projected GAN D: per-scale heads on frozen EfficientNet-lite0 features, randomly mixed.
+
+    ``num_discs`` branches, finest first, each ``[stage outputs..., logits (N, 1, h, w)]``; the
+    frozen random projection mixes channels (CCM) and scales (CSM) before the heads.
 
     ``pretrained``: ImageNet weights through timm's Hugging Face cache (``weights``: a local
     file instead); false: timm's random init drawn from ``seed`` (label such runs so).

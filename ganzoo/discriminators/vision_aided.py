@@ -125,8 +125,10 @@ def simple_head(channels: int, width: int = 256) -> FeatureStack:
 
 @register("discriminator", "vision_aided", paper=PAPER, finish=Finish(spectral_norm=True))
 class VisionAidedDiscriminator(FrozenFeatureDiscriminator):
-    """Vision-aided D: trainable heads on a frozen CLIP / DINO / Swin; 3 branches for the ViTs
-    (two token levels, then the embedding), 1 for Swin, each ``[features..., logits]``.
+    """Vision-aided D: trainable heads on a frozen pretrained CLIP / DINO / Swin from timm.
+
+    3 branches for the ViTs (two token levels, then the embedding), 1 for Swin, each
+    ``[features..., logits]``.
 
     ``pretrained``: the backbone's weights through timm's Hugging Face cache (``weights``: a
     local file instead); false: timm's random init drawn from ``seed``. ``condition``:
