@@ -291,6 +291,8 @@ def test_uncached_weights_offline_are_a_one_line_error(
     assert str(tmp_path / "empty") in message and "pretrained: false" in message
     with pytest.raises(BackboneError, match="does not exist"):
         create("vision_aided", weights=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(RegistryError, match="timm has no model 'vit_tiny_patch16_225'; did you"):
+        create("vision_aided", model="vit_tiny_patch16_225", pretrained=False)
 
 
 def test_without_timm_the_error_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,6 +41,7 @@ from ganzoo.discriminators.frozen_features import (
     with_condition,
 )
 from ganzoo.discriminators.layers import LEAK, FeatureStack
+from ganzoo.errors import RegistryError
 from ganzoo.nn.frozen_backbone import backbone_grad, create_backbone
 from ganzoo.registry import Finish, register
 
@@ -165,6 +166,11 @@ class VisionAidedDiscriminator(FrozenFeatureDiscriminator):
         )
         self.backbone = net
         self.freeze(net)
+        if spec.levels and len(getattr(net, "blocks", ())) <= max(spec.levels):
+            raise RegistryError(
+                f"{who}: model {model} is not a ViT with more than {max(spec.levels)} blocks; "
+                "name one, or leave model unset"
+            )
         if spec.levels:
             c = net.embed_dim
             pooled = net.num_classes or net.num_features  # CLIP: the 512-d projection

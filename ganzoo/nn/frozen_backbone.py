@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganzoo.errors import GanzooError, RegistryError, first_line
+from ganzoo.errors import GanzooError, RegistryError, did_you_mean, first_line
 
 #: The pip command that installs the optional backbone library.
 INSTALL = "pip install 'ganzoo[projected]'  (or: pip install 'timm>=1.0')"
@@ -68,7 +68,7 @@ def _missing(who: str, model: str, hub_id: str, reason: str) -> BackboneError:
         f"{constants.HF_HUB_CACHE} and {reason}; on a connected machine run "
         f"`hf download {hub_id}` and copy its models--{hub_id.replace('/', '--')} folder into "
         "that cache, or set the discriminator's weights: PATH to the file, or pretrained: "
-        "false for a randomly initialised backbone"
+        "false for a randomly initialised backbone (HF_HUB_OFFLINE=1 skips the download tries)"
     )
 
 
@@ -87,6 +87,9 @@ def create_backbone(
     rebuilds the same backbone). On the meta device nothing is loaded. A one-line
     :class:`BackboneError` when the weights are neither cached nor downloadable."""
     timm = require_timm(who)
+    if not timm.is_model(model):
+        hint = did_you_mean(model, timm.list_models(), n=2)
+        raise RegistryError(f"{who}: timm has no model '{model}'" + (f"; {hint}" if hint else ""))
     load = pretrained and not on_meta()
     overlay = None
     if load:
