@@ -17,9 +17,10 @@ docs/faithfulness.md)::
         (5 x 5 at 256, 4 x 4 at 224), spectral norm on every head conv.
 
 Nominal resolutions come from ``head_resolution`` (upstream fixes 256 whatever the data), head
-widths from upstream's ``channel_dict`` (or ``ndf`` for all). At the defaults the heads have
-10,331,328 trainable parameters, the frozen random projection 376,768 (buffers, saved with D),
-the frozen EfficientNet layers 2,958,848 (never saved). Condition: ``heads`` (the backbone
+widths from upstream's ``channel_dict`` (or ``ndf`` for all). At the defaults, unconditional,
+the heads have 10,331,328 trainable parameters (a 3-channel condition adds 46,080), the frozen
+random projection 376,768 (buffers, saved with D), the frozen EfficientNet layers 2,958,848
+(never saved). Condition: ``heads`` (the backbone
 sees the image; the condition is concatenated to each head's input) or ``none``.
 """
 

@@ -4,7 +4,7 @@
 As nupurkmr9/vision-aided-gan (``vision_aided_loss/cvmodel.py`` backbones,
 ``vision_aided_loss/cv_discriminator.py`` heads, ``cv_losses.py``; commits in
 docs/faithfulness.md). The image is area-resized to 224 x 224 and normalised as the backbone's
-own ``pretrained_cfg`` says, then:
+own ``pretrained_cfg`` says, then (trainable counts unconditional):
 
 - ``clip`` (``vit_base_patch32_clip_224.openai``), ``conv_multi_level``: the 7 x 7 tokens after
   blocks 4 and 8 (no norm), each into ``conv 3x3 s1 (768 -> 256) -> LeakyReLU -> blur ->
