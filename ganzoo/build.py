@@ -128,10 +128,14 @@ def finish_network(
     *,
     initialise: bool = True,
 ) -> None:
-    """Initialise ``net``'s weights (unless not ``initialise``), then wrap the modules it names
-    for ``spectral`` (all of it unless it has ``spectral_norm_modules``) in spectral norm."""
+    """Initialise ``net``'s weights (unless not ``initialise``; only the modules it names in
+    ``init_modules()`` when it has that, e.g. the heads on a frozen pretrained network), then
+    wrap the modules it names for ``spectral`` (all of it unless it has
+    ``spectral_norm_modules``) in spectral norm."""
     if initialise:
-        init_weights(net, init, gain, zero_bias)
+        chosen = getattr(net, "init_modules", None)
+        for module in chosen() if chosen is not None else [net]:
+            init_weights(module, init, gain, zero_bias)
     if not spectral:
         return
     declared = getattr(net, "spectral_norm_modules", None)

@@ -24,10 +24,19 @@ class NetworkSummary:
     output_shapes: list[tuple[int, ...]]
     gflops: float  # one forward pass, batch 1 (a multiply-add counts as 2 FLOPs)
     receptive_fields: list[tuple[int, int]] = field(default_factory=list)
+    frozen: int = 0  # weights of a frozen pretrained network (not trained, not saved)
 
 
 def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
+
+
+def count_frozen(net: nn.Module) -> int:
+    """Weights ``net`` uses but never trains: a frozen network's (``frozen_parameters()``,
+    kept as buffers) and parameters with ``requires_grad`` off."""
+    declared = getattr(net, "frozen_parameters", None)
+    frozen = sum(t.numel() for t in declared()) if declared is not None else 0
+    return frozen + sum(p.numel() for p in net.parameters() if not p.requires_grad)
 
 
 def _forward_flops(net: nn.Module, x: torch.Tensor) -> tuple[object, float]:
@@ -53,15 +62,17 @@ def summarize(recipe: Recipe, *, receptive_fields: bool = True) -> list[NetworkS
             tuple(x.shape),
             [tuple(y.shape)],
             g_flops,
+            frozen=count_frozen(g),
         )
     ]
     d = build_discriminator(recipe).eval()
     pair = torch.zeros(1, d_in + d_out, h, w)
     branches, d_flops = _forward_flops(d, pair)
     # probe on inputs up to 4x larger so a field wider than the crop is measured, not clipped
+    # not defined for a D that resizes its input to a backbone's size (has_receptive_field)
     rf = (
         receptive_field_by_probe(d, d_in + d_out, h, w, max_side=4 * max(h, w))
-        if receptive_fields
+        if receptive_fields and getattr(d, "has_receptive_field", True)
         else []
     )
     out.append(
@@ -73,6 +84,7 @@ def summarize(recipe: Recipe, *, receptive_fields: bool = True) -> list[NetworkS
             [tuple(b[-1].shape) for b in branches],
             d_flops,
             rf,
+            count_frozen(d),
         )
     )
     return out

@@ -209,7 +209,18 @@ SMALL_DISCRIMINATORS: dict[str, dict] = {
     "pixel": {"ndf": 2, "image_size": 32},
     "unet": {"ndf": 2, "depth": 3},
     "example_dilated": {"ndf": 4},
+    # random-init backbones (no download); the smallest backbone input / the smallest ViT
+    "projected": {
+        "pretrained": False,
+        "cout": 4,
+        "ndf": 4,
+        "backbone_size": 128,
+        "head_resolution": 128,
+    },
+    "vision_aided": {"pretrained": False, "backbone": "dino", "model": "vit_tiny_patch16_224"},
 }
+#: Discriminators whose backbone needs an optional package (skipped without it).
+NEEDS = {"projected": "timm", "vision_aided": "timm"}
 PAIR = 6  # a discriminator sees (condition, image) concatenated
 
 
@@ -226,6 +237,8 @@ def check_branches(out: object, batch: int) -> None:
 @pytest.mark.parametrize("name", names("discriminator"))
 def test_discriminator_builds_on_meta_at_its_defaults(request, name: str) -> None:
     entry(request, "discriminator", name)
+    if name in NEEDS:
+        pytest.importorskip(NEEDS[name])
     with torch.device("meta"):
         net = create("discriminator", name, PAIR)
         side = smallest_side(net, 256)
@@ -238,6 +251,8 @@ def test_discriminator_builds_on_meta_at_its_defaults(request, name: str) -> Non
 @pytest.mark.parametrize("name", names("discriminator"))
 def test_discriminator_returns_branches_of_features_ending_in_logits(request, name: str) -> None:
     entry(request, "discriminator", name)
+    if name in NEEDS:
+        pytest.importorskip(NEEDS[name])
     params = SMALL_DISCRIMINATORS.get(name, {})
     net = create("discriminator", name, PAIR, **params)
     side = smallest_side(net, params.get("image_size", 32))

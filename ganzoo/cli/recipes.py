@@ -67,8 +67,8 @@ def show(
     set_: SetOpt = None,
     receptive_fields: Annotated[bool, typer.Option(help="probe D's receptive fields")] = True,
 ) -> None:
-    """Build a recipe's G and D at its crop size: params, output shapes, FLOPs, receptive
-    fields."""
+    """Build a recipe's G and D at its crop size: trainable and frozen params, output shapes,
+    FLOPs, receptive fields."""
     from ganzoo.build import check_recipe
     from ganzoo.recipe import load_recipe
     from ganzoo.summary import summarize
@@ -80,6 +80,7 @@ def show(
         "",
         "name",
         "params",
+        "frozen",
         "input",
         "output(s)",
         "GFLOPs/fwd",
@@ -100,6 +101,7 @@ def show(
             s.role,
             s.name,
             f"{s.params:,}",
+            f"{s.frozen:,}" if s.frozen else "-",
             "x".join(str(d) for d in s.input_shape[1:]),
             shapes,
             f"{s.gflops:.2f}",

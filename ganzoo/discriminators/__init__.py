@@ -3,12 +3,16 @@
 from ganzoo.discriminators.multidepth import MultiDepthDiscriminator
 from ganzoo.discriminators.multiscale import MultiscaleDiscriminator
 from ganzoo.discriminators.patchgan import PatchGAN, PixelDiscriminator
+from ganzoo.discriminators.projected import ProjectedDiscriminator
 from ganzoo.discriminators.unet import UNetDiscriminator
+from ganzoo.discriminators.vision_aided import VisionAidedDiscriminator
 
 __all__ = [
     "MultiDepthDiscriminator",
     "MultiscaleDiscriminator",
     "PatchGAN",
     "PixelDiscriminator",
+    "ProjectedDiscriminator",
+    "VisionAidedDiscriminator",
     "UNetDiscriminator",
 ]
