@@ -216,6 +216,34 @@ def test_vision_aided_trains_a_few_steps(tiny_data: Path, tmp_path: Path) -> Non
     assert losses and all(np.isfinite(losses))
 
 
+def test_the_vision_aided_warm_up_holds_d_and_g_gan_terms_at_zero(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """Upstream multiplies the vision-aided losses by 0 before the warm-up ends: D does not move
+    (Adam from fresh moments on zero gradients) and G's GAN term is 0; from the warm-up's last
+    step on, both count."""
+    from ganzoo.training.trainer import Trainer, train
+
+    d = _flat({"name": "vision_aided", **SMALL_VA, "warmup_steps": 2})
+    recipe = tiny_recipe(tiny_data, f"discriminator={d}", "train.max_steps=2", "train.log_every=1")
+    with Trainer(recipe, tmp_path / "init", progress=False) as fresh:
+        init = {k: v.detach().clone() for k, v in fresh.state.d_module.named_parameters()}
+    trainer, _ = train(recipe, run_dir=tmp_path / "run", progress=False)
+    before = {k: v.detach().clone() for k, v in trainer.state.d_module.named_parameters()}
+    # the warm-up left D's weights as drawn (spectral norm's power-iteration buffers move)
+    assert all(torch.equal(init[k], before[k]) for k in init)
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    gan = [r["loss_g_gan"] for r in records if "loss_g_gan" in r]
+    assert gan == [0.0, 0.0]
+    resumed, _ = train(
+        run_dir=tmp_path / "run", resume=True, overrides=["train.max_steps=3"], progress=False
+    )
+    after = dict(resumed.state.d_module.named_parameters())
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # step 2 counts
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["loss_g_gan"] for r in records if "loss_g_gan" in r][-1] > 0
+
+
 def test_a_tiny_projected_discriminator_learns_real_from_fake_pairs() -> None:
     """On toy pairs (B a fixed colour map of A's blocks), D learns to tell real pairs from
     pairs whose image has the colour map broken (channels rolled): the hinge loss falls and

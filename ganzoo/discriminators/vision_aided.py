@@ -42,6 +42,8 @@ from ganzoo.discriminators.frozen_features import (
 )
 from ganzoo.discriminators.layers import LEAK, FeatureStack
 from ganzoo.errors import RegistryError
+from ganzoo.losses.terms import Term
+from ganzoo.losses.warmup import AdversarialWarmup
 from ganzoo.nn.frozen_backbone import backbone_grad, create_backbone
 from ganzoo.registry import Finish, register
 
@@ -135,7 +137,8 @@ class VisionAidedDiscriminator(FrozenFeatureDiscriminator):
     local file instead); false: timm's random init drawn from ``seed``. ``condition``:
     ``heads`` concatenates the area-resized condition to each spatial head's input (the
     embedding head stays unconditional); ``none`` ignores it. ``warmup_steps``: the step from
-    which the D is meant to count (:meth:`active`; upstream: after 500k images from scratch).
+    which the D's GAN terms count (the :class:`~ganzoo.losses.warmup.AdversarialWarmup` term
+    it declares; upstream: after 500k images from scratch).
     ``model``: another timm model read the same way (a ViT with at least 9 blocks for
     ``clip`` / ``dino``, a Swin for ``swin``), e.g. ``vit_tiny_patch16_224`` for fast tests.
     """
@@ -186,6 +189,13 @@ class VisionAidedDiscriminator(FrozenFeatureDiscriminator):
         """Whether this D's GAN terms count at training step ``step`` (0-based): False during
         the warm-up, where upstream multiplies them by 0."""
         return step >= self.warmup_steps
+
+    def terms(self, recipe: object) -> list[Term]:
+        """The step term of the warm-up (none without one): the objective's terms times 0
+        before ``warmup_steps``."""
+        if not self.warmup_steps:
+            return []
+        return [AdversarialWarmup(self.warmup_steps, self.branch_reduction)]
 
     def features(self, image: torch.Tensor) -> list[torch.Tensor]:
         """The frozen backbone's maps for ``image`` ([-1, 1]): per level ``(N, C, h, w)``, then
