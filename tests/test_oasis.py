@@ -245,6 +245,13 @@ def _meta_d(recipe):  # noqa: ANN001, ANN202
     )
 
 
+def test_a_label_recipe_switches_to_the_oasis_d_with_one_setting() -> None:
+    # --set / ablation --vary keep the parameters the new D takes: spectral_norm 'hidden' too
+    recipe = load_recipe(ROOT / "recipes" / "spade_labels.yaml", ["discriminator.name=oasis"])
+    check_recipe(recipe)
+    assert recipe.discriminator.params["spectral_norm"] == "hidden"
+
+
 def write_label_set(root: Path, n: int = 8, side: int = 32) -> Path:
     """split/A/*.png: 4 classes in 8x8 blocks (ids 0-3); split/B/*.png: each class's colour,
     with a little noise."""

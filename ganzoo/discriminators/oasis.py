@@ -86,11 +86,19 @@ class ResidualBlockD(nn.Module):
     "discriminator",
     "oasis",
     paper=f"{OASIS} (OASIS_Discriminator)",
-    finish=Finish(spectral_norm=True, init="xavier", init_gain=0.02, zero_bias=True),
+    finish=Finish(
+        spectral_norm=True,
+        init="xavier",
+        init_gain=0.02,
+        zero_bias=True,
+        spectral_modes=("hidden",),
+    ),
 )
 class OASISDiscriminator(nn.Module):
-    """OASIS segmentation D: per-pixel logits over the label map's K classes + "fake"; one
-    branch. Needs ``data.labels``; its loss replaces ``loss.objective``.
+    """OASIS segmentation D: per-pixel logits over the K label classes + "fake", one branch.
+
+    Needs ``data.labels``; its loss (class-balanced N + 1 cross-entropy and LabelMix) replaces
+    ``loss.objective``.
 
     ``forward(x)``: ``x`` ``(N, in_channels, H, W)``, the condition then the image; D reads the
     last ``image_channels`` only (OASIS' D sees the image). Returns ``[[e_1..e_n, d_1..d_n,
@@ -143,7 +151,8 @@ class OASISDiscriminator(nn.Module):
         self.size_divisor = self.min_side = 2**n_blocks
 
     def spectral_norm_modules(self, mode: bool | str) -> Sequence[nn.Module]:
-        """The residual blocks' convs; not the 1x1 logits conv (as OASIS)."""
+        """The residual blocks' convs, not the 1x1 logits conv (as OASIS), for ``True`` and
+        ``hidden`` alike (so a SPADE recipe's ``spectral_norm: hidden`` carries over)."""
         return [self.body_down, self.body_up]
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
