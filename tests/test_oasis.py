@@ -159,6 +159,11 @@ def test_labelmix_mask_draws_one_coin_per_class() -> None:
             assert len(mask[:, 0][ids == c].unique()) == 1
         seen.add(tuple(float(mask[:, 0][ids == c][0]) for c in range(4)))
     assert len(seen) > 4  # the classes draw independently
+    torch.manual_seed(7)  # by hand: coins for classes 0..3 and the classless pixels, in order
+    coins = torch.randint(0, 2, (5,)).float()
+    torch.manual_seed(7)
+    expected = coins[torch.where(ids < 4, ids, 4)].unsqueeze(1)
+    assert torch.equal(labelmix_mask(labels), expected)
 
 
 def test_labelmix_loss_and_mixed_input_by_hand() -> None:

@@ -28,8 +28,10 @@ N + 1 cross-entropy and LabelMix) replaces the recipe's objective and needs ``da
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from ganzoo.discriminators.layers import LEAK
@@ -43,6 +45,8 @@ OASIS = (
     "Sushko, Schönfeld et al., You Only Need Adversarial Supervision for Semantic Image "
     "Synthesis, ICLR 2021"
 )
+#: A class id of a label map (``data.labels`` ids are below 65,536: 8- or 16-bit maps).
+ClassId = Annotated[int, Field(ge=0, le=65_535)]
 #: Encoder widths in units of ``ndf`` (OASIS' ``channels[1:]`` = 128, 128, 256, 256, 512, 512).
 WIDTHS = (2, 2, 4, 4, 8, 8)
 
@@ -119,7 +123,7 @@ class OASISDiscriminator(nn.Module):
         n_blocks: Count = 6,
         labelmix: float = 10.0,
         class_balance: bool = True,
-        dontcare_class: Count | None = None,
+        dontcare_class: ClassId | None = None,
     ) -> None:
         super().__init__()
         if not 2 <= n_blocks <= len(WIDTHS):
