@@ -305,6 +305,10 @@ def test_a_recipe_without_labels_is_refused_in_one_line(tiny_data: Path) -> None
         (["optim.pool_size=4"], "set optim.pool_size: 0 or discriminator.labelmix: 0"),
         (["discriminator.label_channels=5"], "set discriminator.label_channels: 4"),
         (["discriminator.dontcare_class=4"], "dontcare_class 4 is not a class"),
+        (  # the instance-edge channel is no class: D must be told the label map's channels
+            ["data.labels={num_classes: 4, instance: true}"],
+            "reads 5 label .* has 4 .* set discriminator.label_channels: 4",
+        ),
     ],
 )
 def test_recipes_the_loss_cannot_serve_are_refused(
@@ -313,7 +317,22 @@ def test_recipes_the_loss_cannot_serve_are_refused(
     with pytest.raises(GanzooError, match=message) as err:
         check_recipe(oasis_recipe(label_set, *overrides))
     assert "\n" not in str(err.value)
+
+
+def test_what_the_loss_can_serve_builds(label_set: Path) -> None:
     check_recipe(oasis_recipe(label_set, "optim.pool_size=4", "discriminator.labelmix=0"))
+    # SPADE's don't-care channel (after the classes) weighs 0 like dontcare_class
+    with_channel = oasis_recipe(
+        label_set,
+        "data.labels={num_classes: 4, dontcare_channel: true}",
+        "discriminator.dontcare_class=0",
+    )
+    (term,) = build_terms(with_channel, _meta_d(with_channel))
+    assert term.dontcare == (0, 4)
+    edges = oasis_recipe(
+        label_set, "data.labels={num_classes: 4, instance: true}", "discriminator.label_channels=4"
+    )
+    check_recipe(edges)
 
 
 def test_the_step_logs_the_oasis_terms_and_resumes_exactly(label_set: Path, tmp_path: Path) -> None:
