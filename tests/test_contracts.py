@@ -8,7 +8,8 @@ new component is tested by registering it. The contracts (what the trainer relie
   configuration maps ``(N, in, H, W)`` to ``(N, out, H, W)``, finite and in [-1, 1], in train
   and eval mode; one image in train mode works or is a one-line error.
 - discriminator: built on meta at its defaults; returns a non-empty list of branches, each a
-  non-empty list of feature maps ``(N, C, h, w)`` ending in its logits ``(N, 1, h, w)``.
+  non-empty list of feature maps ``(N, C, h, w)`` ending in its logits ``(N, L, h, w)``, L its
+  ``logit_channels`` (1 unless declared: OASIS' per-pixel classes).
 - attention: exactly the identity at init (``x`` returned bit for bit, with or without a
   condition image).
 - objective: finite scalar losses on random logits (and a finite penalty where it needs one).
@@ -205,6 +206,7 @@ def test_generator_output_shape_and_range_at_its_declared_size(request, name: st
 SMALL_DISCRIMINATORS: dict[str, dict] = {
     "multidepth": {"ndf": 1, "branches": 2, "image_size": 64},
     "multiscale": {"num_d": 2, "n_layers": 2, "ndf": 2, "image_size": 32},
+    "oasis": {"ndf": 2, "n_blocks": 2},
     "patchgan": {"n_layers": 2, "ndf": 2, "image_size": 32},
     "pixel": {"ndf": 2, "image_size": 32},
     "unet": {"ndf": 2, "depth": 3},
@@ -224,14 +226,14 @@ NEEDS = {"projected": "timm", "vision_aided": "timm"}
 PAIR = 6  # a discriminator sees (condition, image) concatenated
 
 
-def check_branches(out: object, batch: int) -> None:
+def check_branches(out: object, batch: int, logit_channels: int = 1) -> None:
     assert isinstance(out, list | tuple) and len(out) > 0, type(out)
     for branch in out:
         assert isinstance(branch, list | tuple) and len(branch) > 0, type(branch)
         for feature in branch:
             assert isinstance(feature, torch.Tensor) and feature.dim() == 4, feature
             assert feature.shape[0] == batch
-        assert branch[-1].shape[1] == 1, branch[-1].shape  # the logits end the branch
+        assert branch[-1].shape[1] == logit_channels, branch[-1].shape  # logits end the branch
 
 
 @pytest.mark.parametrize("name", names("discriminator"))
@@ -244,7 +246,7 @@ def test_discriminator_builds_on_meta_at_its_defaults(request, name: str) -> Non
         side = smallest_side(net, 256)
         assert n_params(net) > 0
         out = net(torch.zeros(1, PAIR, side, side, device="meta"))
-    check_branches(out, 1)
+    check_branches(out, 1, getattr(net, "logit_channels", 1))
     assert getattr(net, "branch_reduction", "mean") in ("mean", "sum")
 
 
@@ -258,7 +260,7 @@ def test_discriminator_returns_branches_of_features_ending_in_logits(request, na
     side = smallest_side(net, params.get("image_size", 32))
     x = torch.rand(2, PAIR, side, side + declared_sizes(net)[0]) * 2 - 1
     out = net(x)
-    check_branches(out, 2)
+    check_branches(out, 2, getattr(net, "logit_channels", 1))
     for branch in out:
         assert all(torch.isfinite(f).all() for f in branch)
     sum(branch[-1].mean() for branch in out).backward()

@@ -2,6 +2,7 @@
 
 from ganzoo.discriminators.multidepth import MultiDepthDiscriminator
 from ganzoo.discriminators.multiscale import MultiscaleDiscriminator
+from ganzoo.discriminators.oasis import OASISDiscriminator
 from ganzoo.discriminators.patchgan import PatchGAN, PixelDiscriminator
 from ganzoo.discriminators.projected import ProjectedDiscriminator
 from ganzoo.discriminators.unet import UNetDiscriminator
@@ -10,6 +11,7 @@ from ganzoo.discriminators.vision_aided import VisionAidedDiscriminator
 __all__ = [
     "MultiDepthDiscriminator",
     "MultiscaleDiscriminator",
+    "OASISDiscriminator",
     "PatchGAN",
     "PixelDiscriminator",
     "ProjectedDiscriminator",
