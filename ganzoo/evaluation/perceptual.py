@@ -93,13 +93,15 @@ def backbone_features(arch: str) -> nn.Sequential:
         state = load_weights(path, f"torchvision {arch} weights file")
     except GanzooError as exc:
         raise WeightsMissingError(f"{exc}; replace it: {_how(arch, path)}") from None
-    features = getattr(torchvision.models, arch)(weights=None).features
+    with torch.device("meta"):  # no time spent initialising what is loaded next
+        features = getattr(torchvision.models, arch)(weights=None).features
     prefix = "features."
     wanted = {prefix + key for key in features.state_dict()}
     if not isinstance(state, dict) or not wanted <= state.keys():
         raise WeightsMissingError(f"{path}: not torchvision's {arch} weights; {_how(arch, path)}")
     try:
-        features.load_state_dict({key[len(prefix) :]: state[key] for key in wanted})
+        sub = {key[len(prefix) :]: state[key] for key in wanted}
+        features.load_state_dict(sub, assign=True)
     except RuntimeError as exc:
         raise WeightsMissingError(
             f"{path}: not torchvision's {arch} weights ({first_line(exc, with_type=True)}); "

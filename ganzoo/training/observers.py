@@ -263,7 +263,7 @@ class BestCheckpoint(Callback):
         if not any(self.metric in v.metrics for v in validations):
             raise RecipeError(
                 f"train.callbacks best_checkpoint: metric {self.metric} is not scored; add "
-                f"{{name: validation, params: {{metrics: [{self.metric}]}}}} to train.callbacks"
+                f"{{name: validation, metrics: [l1, psnr, {self.metric}]}} to train.callbacks"
             )
 
     def better(self, value: float) -> bool:
