@@ -11,34 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from ganzoo import metrics
 from ganzoo.errors import GanzooError
-from ganzoo.records import LOWER_IS_BETTER
+from ganzoo.records import metric_names
+
+if TYPE_CHECKING:
+    from ganzoo.evaluation.fid import InceptionDistances
 
 Scorer = Callable[[Tensor, Tensor], Tensor]  # (N, C, H, W) x2 in [-1, 1] -> (N,)
 DISTANCES = ("fid", "kid")
-
-
-def check_names(names: Iterable[str], where: str) -> tuple[str, ...]:
-    """``names`` as a tuple, each one of :data:`ganzoo.records.LOWER_IS_BETTER`, without
-    repeats; a one-line error naming the first unknown one."""
-    from ganzoo.errors import RecipeError, did_you_mean
-
-    out: list[str] = []
-    for name in names:
-        if name not in LOWER_IS_BETTER:
-            hint = did_you_mean(name, list(LOWER_IS_BETTER))
-            known = ", ".join(LOWER_IS_BETTER)
-            raise RecipeError(
-                f"{where}: unknown metric {name!r}{'; ' + hint if hint else ''} (known: {known})"
-            )
-        if name not in out:
-            out.append(name)
-    return tuple(out)
 
 
 class MetricSet:
@@ -50,7 +36,7 @@ class MetricSet:
     def __init__(
         self,
         per_image: dict[str, Scorer],
-        distances: object | None = None,
+        distances: InceptionDistances | None = None,
         notes: list[str] | None = None,
     ) -> None:
         self.per_image = dict(per_image)
@@ -67,7 +53,7 @@ class MetricSet:
         self.sums = dict.fromkeys(self.per_image, 0.0)
         self.n = 0
         if self.distances is not None:
-            self.distances.fake, self.distances.real = [], []  # type: ignore[attr-defined]
+            self.distances.reset()
 
     def _fits(self, name: str, fake: Tensor) -> bool:
         """False, with a note, for a perceptual metric the images are too small for."""
@@ -94,7 +80,7 @@ class MetricSet:
             self.sums[name] += float(values.double().sum())
         self.n += int(fake.shape[0])
         if self.distances is not None:
-            self.distances.update(fake, real)  # type: ignore[attr-defined]
+            self.distances.update(fake, real)
 
     def compute(self) -> dict[str, float]:
         """{name: mean over the images} and, with distances, fid, kid and kid_std (left out
@@ -102,7 +88,7 @@ class MetricSet:
         out = {name: total / max(self.n, 1) for name, total in self.sums.items()}
         if self.distances is not None:
             try:
-                out.update(self.distances.compute())  # type: ignore[attr-defined]
+                out.update(self.distances.compute())
             except GanzooError as exc:
                 self.notes.append(f"fid, kid left out: {exc}")
         return out
@@ -131,7 +117,7 @@ def build_metric_set(
     downloaded: FID's Inception weights come from ``inception_weights`` / the torch cache."""
     from ganzoo.evaluation import perceptual
 
-    names = check_names(names, "metrics")
+    names = metric_names(tuple(names), "metrics")
     required = set(require)
     device = torch.device(device)
     per_image: dict[str, Scorer] = {}

@@ -47,6 +47,25 @@ LOWER_IS_BETTER = {
 CURVES = (LOSS_PREFIX, VAL_PREFIX)
 
 
+def metric_names(names: list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:
+    """``names`` without ``val_`` prefixes or repeats, each one of :data:`LOWER_IS_BETTER`; a
+    one-line RecipeError naming the first unknown one (``where``: the setting)."""
+    from ganzoo.errors import RecipeError, did_you_mean
+
+    out: list[str] = []
+    for name in names:
+        bare = name.removeprefix(VAL_PREFIX)
+        if bare not in LOWER_IS_BETTER:
+            hint = did_you_mean(bare, list(LOWER_IS_BETTER))
+            raise RecipeError(
+                f"{where}: unknown metric {name!r}{'; ' + hint if hint else ''} "
+                f"(known: {', '.join(LOWER_IS_BETTER)})"
+            )
+        if bare not in out:
+            out.append(bare)
+    return tuple(out)
+
+
 def loss_key(name: str) -> str:
     """``g_gan`` -> ``loss_g_gan``."""
     return LOSS_PREFIX + name

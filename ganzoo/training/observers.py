@@ -62,24 +62,6 @@ _LABELS = {
 }
 
 
-def _metric_names(names: list[str], where: str) -> tuple[str, ...]:
-    """``names`` without ``val_`` prefixes, each one of :data:`records.LOWER_IS_BETTER`."""
-    from ganzoo.errors import did_you_mean
-
-    out: list[str] = []
-    for name in names:
-        bare = name.removeprefix(records.VAL_PREFIX)
-        if bare not in records.LOWER_IS_BETTER:
-            hint = did_you_mean(bare, list(records.LOWER_IS_BETTER))
-            raise RecipeError(
-                f"train.callbacks {where}: unknown metric {name!r}"
-                f"{'; ' + hint if hint else ''} (known: {', '.join(records.LOWER_IS_BETTER)})"
-            )
-        if bare not in out:
-            out.append(bare)
-    return tuple(out)
-
-
 def _note(trainer: Trainer, line: str) -> None:
     """A one-line note: on the console when the run shows progress, else a warning."""
     if trainer.show_progress:
@@ -205,8 +187,8 @@ class Validation(Callback):
 
     def __init__(self, every: int | None = None, metrics: list[str] | None = None) -> None:
         self.every = _every(every, "validation")
-        self.metrics = _metric_names(
-            list(metrics) if metrics is not None else ["l1", "psnr"], "validation"
+        self.metrics = records.metric_names(
+            list(metrics) if metrics is not None else ["l1", "psnr"], "train.callbacks validation"
         )
         self.metric_set: Any = None
 
@@ -251,7 +233,7 @@ class BestCheckpoint(Callback):
     def __init__(
         self, metric: str = "l1", rule: Literal["auto", "less", "greater"] = "auto"
     ) -> None:
-        self.metric = _metric_names([metric], "best_checkpoint")[0]
+        self.metric = records.metric_names([metric], "train.callbacks best_checkpoint")[0]
         self.key = records.VAL_PREFIX + self.metric
         self.less = records.LOWER_IS_BETTER[self.metric] if rule == "auto" else rule == "less"
         self.best: float | None = None
