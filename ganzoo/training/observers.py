@@ -176,12 +176,11 @@ class Monitor(Callback):
 
 @register("callback", "validation")
 class Validation(Callback):
-    """Validation metrics and a sample sheet every ``every`` steps (``train.sample_every``
-    default) and at the last step.
+    """Validation metrics and a sample sheet every ``every`` steps (``train.sample_every``).
 
-    The eval generator scored on ``train.val_batches`` val batches, ``val_<metric>`` for each
-    of ``metrics`` (``l1``, ``psnr``, ``ssim``, ``lpips_alex``, ``lpips_vgg``, ``dists``,
-    ``fid``, ``kid``; default L1 and PSNR), logged to metrics.jsonl and every logger, and the
+    At the last step too. The eval generator scored on ``train.val_batches`` val batches,
+    ``val_<metric>`` for each of ``metrics`` (``l1``, ``psnr``, ``ssim``, ``lpips_alex``,
+    ``lpips_vgg``, ``dists``, ``fid``, ``kid``; default L1 and PSNR), logged to metrics.jsonl and every logger, and the
     first batch drawn to ``samples/step_<step>.png``, on rank 0. A metric whose weights are
     absent (nothing is downloaded) is left out with one line saying which file to put where."""
 
@@ -222,8 +221,9 @@ class Validation(Callback):
 
 @register("callback", "best_checkpoint")
 class BestCheckpoint(Callback):
-    """Keeps ``checkpoints/best.pt``: the checkpoint of the best ``val_<metric>`` so far (as
-    mmagic's ``CheckpointHook(save_best=...)``), replaced atomically whenever a validation
+    """Keeps ``checkpoints/best.pt``, the checkpoint of the best ``val_<metric>`` so far.
+
+    As mmagic's ``CheckpointHook(save_best=...)``: replaced atomically whenever a validation
     beats it. ``rule``: ``less`` or ``greater`` is better (``auto``: greater for psnr and
     ssim, less for the others). The best value and its step are saved in every checkpoint,
     so a resume continues them. ``ganzoo eval/translate --checkpoint best`` and
