@@ -180,9 +180,10 @@ class Validation(Callback):
 
     At the last step too. The eval generator scored on ``train.val_batches`` val batches,
     ``val_<metric>`` for each of ``metrics`` (``l1``, ``psnr``, ``ssim``, ``lpips_alex``,
-    ``lpips_vgg``, ``dists``, ``fid``, ``kid``; default L1 and PSNR), logged to metrics.jsonl and every logger, and the
-    first batch drawn to ``samples/step_<step>.png``, on rank 0. A metric whose weights are
-    absent (nothing is downloaded) is left out with one line saying which file to put where."""
+    ``lpips_vgg``, ``dists``, ``fid``, ``kid``; default L1 and PSNR), logged to metrics.jsonl
+    and every logger, and the first batch drawn to ``samples/step_<step>.png``, on rank 0. A
+    metric whose weights are absent (nothing is downloaded) is left out with one line saying
+    which file to put where."""
 
     def __init__(self, every: int | None = None, metrics: list[str] | None = None) -> None:
         self.every = _every(every, "validation")
