@@ -233,3 +233,10 @@ def test_validation_without_weights_notes_once_and_trains(
     with pytest.warns(TrainingWarning, match="validation: lpips_vgg left out: needs vgg16"):
         _, final = train(recipe, run_dir=tmp_path / "run", progress=False)
     assert final["step"] == 2 and "val_l1" in final and "val_lpips_vgg" not in final
+
+
+def test_the_run_report_draws_the_validation_lpips_and_dists_curves() -> None:
+    from ganzoo.report.run import curves_png
+
+    records = [{"step": s, "epoch": 0, "val_dists": 0.3 / s, "val_ssim": 0.5} for s in (1, 2)]
+    assert curves_png(records) is not None  # panels of their own (none drew them before)
