@@ -25,6 +25,7 @@ from torch import nn
 
 from ganzoo import registry
 from ganzoo.errors import RecipeError, SizeError
+from ganzoo.losses.terms import NEEDS, Terms
 from ganzoo.nn.attention_slots import AttentionSlots, AttentionSpec
 from ganzoo.nn.init import InitName, init_weights
 from ganzoo.nn.sizes import check_image_size
@@ -211,14 +212,43 @@ def build_objective(recipe: Recipe) -> Any:
     return registry.create("objective", spec.name, **spec.params)
 
 
-def check_recipe(recipe: Recipe) -> None:
+def build_terms(recipe: Recipe, discriminator: nn.Module) -> Terms:
+    """The step's terms: ``loss.regularizers`` in order, then those the discriminator declares
+    through a ``terms(recipe)`` method. A term that needs the label map in a recipe without
+    ``data.labels`` is refused in one line."""
+    made = [
+        (registry.create("regularizer", s.name, **s.params), f"loss.regularizers: {s.name}")
+        for s in recipe.loss.regularizers
+    ]
+    declare = getattr(discriminator, "terms", None)
+    if callable(declare):
+        made += [(term, f"discriminator {recipe.discriminator.name}") for term in declare(recipe)]
+    for term, source in made:
+        unknown = term.needs - NEEDS
+        if unknown:
+            raise RecipeError(
+                f"{source}: needs {sorted(unknown)}, a step term may need {sorted(NEEDS)}"
+            )
+        if "labels" in term.needs and recipe.data.labels is None:
+            raise RecipeError(
+                f"{source} needs label maps: add data.labels (num_classes: ...) to the recipe, "
+                "or choose a component that works on images"
+            )
+    terms = Terms([term for term, _ in made])
+    terms.bind(recipe)
+    return terms
+
+
+def check_recipe(recipe: Recipe) -> Terms:
     """Build G and D on the meta device (no memory, no compute) so that sizes, attention
     placements, parameter counts and ``optim.train_only`` globs are refused now, with one
-    line, not deep inside a forward pass."""
+    line, not deep inside a forward pass. Returns the step's terms (what ``show`` / ``check``
+    list as active)."""
     g = _build(recipe, "generator", probe_only=True)
     d = _build(recipe, "discriminator", probe_only=True)
     check_train_only(recipe, g, d)
     build_objective(recipe)
+    return build_terms(recipe, d)
 
 
 def _names(net: nn.Module) -> list[str]:

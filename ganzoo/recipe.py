@@ -107,6 +107,11 @@ class ObjectiveSection(ComponentSection):
     section = "loss.objective"
 
 
+class RegularizerSection(ComponentSection):
+    kind = "regularizer"
+    section = "loss.regularizers"
+
+
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 #: [lo, hi]: the file values that map to -1 and 1.
 Bounds = tuple[float, float]
@@ -220,7 +225,8 @@ class DataSection(ComponentSection):
 
 
 class LossSection(Section):
-    """Generator loss = GAN + l1*L1 + feature_matching*FM + perceptual*VGG + style*Gram."""
+    """Generator loss = GAN + l1*L1 + feature_matching*FM + perceptual*VGG + style*Gram, plus
+    the terms of ``regularizers`` (see :mod:`ganzoo.losses.terms`)."""
 
     objective: ObjectiveSection = Field(default_factory=lambda: ObjectiveSection(name="vanilla"))
     l1: float = Field(100.0, ge=0)
@@ -237,6 +243,11 @@ class LossSection(Section):
     )
     style: float = Field(
         0.0, ge=0, description="LinesToFacePhoto's Gram-matrix loss on D's features"
+    )
+    regularizers: list[RegularizerSection] = Field(
+        default_factory=list,
+        description="augmentations of D's inputs and added D/G terms (DiffAugment, R1, ...), "
+        "applied in this order",
     )
 
 
@@ -388,17 +399,19 @@ class Recipe(Section):
     def to_dict(self) -> dict[str, Any]:
         """Plain data (component params inlined), loadable again with :func:`from_dict`.
 
-        The data keys of value rules (``range``, ``clip``, ``labels``) and
-        ``schedule.total_epochs`` appear only when set, and ``train.check_every``,
-        ``train.grad_norm_every`` and ``train.callbacks`` only when they differ from their
-        defaults, so a recipe that does not use them stays readable by ganzoo versions before
-        them (and its recipe.yaml and checkpoints stay as they were)."""
+        The data keys of value rules (``range``, ``clip``, ``labels``),
+        ``schedule.total_epochs`` and ``loss.regularizers`` appear only when set, and
+        ``train.check_every``, ``train.grad_norm_every`` and ``train.callbacks`` only when they
+        differ from their defaults, so a recipe that does not use them stays readable by ganzoo
+        versions before them (and its recipe.yaml and checkpoints stay as they were)."""
         tree = self.model_dump(mode="json")
         for key in OPTIONAL_DATA_KEYS:
             if not tree["data"].get(key):
                 tree["data"].pop(key, None)
         if tree["schedule"].get("total_epochs") is None:
             tree["schedule"].pop("total_epochs", None)
+        if not tree["loss"].get("regularizers"):
+            tree["loss"].pop("regularizers", None)
         train = tree["train"]
         for key in ("check_every", "grad_norm_every"):
             if train.get(key) is None:
@@ -424,6 +437,7 @@ class Recipe(Section):
             (self.discriminator, tree["discriminator"]),
             (self.loss.objective, tree["loss"]["objective"]),
         ]
+        pairs += list(zip(self.loss.regularizers, tree["loss"].get("regularizers", [])))
         pairs += list(zip(self.train.loggers, tree["train"]["loggers"]))
         if "callbacks" in tree["train"]:
             pairs += list(zip(self.train.callbacks, tree["train"]["callbacks"]))

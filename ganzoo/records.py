@@ -20,8 +20,10 @@ STEP = "step"
 EPOCH = "epoch"
 #: ``loss_<name>``: a loss averaged over the log interval (``loss_d``, ``loss_g_gan``, ...).
 LOSS_PREFIX = "loss_"
-#: D's outputs, its accuracy and the gradient norms: averaged over the interval, unprefixed.
-DIAGNOSTICS = ("d_out_real", "d_out_fake", "d_acc", "grad_norm_g", "grad_norm_d")
+#: D's outputs, its accuracy, the gradient norms and the step terms' diagnostics (ADA's
+#: augmentation probability ``ada_p``): averaged over the interval, unprefixed.
+ADA_P = "ada_p"
+DIAGNOSTICS = ("d_out_real", "d_out_fake", "d_acc", "grad_norm_g", "grad_norm_d", ADA_P)
 #: The learning rates of G and D at the logged step.
 LR_G, LR_D = "lr_g", "lr_d"
 LR = (LR_G, LR_D)

@@ -45,6 +45,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "logger": ("ganzoo.loggers", ("run_dir",)),
     "launcher": ("ganzoo.launchers", ()),
     "callback": ("ganzoo.callbacks", ()),
+    "regularizer": ("ganzoo.regularizers", ()),
 }
 
 #: kind -> the modules whose import registers its built-in components. A lookup imports only
@@ -59,6 +60,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "logger": ("ganzoo.loggers",),
     "launcher": ("ganzoo.launchers",),
     "callback": ("ganzoo.training.observers",),
+    "regularizer": ("ganzoo.regularizers",),
 }
 #: kind -> the module that finishes the networks of that kind (init, spectral norm, attention
 #: slots): imported with the kind's built-ins, it installs itself in :data:`FINISHERS`.

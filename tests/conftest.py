@@ -73,6 +73,32 @@ def train_tiny_run(root: Path, folder: Path) -> Path:
     return run_dir
 
 
+def train_whole_and_resumed(root: Path, folder: Path, *overrides: str, steps: int = 6):  # noqa: ANN201
+    """``(whole, resumed)`` trainers of a tiny recipe: ``steps`` steps in one run
+    (``folder/whole``), and ``steps // 2`` then ``--resume`` to ``steps`` (``folder/split``)."""
+    from ganzoo.training.trainer import train
+
+    half = steps // 2
+    common = (*overrides, f"train.checkpoint_every={half}")
+    whole, _ = train(
+        tiny_recipe(root, f"train.max_steps={steps}", *common),
+        run_dir=folder / "whole",
+        progress=False,
+    )
+    train(
+        tiny_recipe(root, f"train.max_steps={half}", *common),
+        run_dir=folder / "split",
+        progress=False,
+    )
+    resumed, _ = train(
+        run_dir=folder / "split",
+        resume=True,
+        overrides=[f"train.max_steps={steps}"],
+        progress=False,
+    )
+    return whole, resumed
+
+
 @pytest.fixture
 def file_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
     """A real HTTP server on 127.0.0.1 (see tests/http_server.py); proxies switched off."""

@@ -207,6 +207,7 @@ SMALL_DISCRIMINATORS: dict[str, dict] = {
     "multiscale": {"num_d": 2, "n_layers": 2, "ndf": 2, "image_size": 32},
     "patchgan": {"n_layers": 2, "ndf": 2, "image_size": 32},
     "pixel": {"ndf": 2, "image_size": 32},
+    "unet": {"ndf": 2, "depth": 3},
     "example_dilated": {"ndf": 4},
 }
 PAIR = 6  # a discriminator sees (condition, image) concatenated

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -47,9 +47,10 @@ def check(recipe: RecipeArg, set_: SetOpt = None) -> None:
     from ganzoo.recipe import load_recipe
 
     r = load_recipe(recipe, set_ or [])
-    check_recipe(r)
+    terms = check_recipe(r)
     console.print(r.to_yaml(defaults=True), highlight=False, markup=False, end="")
     err_console.print(f"[green]ok[/green]: {recipe} is a valid recipe")
+    err_console.print(_terms_line(terms), highlight=False, markup=False)
 
 
 @app.command()
@@ -73,7 +74,7 @@ def show(
     from ganzoo.summary import summarize
 
     r = load_recipe(recipe, set_ or [])
-    check_recipe(r)
+    terms = check_recipe(r)
     h, w = r.data.image_size
     table = Table(
         "",
@@ -105,6 +106,15 @@ def show(
             rf,
         )
     console.print(table)
+    console.print(_terms_line(terms), highlight=False, markup=False)
+
+
+def _terms_line(terms: Any) -> str:
+    """What the step adds to the objective: ``loss.regularizers`` and D's own terms."""
+    lines = terms.describe()
+    if not lines:
+        return "step terms: none (no loss.regularizers)"
+    return "step terms, in order:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 docs_app = typer.Typer(no_args_is_help=True, help="Generated documentation.")

@@ -11,6 +11,10 @@
    style * Gram (computed and logged, but not applied, while ``optim.train_only.generator``
    is ``[]``).
 
+The step's terms (:mod:`ganzoo.losses.terms`: ``loss.regularizers`` and what the
+discriminator declares) augment every input of D and add ``d_<name>`` / ``g_<name>`` terms; a
+term that replaces the objective returns D's ``real`` and ``fake`` terms and G's ``gan`` term.
+
 The losses come back detached (no host synchronisation): ``d`` (what D minimised), ``d_real``,
 ``d_fake`` (the objective's unscaled terms, pix2pix's ``D_real`` / ``D_fake``), ``g_gan``,
 ``g_l1`` (unweighted) and, where used, ``d_penalty``, ``g_fm``, ``g_vgg``, ``g_style``; with them
@@ -29,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from ganzoo import losses
-from ganzoo.build import build_objective
+from ganzoo.build import build_objective, build_terms
+from ganzoo.losses.terms import DView, GView
 from ganzoo.recipe import Recipe
 from ganzoo.training.ema import update_ema
 from ganzoo.training.state import TrainState
@@ -50,6 +55,15 @@ class UpdateStep:
         self.amp_dtype = amp_dtype
         self.objective = build_objective(recipe)
         self.reduction = losses.branch_reduction(state.d_module)
+        self.terms = build_terms(recipe, state.d_module)
+        labels = recipe.data.labels
+        #: the one-hot class channels of the condition (no instance edges), for terms that
+        #: need the label map
+        self.label_channels = (
+            labels.num_classes + int(labels.dontcare_channel)
+            if labels is not None and "labels" in self.terms.needs
+            else 0
+        )
         rl = recipe.loss
         self.perceptual = (
             losses.PerceptualLoss(rl.perceptual_input).to(state.device)
@@ -69,27 +83,43 @@ class UpdateStep:
     def __call__(self, batch: dict[str, Any], measure: bool = False) -> dict[str, torch.Tensor]:
         s, rl = self.state, self.recipe.loss
         real_a, real_b = self.to_device(batch["A"]), self.to_device(batch["B"])
+        labels = real_a[:, : self.label_channels] if self.label_channels else None
         with self.autocast():
             fake_b = s.G(real_a)
         real_pair = torch.cat([real_a, real_b], 1)
         out: dict[str, torch.Tensor] = {}
         if s.d_trains():
             fake_pair = torch.cat([real_a, fake_b.detach()], 1)
-            out.update(self._update_d(real_pair, fake_pair, measure))
+            out.update(self._update_d(real_pair, fake_pair, measure, labels))
 
         # G update: D frozen, called unwrapped (no DDP sync for a module not being updated).
         s.d_module.requires_grad_(False)
         s.opt_g.zero_grad(set_to_none=True)
+        terms, step = self.terms, s.step
+        fake_pair_g = terms.augment(torch.cat([real_a, fake_b], 1), step)
         with self.autocast():
-            fake_out = s.d_for_g(torch.cat([real_a, fake_b], 1))
+            fake_out = s.d_for_g(fake_pair_g)
             real_feats = None
             if rl.feature_matching > 0 or rl.style > 0:
                 with torch.no_grad():
-                    real_feats = s.d_for_g(real_pair)
+                    real_feats = s.d_for_g(terms.augment(real_pair, step))
         fake_out = _float(fake_out)
-        loss_g_gan = losses.generator_gan_loss(self.objective, fake_out, self.reduction)
+        extra: dict[str, torch.Tensor] = {}
+        if terms:
+            view = GView(
+                step, s.d_for_g, self.autocast, self.objective, real_pair, fake_pair_g,
+                fake_out, fake_b, labels,
+            )  # fmt: skip
+            extra = terms.g_loss(view)
+        if terms.replacing:
+            loss_g_gan = extra.pop("gan")
+        else:
+            loss_g_gan = losses.generator_gan_loss(self.objective, fake_out, self.reduction)
         loss_g = loss_g_gan
         out["g_gan"] = loss_g_gan.detach()
+        for name, value in extra.items():
+            loss_g = loss_g + value
+            out[f"g_{name}"] = value.detach()
         if rl.l1 > 0:
             loss_l1 = F.l1_loss(fake_b.float(), real_b.float())
             loss_g = loss_g + loss_l1 * rl.l1
@@ -122,37 +152,62 @@ class UpdateStep:
         return out
 
     def _update_d(
-        self, real_pair: torch.Tensor, fake_pair: torch.Tensor, measure: bool = False
+        self,
+        real_pair: torch.Tensor,
+        fake_pair: torch.Tensor,
+        measure: bool = False,
+        labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """``optim.d_steps`` D updates on a pooled fake pair (fake first, then real). A gradient
-        penalty interpolates each real pair with the current fake of the same condition (a
-        pooled fake carries an older condition)."""
-        s = self.state
+        """``optim.d_steps`` D updates on a pooled fake pair (fake first, then real), each
+        input through the terms' augmentations. A gradient penalty interpolates each real pair
+        with the current fake of the same condition (a pooled fake carries an older
+        condition)."""
+        s, terms = self.state, self.terms
         s.trainable_d()
         current = fake_pair.detach()
         fake_pair = s.pool.query(fake_pair)
         out: dict[str, torch.Tensor] = {}
         for _ in range(self.recipe.optim.d_steps):
             s.opt_d.zero_grad(set_to_none=True)
+            fake_in, real_in = terms.augment(fake_pair, s.step), terms.augment(real_pair, s.step)
             with self.autocast():
-                fake_out = s.D(fake_pair)
-                real_out = s.D(real_pair)
+                fake_out = s.D(fake_in)
+                real_out = s.D(real_in)
             real_out, fake_out = _float(real_out), _float(fake_out)
-            real, fake = losses.discriminator_terms(
-                self.objective, real_out, fake_out, self.reduction
-            )
-            loss_d = (fake + real) * self.objective.d_scale
+            extra: dict[str, torch.Tensor] = {}
+            view = None
+            if terms:
+                view = DView(
+                    s.step, s.D, self.autocast, self.objective, real_in, fake_in,
+                    real_out, fake_out, labels,
+                )  # fmt: skip
+                extra = terms.d_loss(view)
+            if terms.replacing:
+                real, fake = extra.pop("real"), extra.pop("fake")
+                loss_d = real + fake
+            else:
+                real, fake = losses.discriminator_terms(
+                    self.objective, real_out, fake_out, self.reduction
+                )
+                loss_d = (fake + real) * self.objective.d_scale
             if self.objective.needs_penalty:
                 penalty = self.objective.penalty(s.D, real_pair, current)
                 loss_d = loss_d + penalty
                 out["d_penalty"] = penalty.detach()
+            for name, value in extra.items():
+                loss_d = loss_d + value
+                out[f"d_{name}"] = value.detach()
             s.scaler_d.scale(loss_d).backward()
             if measure:
                 out["grad_norm_d"] = grad_norm(s.d_module.parameters(), s.scaler_d)
             s.scaler_d.step(s.opt_d)
             s.scaler_d.update()
+            if view is not None:
+                terms.after_d_step(view)
         out.update(d=loss_d.detach(), d_real=real.detach(), d_fake=fake.detach())
-        out.update(self._d_outputs(real_out, fake_out))
+        out.update(terms.diagnostics())
+        if not terms.replacing:
+            out.update(self._d_outputs(real_out, fake_out))
         return out
 
     @torch.no_grad()

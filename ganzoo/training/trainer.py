@@ -34,6 +34,7 @@ from ganzoo.data import build_dataset
 from ganzoo.device import resolve_device
 from ganzoo.errors import StorageError, TrainingError
 from ganzoo.inference_mode import generator_in_mode, resolve_mode
+from ganzoo.losses.terms import CHECKPOINT_KEY as TERMS_KEY
 from ganzoo.metric_set import MetricSet, build_metric_set
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
@@ -194,6 +195,7 @@ class Trainer:
         checkpoint = load_checkpoint(path)
         missing = self.state.load_state_dict(checkpoint)
         self.callbacks.load_state_dict(checkpoint.get(CHECKPOINT_KEY) or {})
+        self.update.terms.load_state_dict(checkpoint.get(TERMS_KEY) or [])
         self.last_checkpoint = path
         if self.dist.is_main:
             self.run.drop_records_after(self.state.step)
@@ -262,6 +264,8 @@ class Trainer:
         callbacks = self.callbacks.state_dict()
         if callbacks:  # left out when empty: the checkpoint of a default recipe as before
             state[CHECKPOINT_KEY] = callbacks
+        if self.update.terms:
+            state[TERMS_KEY] = self.update.terms.state_dict()
         return state
 
     def log_record(self, record: dict[str, Any], event: str | None = None) -> None:
