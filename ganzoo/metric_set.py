@@ -56,16 +56,20 @@ class MetricSet:
             self.distances.reset()
 
     def _fits(self, name: str, fake: Tensor) -> bool:
-        """False, with a note, for a perceptual metric the images are too small for."""
+        """False, with a note, for a perceptual metric the images do not fit: too small for its
+        network, or neither 1 nor 3 channels."""
         from ganzoo.evaluation.perceptual import MIN_SIDE
 
-        side = min(int(fake.shape[-2]), int(fake.shape[-1]))
-        if side >= MIN_SIDE.get(name, 1):
+        if name not in MIN_SIDE:
             return True
-        self.notes.append(
-            f"{name} left out: images of {fake.shape[-2]}x{fake.shape[-1]} are smaller than the "
-            f"{MIN_SIDE[name]} px its network needs"
-        )
+        h, w = int(fake.shape[-2]), int(fake.shape[-1])
+        if fake.shape[1] not in (1, 3):
+            why = f"it takes 1- or 3-channel images, these have {fake.shape[1]}"
+        elif min(h, w) < MIN_SIDE[name]:
+            why = f"images of {h}x{w} are smaller than the {MIN_SIDE[name]} px its network needs"
+        else:
+            return True
+        self.notes.append(f"{name} left out: {why}")
         return False
 
     @torch.no_grad()

@@ -186,7 +186,7 @@ def test_an_unusable_weights_file_is_one_line(uncached: Path) -> None:
     assert "not torchvision's alexnet weights" in note and "\n" not in note
 
 
-def test_images_too_small_for_alexnet_leave_only_it_out(cached: Path) -> None:
+def test_images_a_network_cannot_take_leave_only_its_metric_out(cached: Path) -> None:
     scores = build_metric_set(["l1", "lpips_alex", "lpips_vgg"])
     fake, real = _images(side=32)
     scores.update(fake, real)
@@ -195,6 +195,10 @@ def test_images_too_small_for_alexnet_leave_only_it_out(cached: Path) -> None:
     assert scores.notes == [
         "lpips_alex left out: images of 32x24 are smaller than the 31 px its network needs"
     ]
+    four = build_metric_set(["l1", "dists"])
+    four.update(torch.zeros(2, 4, 32, 32), torch.ones(2, 4, 32, 32))
+    assert set(four.compute()) == {"l1"}
+    assert four.notes == ["dists left out: it takes 1- or 3-channel images, these have 4"]
 
 
 def test_validation_scores_lpips_and_dists_when_cached(
