@@ -186,6 +186,7 @@ def load(
     precision: str = "fp32",
     use_ema: bool = True,
     seed: int = 0,
+    checkpoint: str = "last",
 ) -> Translator:
     """A :class:`Translator` from a run directory, a checkpoint, an exported ``.safetensors``,
     a Hub folder, ``hf://namespace/name[@revision]`` (or ``namespace/name``), or the name of an
@@ -199,5 +200,7 @@ def load(
     from ganzoo.pretrained import resolve  # a pretrained model's name -> its run directory
 
     source = resolve(source)
-    net, recipe, info = load_generator(source, use_ema=use_ema, device=resolve_device(device))
+    net, recipe, info = load_generator(
+        source, use_ema=use_ema, device=resolve_device(device), checkpoint=checkpoint
+    )
     return Translator(net, recipe, info, mode=mode, precision=precision, seed=seed)

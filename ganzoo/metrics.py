@@ -6,7 +6,8 @@
   k1 0.01, k2 0.03) with both images mapped to [0, 1] (data range 1), averaged over channels.
 
 Every function maps two (N, C, H, W) batches to (N,) values, so a split's score is the mean
-over its images whatever the batch size. [-1, 1] is the target's ``data.range.B`` (or its
+over its images whatever the batch size (:class:`ganzoo.metric_set.MetricSet`, the scoring of
+``ganzoo eval`` and in-training validation). [-1, 1] is the target's ``data.range.B`` (or its
 dtype's range, see :mod:`ganzoo.data.ranges`), so PSNR and SSIM are relative to ``hi - lo``
 of each channel, whatever the files' depth.
 """
@@ -50,13 +51,5 @@ def ssim(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     )
 
 
-#: The metrics :func:`image_metrics` knows, by name.
+#: The pixel metrics by name (:mod:`ganzoo.metric_set` adds LPIPS, DISTS, FID and KID).
 IMAGE_METRICS = {"l1": l1, "psnr": psnr, "ssim": ssim}
-
-
-def image_metrics(
-    fake: torch.Tensor, real: torch.Tensor, names: tuple[str, ...] = ("l1", "psnr", "ssim")
-) -> dict[str, torch.Tensor]:
-    """The one scoring function of ``ganzoo eval`` and in-training validation: each metric of
-    ``names`` per image of one batch, (N, C, H, W) x2 -> {name: (N,)}."""
-    return {name: IMAGE_METRICS[name](fake, real) for name in names}

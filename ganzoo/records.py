@@ -6,8 +6,9 @@ Every record holds ``step`` and ``epoch``. Each built-in callback
 * ``losses`` (every ``train.log_every`` steps): ``loss_<name>`` for each loss of the step
   (:data:`LOSS_PREFIX`), the diagnostics :data:`DIAGNOSTICS`, the learning rates :data:`LR`
   and the speed :data:`SPEED`;
-* ``validation`` (every ``train.sample_every`` steps): :data:`VAL_L1` and :data:`VAL_PSNR`
-  (:data:`VAL_PREFIX`).
+* ``validation`` (every ``train.sample_every`` steps): ``val_<metric>`` for each metric it
+  scores (:data:`VAL_PREFIX`; :data:`VAL_L1` and :data:`VAL_PSNR` by default, any of
+  :data:`LOWER_IS_BETTER`).
 
 A plugin callback writes keys of its own; readers go through
 :func:`ganzoo.run_dir.read_records` (:meth:`ganzoo.run_dir.RunDir.metrics`).
@@ -32,8 +33,39 @@ SPEED = (MS_PER_STEP, IMAGES_PER_S)
 #: ``val_<metric>``: the eval generator scored on ``train.val_batches`` val batches.
 VAL_PREFIX = "val_"
 VAL_L1, VAL_PSNR = "val_l1", "val_psnr"
+#: The image metrics validation and ``ganzoo eval`` know, and whether lower is better
+#: (``kid`` also writes ``kid_std``).
+LOWER_IS_BETTER = {
+    "l1": True,
+    "psnr": False,
+    "ssim": False,
+    "lpips_alex": True,
+    "lpips_vgg": True,
+    "dists": True,
+    "fid": True,
+    "kid": True,
+}
 #: The prefixes of the curves a run is judged by (plots, reports, the final record).
 CURVES = (LOSS_PREFIX, VAL_PREFIX)
+
+
+def metric_names(names: list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:
+    """``names`` without ``val_`` prefixes or repeats, each one of :data:`LOWER_IS_BETTER`; a
+    one-line RecipeError naming the first unknown one (``where``: the setting)."""
+    from ganzoo.errors import RecipeError, did_you_mean
+
+    out: list[str] = []
+    for name in names:
+        bare = name.removeprefix(VAL_PREFIX)
+        if bare not in LOWER_IS_BETTER:
+            hint = did_you_mean(bare, list(LOWER_IS_BETTER))
+            raise RecipeError(
+                f"{where}: unknown metric {name!r}{'; ' + hint if hint else ''} "
+                f"(known: {', '.join(LOWER_IS_BETTER)})"
+            )
+        if bare not in out:
+            out.append(bare)
+    return tuple(out)
 
 
 def loss_key(name: str) -> str:

@@ -34,8 +34,9 @@ class TrainResult:
 @dataclass(frozen=True)
 class EvalRecord:
     """One ``ganzoo eval``: the scores of a generator on a split (L1 in [-1, 1], PSNR in dB,
-    SSIM; FID and KID when asked) and the files written. ``record`` is the JSON written to
-    ``json``, every key included."""
+    SSIM; LPIPS and DISTS when their weights are cached; FID and KID when asked) and the files
+    written. ``notes``: one line per metric left out and why. ``record`` is the JSON written
+    to ``json``, every key included."""
 
     recipe: str
     split: str
@@ -54,6 +55,10 @@ class EvalRecord:
     fid: float | None = None
     kid: float | None = None
     kid_std: float | None = None
+    lpips_alex: float | None = None
+    lpips_vgg: float | None = None
+    dists: float | None = None
+    notes: tuple[str, ...] = ()
     record: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -81,6 +86,10 @@ class EvalRecord:
             fid=record.get("fid"),
             kid=record.get("kid"),
             kid_std=record.get("kid_std"),
+            lpips_alex=record.get("lpips_alex"),
+            lpips_vgg=record.get("lpips_vgg"),
+            dists=record.get("dists"),
+            notes=tuple(record.get("notes") or ()),
             record=dict(record),
         )
 

@@ -6,7 +6,8 @@ resume may change.
     RUN_DIR/recipe.yaml        the resolved recipe (what a resume starts from)
     RUN_DIR/metrics.jsonl      one JSON object per log / validation step
     RUN_DIR/samples/           grids: input | output | target
-    RUN_DIR/checkpoints/       step_XXXXXXXX.pt, the newest ``train.keep_checkpoints``
+    RUN_DIR/checkpoints/       step_XXXXXXXX.pt, the newest ``train.keep_checkpoints``, and
+                               best.pt (the ``best_checkpoint`` callback's)
     RUN_DIR/eval/              ``ganzoo eval`` results
     RUN_DIR/export/            ``ganzoo export`` files
     RUN_DIR/environment.json   software and device of the latest training session
@@ -54,6 +55,8 @@ RECIPE = "recipe.yaml"
 METRICS = "metrics.jsonl"
 SAMPLES = "samples"
 CHECKPOINTS = "checkpoints"
+#: ``checkpoints/best.pt``: the checkpoint the ``best_checkpoint`` callback keeps.
+BEST = "best.pt"
 EVAL = "eval"
 EXPORT = "export"
 LOCK = ".lock"
@@ -65,7 +68,7 @@ MAX_STEP = 2**63 - 1
 SHEET = re.compile(r"step_(\d{1,18})\.png")
 #: The numbers every ``eval/<split>.json`` holds, and those it may hold.
 EVAL_NUMBERS = ("l1", "psnr", "ssim")
-EVAL_OPTIONAL = ("fid", "kid", "kid_std")
+EVAL_OPTIONAL = ("lpips_alex", "lpips_vgg", "dists", "fid", "kid", "kid_std")
 
 #: Recipe keys (dotted prefixes) a ``--resume`` may override, with what they leave untouched.
 RESUMABLE: dict[str, str] = {
@@ -143,6 +146,11 @@ class RunDir:
     @property
     def checkpoints(self) -> Path:
         return self.path / CHECKPOINTS
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """``checkpoints/best.pt``: the best validation score's checkpoint, when kept."""
+        return self.checkpoints / BEST
 
     @property
     def eval_dir(self) -> Path:

@@ -158,10 +158,14 @@ def evaluate(
     use_ema: bool = True,
     batch_size: int | None = None,
     device: str = "auto",
+    perceptual: bool = True,
+    checkpoint: str = "last",
 ) -> EvalRecord:
     """Score ``model`` (a run directory, checkpoint or ``.safetensors``) on ``split`` as
     ``ganzoo eval`` does: writes ``RUN_DIR/eval/<split>.json`` (and a ``.png`` sheet of
-    ``num_samples`` rows) and returns the scores."""
+    ``num_samples`` rows) and returns the scores. ``perceptual``: LPIPS and DISTS where their
+    weights are cached (``notes`` says what was left out); ``checkpoint``: a run directory's
+    ``last`` or ``best``."""
     from ganzoo.evaluation.evaluate import evaluate_run
 
     record = evaluate_run(
@@ -175,6 +179,8 @@ def evaluate(
         use_ema=use_ema,
         batch_size=batch_size,
         device=device,
+        perceptual=perceptual,
+        checkpoint=checkpoint,
     )
     return EvalRecord.from_record(record)
 

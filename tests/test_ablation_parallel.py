@@ -90,6 +90,24 @@ def test_fid_without_weights_is_left_out(sequential: Path) -> None:
     assert len(rows) == 2 and "fid" not in rows[0]
 
 
+def test_lpips_and_dists_scores_become_columns(sequential: Path, tmp_path: Path) -> None:
+    """Runs scored with LPIPS / DISTS (their weights were cached) get those columns, compared
+    like the other quality metrics (lower is better)."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(sequential, out)
+    for i, path in enumerate(sorted(out.glob("runs/*/eval/val.json"))):
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "lpips_vgg": 0.25 + i / 10, "dists": 0.5}))
+    write_results(out)
+    rows = read_rows(out)
+    assert sorted(float(r["lpips_vgg"]) for r in rows) == [0.25, 0.35]
+    assert {r["dists"] for r in rows} == {"0.5"} and "lpips_alex" not in rows[0]
+    table = (out / "results.md").read_text()
+    assert "LPIPS-vgg ↓" in table and "DISTS ↓" in table and "LPIPS-alex" not in table
+
+
 def test_jobs_2_gives_exactly_the_sequential_numbers(
     sequential: Path, tiny_data: Path, tmp_path: Path
 ) -> None:

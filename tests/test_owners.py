@@ -32,6 +32,7 @@ LAYOUT = {
 #: ``folder / "name"`` that is not a run directory: the torch hub cache, the Hub folder.
 NOT_A_RUN = {
     ("evaluation/fid.py", "checkpoints"),
+    ("evaluation/perceptual.py", "checkpoints"),
     ("losses/perceptual.py", "checkpoints"),
     ("artifacts/hub.py", "recipe.yaml"),
 }

@@ -2,7 +2,8 @@
 
 One row per (variant, seed): parameters of G and D, ms per iteration (median of the run's
 ``ms_per_step`` records after the first, which holds the warm-up), the final training losses
-(the last logged window) and L1 / PSNR / SSIM on the evaluation split. The summary is
+(the last logged window) and L1 / PSNR / SSIM on the evaluation split (and LPIPS / DISTS /
+FID / KID when the runs were scored with them). The summary is
 mean ± sample standard deviation (ddof=1) over seeds; with one seed the spread is written
 ``–`` (undefined), never 0.
 """
@@ -60,8 +61,16 @@ METRICS = (
 )
 #: Added when the runs were scored with ``--fid``.
 FID_METRICS = (Metric("fid", "FID", 2, True), Metric("kid", "KID", 4, True))
+#: Added when the runs were scored with LPIPS / DISTS (their weights were cached).
+PERCEPTUAL_METRICS = (
+    Metric("lpips_alex", "LPIPS-alex", 4, True),
+    Metric("lpips_vgg", "LPIPS-vgg", 4, True),
+    Metric("dists", "DISTS", 4, True),
+)
+#: The columns a run has only when it was scored with them.
+OPTIONAL_METRICS = (*PERCEPTUAL_METRICS, *FID_METRICS)
 #: The metrics the statistics compare (quality, not speed or losses).
-QUALITY = ("l1", "psnr", "ssim", "fid", "kid")
+QUALITY = ("l1", "psnr", "ssim", *(m.key for m in OPTIONAL_METRICS))
 NO_SPREAD = "–"
 
 
@@ -185,7 +194,7 @@ def collect_rows(out: Path, manifest: dict[str, Any]) -> tuple[list[dict[str, An
             if variant["name"] not in params:
                 params[variant["name"]] = count_parameters(run_dir)
             records = read_metrics(run_dir)
-            fid = {k: record[k] for k in ("fid", "kid") if k in record}
+            fid = {m.key: record[m.key] for m in OPTIONAL_METRICS if m.key in record}
             rows.append(
                 {
                     "variant": variant["name"],
@@ -208,8 +217,8 @@ def collect_rows(out: Path, manifest: dict[str, Any]) -> tuple[list[dict[str, An
 
 
 def metric_columns(rows: list[dict[str, Any]]) -> list[Metric]:
-    """:data:`METRICS`, and FID / KID when any run has them."""
-    return [*METRICS, *(m for m in FID_METRICS if any(m.key in r for r in rows))]
+    """:data:`METRICS`, and LPIPS / DISTS / FID / KID when any run has them."""
+    return [*METRICS, *(m for m in OPTIONAL_METRICS if any(m.key in r for r in rows))]
 
 
 def loss_keys(rows: list[dict[str, Any]]) -> list[str]:
@@ -231,7 +240,7 @@ def write_csv(rows: list[dict[str, Any]], manifest: dict[str, Any], path: Path) 
         "l1",
         "psnr",
         "ssim",
-        *(k for k in ("fid", "kid") if any(k in r for r in rows)),
+        *(m.key for m in OPTIONAL_METRICS if any(m.key in r for r in rows)),
         "n_images",
     ]
     text = io.StringIO(newline="")
@@ -315,7 +324,7 @@ def summary_table(
     the HTML report."""
     axes = manifest["axes"] if len(manifest["axes"]) > 1 else []
     present = {k for s in summaries for k, v in s.stats.items() if math.isfinite(v[0])}
-    metrics = [*METRICS, *(m for m in FID_METRICS if m.key in present)]
+    metrics = [*METRICS, *(m for m in OPTIONAL_METRICS if m.key in present)]
     metrics += _loss_metrics(summaries)
     header = [
         "variant",

@@ -76,9 +76,10 @@ def read_eval(run_dir: Path, split: str, step: int, mode: str) -> dict[str, Any]
     return record if ok and record.get("data_root") == root else None
 
 
-#: The metrics of an eval record an ablation compares: required, and optional (``--fid``).
+#: The metrics of an eval record an ablation compares: required, and optional (LPIPS / DISTS
+#: where their weights are cached, ``--fid``).
 SCORES = ("l1", "psnr", "ssim")
-OPTIONAL_SCORES = ("fid", "kid")
+OPTIONAL_SCORES = ("lpips_alex", "lpips_vgg", "dists", "fid", "kid")
 
 
 def score_problem(record: dict[str, Any]) -> str | None:

@@ -34,14 +34,7 @@ def save_checkpoint(state: dict[str, Any], directory: Path, step: int, keep: int
     path = checkpoint_path(directory, step)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with atomic_writer(path) as f:  # removes its temporary file on any failure
-            writer = _Writer(f)
-            try:
-                torch.save(state, writer)
-            except RuntimeError:
-                if writer.error is None:
-                    raise
-                raise writer.error from None  # torch's zip writer hides the OSError
+        _save(state, path)
     except OSError as exc:
         previous = latest_checkpoint(directory)
         kept = f"{previous} is intact" if previous else "no earlier checkpoint exists"
@@ -52,6 +45,34 @@ def save_checkpoint(state: dict[str, Any], directory: Path, step: int, keep: int
     _fsync_dir(directory)
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
+    return path
+
+
+def _save(state: dict[str, Any], path: Path) -> None:
+    with atomic_writer(path) as f:  # removes its temporary file on any failure
+        writer = _Writer(f)
+        try:
+            torch.save(state, writer)
+        except RuntimeError:
+            if writer.error is None:
+                raise
+            raise writer.error from None  # torch's zip writer hides the OSError
+
+
+def write_checkpoint(state: dict[str, Any], path: Path) -> Path:
+    """Write ``state`` to ``path`` (e.g. ``checkpoints/best.pt``) atomically: the previous
+    file stays whole until the new one is complete; a failure is one line."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save(state, path)
+    except OSError as exc:
+        kept = f"the previous {path.name} is intact" if path.is_file() else "nothing was written"
+        raise StorageError(
+            f"could not write checkpoint {path} ({exc.strerror or exc}); {kept}; free space "
+            "(or fix the folder) and continue with --resume"
+        ) from None
+    _fsync_dir(path.parent)
     return path
 
 

@@ -86,7 +86,15 @@ def _dataset_name(recipe: Recipe) -> str:
     return root.split(":", 1)[1] if root.startswith("embedded:") else Path(root).name or root
 
 
-_METRICS = (("l1", "L1"), ("psnr", "PSNR"), ("ssim", "SSIM"), ("fid", "FID"))
+_METRICS = (
+    ("l1", "L1"),
+    ("psnr", "PSNR"),
+    ("ssim", "SSIM"),
+    ("lpips_alex", "LPIPS (AlexNet)"),
+    ("lpips_vgg", "LPIPS (VGG16)"),
+    ("dists", "DISTS"),
+    ("fid", "FID"),
+)
 
 
 def _result(record: dict[str, Any], dataset: str) -> dict[str, Any]:

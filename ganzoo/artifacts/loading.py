@@ -96,12 +96,14 @@ def load_generator(
     *,
     use_ema: bool = True,
     device: str | torch.device = "cpu",
+    checkpoint: str = "last",
 ) -> tuple[nn.Module, Recipe, GeneratorInfo]:
-    """(G in eval mode on ``device``, its resolved recipe, where the weights came from).
+    """(G in eval mode on ``device``, its resolved recipe, where the weights came from);
+    ``checkpoint``: a run directory's ``last`` or ``best`` checkpoint.
 
     G maps (N, in_channels, H, W) in [-1, 1] to (N, out_channels, H, W) in [-1, 1].
     """
-    path = find_checkpoint(run_dir_or_checkpoint)
+    path = find_checkpoint(run_dir_or_checkpoint, checkpoint)
     if path.suffix == ".safetensors":
         net, recipe, info = _from_safetensors(path)
     else:

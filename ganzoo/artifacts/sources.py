@@ -1,7 +1,8 @@
 """Where a trained generator comes from: every source ``translate``, ``eval``, ``export`` and
 ``ganzoo.load`` accept, resolved to one local file.
 
-* a run directory: its newest ``checkpoints/step_*.pt``;
+* a run directory: its newest ``checkpoints/step_*.pt`` (``checkpoint="last"``), or
+  ``checkpoints/best.pt``, the one the ``best_checkpoint`` callback kept (``"best"``);
 * a checkpoint ``.pt`` or an exported ``.safetensors`` file;
 * a Hub folder (``model.safetensors`` inside, as ``ganzoo export --format hub`` writes);
 * ``hf://namespace/name[@revision]``, or a bare ``namespace/name`` that is no local path: the
@@ -139,8 +140,17 @@ def _cached_hub_model(
         ) from None
 
 
-def find_checkpoint(source: str | Path) -> Path:
-    """The checkpoint or safetensors file a source names (see the module docstring)."""
+#: What ``checkpoint=`` (``--checkpoint``) picks in a run directory.
+CHOICES = ("last", "best")
+
+
+def find_checkpoint(source: str | Path, checkpoint: str = "last") -> Path:
+    """The checkpoint or safetensors file a source names (see the module docstring);
+    ``checkpoint``: ``last`` or ``best`` (a run directory's ``checkpoints/best.pt``)."""
+    if checkpoint not in CHOICES:
+        raise GanzooError(f"--checkpoint {checkpoint!r}: use last or best")
+    if checkpoint == "best":
+        return _best_checkpoint(source)
     text = str(source)
     if is_hub_source(text):
         return _model_file(resolve_hub_source(text), text)
@@ -165,6 +175,21 @@ def find_checkpoint(source: str | Path) -> Path:
         )
         raise TrainingError(f"{path} {what}; train it first (`ganzoo train`) or give a .pt file")
     return ckpt
+
+
+def _best_checkpoint(source: str | Path) -> Path:
+    run = RunDir(source)
+    if not run.path.is_dir() or not run.checkpoints.is_dir():
+        raise TrainingError(
+            f"{source}: --checkpoint best picks from a run directory's checkpoints/, and this is "
+            "none; give the run directory, or a file without --checkpoint best"
+        )
+    if not run.best_checkpoint.is_file():
+        raise TrainingError(
+            f"{source} kept no best checkpoint ({run.best_checkpoint} is absent); train with "
+            "the best_checkpoint callback in train.callbacks, or use --checkpoint last"
+        )
+    return run.best_checkpoint
 
 
 def output_base(source: str | Path, checkpoint: Path) -> Path:

@@ -60,6 +60,14 @@ ModelArg = Annotated[
         callback=_model_source,
     ),
 ]
+CheckpointOpt = Annotated[
+    str,
+    typer.Option(
+        "--checkpoint",
+        help="in a run directory: last (the newest step_*.pt) or best (checkpoints/best.pt, "
+        "kept by the best_checkpoint callback)",
+    ),
+]
 EmaOpt = Annotated[bool, typer.Option("--ema/--no-ema", help="use the EMA weights if kept")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda")]
 ModeOpt = Annotated[

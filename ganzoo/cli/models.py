@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ganzoo.cli.common import DeviceOpt, EmaOpt, ModelArg, ModeOpt, app, console
+from ganzoo.cli.common import (
+    CheckpointOpt,
+    DeviceOpt,
+    EmaOpt,
+    ModelArg,
+    ModeOpt,
+    app,
+    console,
+    err_console,
+)
 
 
 @app.command()
@@ -50,6 +59,7 @@ def translate(
         bool,
         typer.Option(help="also write OUTPUT/index.html: input | output | target per image"),
     ] = False,
+    checkpoint: CheckpointOpt = "last",
 ) -> None:
     """Translate images with a trained generator; writes OUTPUT/<stem>.<ending> per input (the
     input's kind and depth, or --format)."""
@@ -71,6 +81,7 @@ def translate(
         seed=seed,
         out_format=out_format,  # type: ignore[arg-type]
         max_pixels=max_pixels,
+        checkpoint=checkpoint,
     )
     pairs = f", {result.paired} read as A|B ({result.direction})" if result.paired else ""
     console.print(
@@ -129,12 +140,21 @@ def eval_cmd(
         Path | None,
         typer.Option(help="weights-inception-2015-12-05-6726825d.pth, if not in the torch cache"),
     ] = None,
+    perceptual: Annotated[
+        bool,
+        typer.Option(
+            help="also LPIPS (AlexNet, VGG16) and DISTS, where their torchvision weights are in "
+            "the torch hub cache"
+        ),
+    ] = True,
     mode: ModeOpt = "auto",
     batch_size: Annotated[int | None, typer.Option(help="default 1 in train mode, else 8")] = None,
     ema: EmaOpt = True,
     device: DeviceOpt = "auto",
+    checkpoint: CheckpointOpt = "last",
 ) -> None:
-    """Score a trained generator on a split: L1, PSNR, SSIM (and FID/KID); writes RUN_DIR/eval/."""
+    """Score a trained generator on a split: L1, PSNR, SSIM, LPIPS, DISTS (and FID/KID); writes
+    RUN_DIR/eval/."""
     from ganzoo.workflows import evaluate
 
     r = evaluate(
@@ -148,6 +168,8 @@ def eval_cmd(
         use_ema=ema,
         batch_size=batch_size,
         device=device,
+        perceptual=perceptual,
+        checkpoint=checkpoint,
     )
     console.print(
         f"{r.recipe} step {r.step} on {r.split} ({r.n} images, {r.mode_used} "
@@ -157,11 +179,18 @@ def eval_cmd(
     console.print(f"mode: {r.mode_line}", highlight=False)
     table = Table("metric", "value", header_style="bold")
     rows = [("L1 [-1,1]", f"{r.l1:.4f}"), ("PSNR dB", f"{r.psnr:.2f}"), ("SSIM", f"{r.ssim:.4f}")]
+    for label, value in (("LPIPS (AlexNet)", r.lpips_alex), ("LPIPS (VGG16)", r.lpips_vgg)):
+        if value is not None:
+            rows.append((label, f"{value:.4f}"))
+    if r.dists is not None:
+        rows.append(("DISTS", f"{r.dists:.4f}"))
     if r.fid is not None:
         rows += [("FID", f"{r.fid:.2f}"), ("KID", f"{r.kid:.4f} ± {r.kid_std:.4f}")]
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    for note in r.notes:
+        err_console.print(f"note: {note}", highlight=False)
     console.print(f"wrote {r.json}" + (f" and {r.sheet}" if r.sheet else ""), highlight=False)
 
 

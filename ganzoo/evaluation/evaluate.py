@@ -2,8 +2,9 @@
 
 Every pair of the split goes through the deterministic evaluation preprocessing
 (``build_dataset(..., train=False)``: no random crop, no flip), G translates A, and the output
-is compared with B: L1 on [-1, 1], PSNR and SSIM on [0, 1] (see :mod:`metrics`), averaged over
-images; optionally FID and KID (:mod:`fid`). The result goes to ``RUN_DIR/eval/<split>.json``
+is compared with B: L1 on [-1, 1], PSNR and SSIM on [0, 1] (see :mod:`metrics`), LPIPS and
+DISTS when their weights are cached (:mod:`perceptual`), averaged over images; optionally FID
+and KID (:mod:`fid`). The result goes to ``RUN_DIR/eval/<split>.json``
 and the first ``num_samples`` rows (input | output | target) to ``RUN_DIR/eval/<split>.png``,
 both written atomically: a link planted at either name is replaced, never written through, and
 an ``eval/`` that is a link out of the run directory is refused.
@@ -20,12 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganzoo import metrics
 from ganzoo.artifacts.loading import load_generator
 from ganzoo.artifacts.sources import output_base
 from ganzoo.data import build_dataset, resolve_root, split_name
 from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation.inference import same_size_batches, translate_batch
+from ganzoo.evaluation.perceptual import PERCEPTUAL_METRICS
 from ganzoo.inference_mode import (
     InferenceMode,
     check_mode,
@@ -33,8 +34,9 @@ from ganzoo.inference_mode import (
     resolve_batch_size,
     resolve_mode,
 )
+from ganzoo.metric_set import DISTANCES, MetricSet, build_metric_set
 from ganzoo.recipe import Recipe, from_dict
-from ganzoo.run_dir import RunDir
+from ganzoo.run_dir import EVAL_NUMBERS, RunDir
 from ganzoo.safe_io import check_inside, write_text_atomic
 from ganzoo.samples import save_grid
 
@@ -67,10 +69,11 @@ def score_generator(
     mode: str | InferenceMode = "auto",
     batch_size: int | None = None,
     num_samples: int = 0,
-    distances: Any = None,
+    metric_set: MetricSet | None = None,
 ) -> tuple[dict[str, float], int, tuple[torch.Tensor, ...] | None]:
-    """({"l1", "psnr", "ssim"} means, image count, first ``num_samples`` (A, G(A), B) rows);
-    ``mode`` as :func:`~ganzoo.inference_mode.resolve_mode` decides."""
+    """({metric: value} of ``metric_set`` (default L1, PSNR, SSIM), image count, first
+    ``num_samples`` (A, G(A), B) rows); ``mode`` as :func:`~ganzoo.inference_mode.resolve_mode`
+    decides."""
     if isinstance(mode, str):
         mode = resolve_mode(net, recipe, mode)
     try:
@@ -79,25 +82,20 @@ def score_generator(
         advice = "set data.train_split / data.val_split to one of them"
         raise DataError(str(exc).replace(advice, "pass --split one of them")) from None
     device = next(net.parameters()).device
-    sums = {"l1": 0.0, "psnr": 0.0, "ssim": 0.0}
-    n = 0
+    scores = metric_set or build_metric_set(EVAL_NUMBERS)
+    scores.reset()
     rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     with generator_in_mode(net, mode, recipe.seed) as g:
         for batch in same_size_batches(_items(ds), resolve_batch_size(batch_size, mode.name)):
             a = torch.stack([item["A"] for item, _ in batch]).to(device)
             b = torch.stack([item["B"] for item, _ in batch]).to(device)
             fake = translate_batch(g, a).float()
-            for key, values in metrics.image_metrics(fake, b).items():
-                sums[key] += float(values.double().sum())
-            n += len(batch)
-            if distances is not None:
-                distances.update(fake, b)
+            scores.update(fake, b)
             same = not rows or rows[0][0].shape == a.shape[1:]
             for k in range(min(num_samples - len(rows), len(batch)) if same else 0):
                 rows.append((a[k].cpu(), fake[k].cpu(), b[k].cpu()))
-    means = {k: v / max(n, 1) for k, v in sums.items()}
     sheet = tuple(torch.stack(col) for col in zip(*rows)) if rows else None
-    return means, n, sheet
+    return scores.compute(), scores.n, sheet
 
 
 def evaluate_run(
@@ -114,28 +112,40 @@ def evaluate_run(
     batch_size: int | None = None,
     device: str = "cpu",
     out_dir: str | Path | None = None,
+    perceptual: bool = True,
+    checkpoint: str = "last",
 ) -> dict[str, Any]:
     """Score the newest checkpoint of ``run_dir`` (or a checkpoint / safetensors file) on
     ``split``; write ``<out_dir or RUN_DIR/eval>/<split>.json`` (and ``.png`` when
     ``num_samples``) and return the record: l1, psnr, ssim, n, step, checkpoint, mode (as
     asked), mode_used (what ran: eval, train or per-sample), mode_line (why, in one line), ...
 
-    ``fid`` adds FID and KID (torchmetrics' Inception, or ``feature_extractor``: any module
-    mapping uint8 (N, 3, H, W) to (N, D) features).
+    ``perceptual`` adds LPIPS (AlexNet, VGG16) and DISTS when their backbone weights are in
+    the torch cache (:mod:`~ganzoo.evaluation.perceptual`; else ``notes`` says which file to
+    put where, and the other metrics run). ``fid`` adds FID and KID (torchmetrics' Inception,
+    or ``feature_extractor``: any module mapping uint8 (N, 3, H, W) to (N, D) features).
+    ``checkpoint``: ``last`` or ``best`` of a run directory
+    (:func:`~ganzoo.artifacts.sources.find_checkpoint`).
     """
     check_mode(mode)
     if num_samples < 0:
         raise GanzooError(f"--num-samples {num_samples}: must be 0 or more")
     source = str(run_dir)
-    net, recipe, info = load_generator(source, use_ema=use_ema, device=device)
+    net, recipe, info = load_generator(
+        source, use_ema=use_ema, device=device, checkpoint=checkpoint
+    )
     recipe = with_data_root(recipe, data_root, source)
     chosen = resolve_mode(net, recipe, mode)
-    distances = None
-    if fid:
-        from ganzoo.evaluation.fid import InceptionDistances, inception_extractor
+    extractor = None
+    if fid:  # asked for: its weights are downloaded when missing, and a failure is an error
+        from ganzoo.evaluation.fid import inception_extractor
 
         extractor = feature_extractor or inception_extractor(inception_weights)
-        distances = InceptionDistances(extractor, next(net.parameters()).device)
+    names = (*EVAL_NUMBERS, *(PERCEPTUAL_METRICS if perceptual else ()))
+    names += DISTANCES if fid else ()
+    metric_set = build_metric_set(
+        names, device=next(net.parameters()).device, feature_extractor=extractor
+    )
     t0 = time.perf_counter()
     means, n, sheet = score_generator(
         net,
@@ -144,7 +154,7 @@ def evaluate_run(
         mode=chosen,
         batch_size=batch_size,
         num_samples=num_samples,
-        distances=distances,
+        metric_set=metric_set,
     )
     record: dict[str, Any] = {
         "split": split,
@@ -153,8 +163,7 @@ def evaluate_run(
         "n": n,
         **means,
     }
-    if distances is not None:
-        record.update(distances.compute())
+    if fid:
         record["fid_features"] = (
             "inception" if feature_extractor is None else (type(feature_extractor).__name__)
         )
@@ -171,6 +180,7 @@ def evaluate_run(
         mode_line=chosen.describe(),
         recipe=recipe.name,
         seconds=round(time.perf_counter() - t0, 3),
+        notes=metric_set.notes,
     )
     if sheet is not None:
         record["sheet"] = str(save_grid(out / f"{split}.png", *sheet, within=base))

@@ -136,6 +136,10 @@ class InceptionDistances:
         self.fake: list[torch.Tensor] = []
         self.real: list[torch.Tensor] = []
 
+    def reset(self) -> None:
+        """Forget the batches seen (a new pass)."""
+        self.fake, self.real = [], []
+
     @torch.no_grad()
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         return self.extractor(to_inception_input(x).to(self.device)).flatten(1).double().cpu()

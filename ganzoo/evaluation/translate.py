@@ -294,13 +294,14 @@ def translate(
     seed: int = 0,
     out_format: OutFormat | None = None,
     max_pixels: int | None = None,
+    checkpoint: str = "last",
 ) -> Translation:
-    """Load G from a run directory / checkpoint / safetensors file and translate ``inputs``
-    (an image or a folder of images) into ``output/<stem>.<ending>`` (see the module
-    docstring for the output format)."""
+    """Load G from a run directory (its ``checkpoint``: ``last`` or ``best``) / checkpoint /
+    safetensors file and translate ``inputs`` (an image or a folder of images) into
+    ``output/<stem>.<ending>`` (see the module docstring for the output format)."""
     check_mode(mode)
     files = input_files(inputs)
-    net, recipe, info = load_generator(model, use_ema=use_ema, device=device)
+    net, recipe, info = load_generator(model, use_ema=use_ema, device=device, checkpoint=checkpoint)
     result = translate_files(
         net,
         recipe,

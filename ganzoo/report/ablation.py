@@ -10,7 +10,7 @@ from typing import Any
 from ganzoo.ablation.plan import run_name
 from ganzoo.ablation.report import Report
 from ganzoo.ablation.report import write_results as write_ablation_files
-from ganzoo.ablation.results import FID_METRICS, METRICS, read_manifest, summary_table
+from ganzoo.ablation.results import METRICS, OPTIONAL_METRICS, read_manifest, summary_table
 from ganzoo.ablation.statistics import COMPARISON_HEADER, RESAMPLES, comparison_cells
 from ganzoo.evaluation.plots import read_metrics
 from ganzoo.records import VAL_L1, VAL_PSNR
@@ -117,7 +117,7 @@ def ablation_report(out: str | Path) -> str:
         "nothing.</p>"
     )
     curves = overlaid_curves_png(_runs(out, manifest, report))
-    decimals = {m.key: m.decimals for m in (*METRICS, *FID_METRICS)}
+    decimals = {m.key: m.decimals for m in (*METRICS, *OPTIONAL_METRICS)}
     sections = [
         ("Summary", summary),
         ("Comparison", comparison),

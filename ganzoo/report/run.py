@@ -13,6 +13,8 @@ from ganzoo.report import page
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import UnsafePathError, read_inside
 
+#: The eval record's LPIPS / DISTS columns (present when their weights were cached).
+_PERCEPTUAL = ("lpips_alex", "lpips_vgg", "dists")
 #: Sample sheets shown under the slider at most (evenly spaced, first and last included).
 MAX_FRAMES = 12
 
@@ -29,6 +31,9 @@ PANELS = (
     ("reconstruction", ("loss_g_l1", "loss_g_fm", "loss_g_vgg", "loss_g_style")),
     ("validation L1", (VAL_L1,)),
     ("validation PSNR (dB)", (VAL_PSNR,)),
+    ("validation SSIM", ("val_ssim",)),
+    ("validation LPIPS / DISTS", ("val_lpips_alex", "val_lpips_vgg", "val_dists")),
+    ("validation FID", ("val_fid",)),
     ("D accuracy", ("d_acc",)),
     ("D mean output", ("d_out_real", "d_out_fake")),
     ("gradient norm", ("grad_norm_g", "grad_norm_d")),
@@ -159,7 +164,8 @@ def run_report(run_dir: str | Path) -> str:
     evals = run.eval_records()
     eval_table = (
         page.table(
-            ["split", "mode", "images", "step", "L1", "PSNR (dB)", "SSIM", "FID"],
+            ["split", "mode", "images", "step", "L1", "PSNR (dB)", "SSIM"]
+            + ["LPIPS-alex", "LPIPS-vgg", "DISTS", "FID"],
             [
                 [
                     e["split"],
@@ -169,6 +175,10 @@ def run_report(run_dir: str | Path) -> str:
                     f"{e['l1']:.4f}",
                     f"{e['psnr']:.2f}",
                     f"{e['ssim']:.4f}",
+                    *(
+                        f"{e[k]:.4f}" if k in e else "-"
+                        for k in ("lpips_alex", "lpips_vgg", "dists")
+                    ),
                     f"{e['fid']:.2f}" if "fid" in e else "-",
                 ]
                 for e in evals

@@ -7,7 +7,10 @@ Each owns the ``metrics.jsonl`` keys it writes (:mod:`ganzoo.records`):
   interval's mean losses, diagnostics, learning rates and speed;
 * ``monitor``: the "is my training working?" warnings (:mod:`~ganzoo.training.diagnostics`);
 * ``validation``: every ``every`` steps (default ``train.sample_every``) and at the last
-  step, val L1/PSNR and a sample sheet (rank 0);
+  step, ``val_<metric>`` for each of its ``metrics`` (L1 and PSNR by default; SSIM, LPIPS,
+  DISTS, FID/KID where their weights exist) and a sample sheet (rank 0);
+* ``best_checkpoint`` (not on by default): keeps ``checkpoints/best.pt``, the checkpoint of the
+  best validation score of its ``metric`` so far;
 * ``checkpoint``: a checkpoint every ``every`` steps (default ``train.checkpoint_every``; the
   last step's checkpoint is the trainer's own);
 * ``schedule``: steps the learning-rate schedules at each epoch end, ``plateau`` with the
@@ -19,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ganzoo import records
 from ganzoo.errors import RecipeError
@@ -44,6 +47,27 @@ def _every(every: int | None, name: str) -> int | None:
 
 def _due(trainer: Trainer, every: int) -> bool:
     return trainer.step % every == 0 or trainer.step == trainer.total_steps
+
+
+#: How the progress line names each validation metric.
+_LABELS = {
+    "l1": "L1",
+    "ssim": "SSIM",
+    "lpips_alex": "LPIPS-alex",
+    "lpips_vgg": "LPIPS-vgg",
+    "dists": "DISTS",
+    "fid": "FID",
+    "kid": "KID",
+    "kid_std": "KID std",
+}
+
+
+def _note(trainer: Trainer, line: str) -> None:
+    """A one-line note: on the console when the run shows progress, else a warning."""
+    if trainer.show_progress:
+        trainer.console.print(line, highlight=False)
+    else:
+        warnings.warn(line, TrainingWarning, stacklevel=3)
 
 
 @register("callback", "progress")
@@ -72,10 +96,13 @@ class Progress(Callback):
 
     def on_validation_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         if self.reporter is not None:
-            self.reporter.message(
-                f"step {record[records.STEP]}: val L1 {record[records.VAL_L1]:.4f}, "
-                f"PSNR {record[records.VAL_PSNR]:.2f} dB"
-            )
+            n = len(records.VAL_PREFIX)
+            parts = [
+                f"PSNR {v:.2f} dB" if k == records.VAL_PSNR else f"{_LABELS.get(k[n:], k)} {v:.4f}"
+                for k, v in record.items()
+                if k.startswith(records.VAL_PREFIX)
+            ]
+            self.reporter.message(f"step {record[records.STEP]}: val {', '.join(parts)}")
 
     def _close(self) -> None:
         if self.reporter is not None:
@@ -149,26 +176,113 @@ class Monitor(Callback):
 
 @register("callback", "validation")
 class Validation(Callback):
-    """Val L1/PSNR and a sample sheet every ``every`` steps (``train.sample_every`` default).
+    """Validation metrics and a sample sheet every ``every`` steps (``train.sample_every``).
 
-    The eval generator scored on ``train.val_batches`` val batches (``val_l1``, ``val_psnr``)
-    and the first batch drawn to ``samples/step_<step>.png``, on rank 0."""
+    At the last step too. The eval generator scored on ``train.val_batches`` val batches,
+    ``val_<metric>`` for each of ``metrics`` (``l1``, ``psnr``, ``ssim``, ``lpips_alex``,
+    ``lpips_vgg``, ``dists``, ``fid``, ``kid``; default L1 and PSNR), logged to metrics.jsonl
+    and every logger, and the first batch drawn to ``samples/step_<step>.png``, on rank 0. A
+    metric whose weights are absent (nothing is downloaded) is left out with one line saying
+    which file to put where."""
 
-    def __init__(self, every: int | None = None) -> None:
+    def __init__(self, every: int | None = None, metrics: list[str] | None = None) -> None:
         self.every = _every(every, "validation")
+        self.metrics = records.metric_names(
+            list(metrics) if metrics is not None else ["l1", "psnr"], "train.callbacks validation"
+        )
+        self.metric_set: Any = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if not trainer.dist.is_main or self.metrics == ("l1", "psnr"):
+            return  # the trainer's default set
+        from ganzoo.metric_set import build_metric_set
+
+        self.metric_set = build_metric_set(self.metrics, device=trainer.device)
+        for line in self.metric_set.notes:
+            _note(trainer, f"validation: {line}")
+        self.metric_set.notes.clear()
 
     def on_step_end(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> None:
         if not _due(trainer, self.every or trainer.recipe.train.sample_every):
             return
         if not trainer.dist.is_main:
             return
-        values = trainer.validate()
+        values = trainer.validate(self.metric_set)
+        if self.metric_set is not None:
+            for line in self.metric_set.notes:  # e.g. images too small for a network, once
+                _note(trainer, f"validation: {line}")
+            self.metric_set.notes.clear()
         record = {records.STEP: trainer.step, records.EPOCH: trainer.epoch, **values}
         trainer.log_record(record)
         grid = trainer.run.samples / f"step_{trainer.step:08d}.png"
         if grid.is_file():
             trainer.logs.image(trainer.step, "samples", grid)
         trainer.callbacks.emit("on_validation_end", trainer, record)
+
+
+@register("callback", "best_checkpoint")
+class BestCheckpoint(Callback):
+    """Keeps ``checkpoints/best.pt``, the checkpoint of the best ``val_<metric>`` so far.
+
+    As mmagic's ``CheckpointHook(save_best=...)``: replaced atomically whenever a validation
+    beats it. ``rule``: ``less`` or ``greater`` is better (``auto``: greater for psnr and
+    ssim, less for the others). The best value and its step are saved in every checkpoint,
+    so a resume continues them. ``ganzoo eval/translate --checkpoint best`` and
+    ``ganzoo.load(..., checkpoint="best")`` use it. The ``validation`` callback must score
+    ``metric``."""
+
+    def __init__(
+        self, metric: str = "l1", rule: Literal["auto", "less", "greater"] = "auto"
+    ) -> None:
+        self.metric = records.metric_names([metric], "train.callbacks best_checkpoint")[0]
+        self.key = records.VAL_PREFIX + self.metric
+        self.less = records.LOWER_IS_BETTER[self.metric] if rule == "auto" else rule == "less"
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.missing_noted = False
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        validations = [c for c in trainer.callbacks if isinstance(c, Validation)]
+        if not any(self.metric in v.metrics for v in validations):
+            raise RecipeError(
+                f"train.callbacks best_checkpoint: metric {self.metric} is not scored; add "
+                f"{{name: validation, metrics: [l1, psnr, {self.metric}]}} to train.callbacks"
+            )
+
+    def better(self, value: float) -> bool:
+        """True when ``value`` beats the best so far (strictly; NaN never does)."""
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value < self.best if self.less else value > self.best
+
+    def on_validation_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        value = record.get(self.key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            if not self.missing_noted:
+                _note(
+                    trainer,
+                    f"best_checkpoint: no {self.key} in the validation record; no "
+                    "best checkpoint is kept (see the validation notes above)",
+                )
+                self.missing_noted = True
+            return
+        if not self.better(float(value)):
+            return
+        from ganzoo.artifacts.checkpoint import write_checkpoint
+
+        self.best, self.best_step = float(value), trainer.step
+        write_checkpoint(trainer.checkpoint_state(), trainer.run.best_checkpoint)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.best is None:
+            return {}
+        return {"metric": self.key, "less": self.less, "best": self.best, "step": self.best_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("metric") == self.key and state.get("less") == self.less:
+            self.best, self.best_step = float(state["best"]), int(state["step"])
 
 
 @register("callback", "checkpoint")

@@ -28,13 +28,14 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from ganzoo import metrics, records
+from ganzoo import records
 from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganzoo.data import build_dataset
 from ganzoo.device import resolve_device
 from ganzoo.errors import StorageError, TrainingError
 from ganzoo.inference_mode import generator_in_mode, resolve_mode
 from ganzoo.losses.terms import CHECKPOINT_KEY as TERMS_KEY
+from ganzoo.metric_set import MetricSet, build_metric_set
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import check_inside
@@ -246,18 +247,26 @@ class Trainer:
                 f"fp32, then {self._retry()})"
             )
         if self.dist.is_main:
-            state = self.state.state_dict()
-            callbacks = self.callbacks.state_dict()
-            if callbacks:  # left out when empty: the checkpoint of a default recipe as before
-                state[CHECKPOINT_KEY] = callbacks
-            if self.update.terms:
-                state[TERMS_KEY] = self.update.terms.state_dict()
             self.last_checkpoint = save_checkpoint(
-                state, self.run.checkpoints, self.step, self.recipe.train.keep_checkpoints
+                self.checkpoint_state(),
+                self.run.checkpoints,
+                self.step,
+                self.recipe.train.keep_checkpoints,
             )
         barrier()
         self.callbacks.emit("on_checkpoint", self, self.last_checkpoint)
         return self.last_checkpoint
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What a checkpoint of this step holds: the training state and the callbacks' states
+        (no collective call: any rank may build it)."""
+        state = self.state.state_dict()
+        callbacks = self.callbacks.state_dict()
+        if callbacks:  # left out when empty: the checkpoint of a default recipe as before
+            state[CHECKPOINT_KEY] = callbacks
+        if self.update.terms:
+            state[TERMS_KEY] = self.update.terms.state_dict()
+        return state
 
     def log_record(self, record: dict[str, Any], event: str | None = None) -> None:
         """Write ``record`` to metrics.jsonl and the loggers (rank 0), keep it in the final
@@ -297,12 +306,14 @@ class Trainer:
         return self.state.ema.module if self.state.ema is not None else self.state.g_module
 
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """L1 and PSNR of the eval generator over the first ``train.val_batches`` val batches,
-        and a sample grid of the first batch; G runs in the test-time mode ``auto`` chooses
+    def validate(self, metric_set: MetricSet | None = None) -> dict[str, float]:
+        """``val_<metric>`` of the eval generator over the first ``train.val_batches`` val
+        batches for each metric of ``metric_set`` (default L1 and PSNR), and a sample grid of
+        the first batch; G runs in the test-time mode ``auto`` chooses
         (:func:`~ganzoo.inference_mode.resolve_mode`), as ``ganzoo eval`` runs it."""
         net = self.eval_generator()
-        scores: dict[str, list[torch.Tensor]] = {"l1": [], "psnr": []}
+        scores = metric_set or build_metric_set(("l1", "psnr"))
+        scores.reset()
         first = None
         with generator_in_mode(net, self.val_mode, self.recipe.seed) as g:
             for i, batch in enumerate(self.val_batches.epoch(0, 0)):
@@ -312,15 +323,15 @@ class Trainer:
                 with self.update.autocast():
                     fake = g(a)
                 fake = fake.float()
-                for name, values in metrics.image_metrics(fake, b, tuple(scores)).items():
-                    scores[name].append(values)
+                scores.update(fake, b.float())
                 if first is None:
                     first = (a[:4].float(), fake[:4], b[:4].float())
         if first is not None:
             save_grid(self.run.samples / f"step_{self.step:08d}.png", *first, within=self.run.path)
+        values = scores.compute() if scores.n else {}
         return {
-            records.VAL_PREFIX + name: torch.cat(values).mean().item() if values else math.nan
-            for name, values in scores.items()
+            records.VAL_PREFIX + name: values.get(name, math.nan)
+            for name in (*scores.names, *(["kid_std"] if "kid" in scores.names else []))
         }
 
     def _calibrate_bn(self) -> None:
