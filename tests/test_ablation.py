@@ -412,8 +412,12 @@ def test_shipped_specs_are_valid(path: Path, tiny_data: Path) -> None:
     plan = load_plan(path, [f"data.root={tiny_data}"])  # every variant built on meta
     assert len(plan.variants) >= 2 and plan.max_steps >= 1
     params = [v.recipe(0).discriminator.params for v in plan.variants]
-    # fair: the same width and norm for every discriminator
-    assert len({(p["ndf"], p["norm"]) for p in params}) == 1
+    names = {v.recipe(0).discriminator.name for v in plan.variants}
+    if names <= {"patchgan", "multiscale", "multidepth", "pixel"}:
+        # fair: the same width and norm for every classic discriminator
+        assert len({(p["ndf"], p["norm"]) for p in params}) == 1
+    else:  # families of other shapes: each width is stated (and the header says why)
+        assert all("ndf" in p for p in params)
 
 
 def test_a_name_axis_keeps_the_params_the_new_component_takes(tiny_data: Path) -> None:
