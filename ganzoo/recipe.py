@@ -312,10 +312,11 @@ class TrainSection(Section):
         None, ge=1, le=MAX_STEPS, description="stop after this many G steps"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16", "reference"] = Field(
+    precision: Literal["auto", "fp32", "bf16", "bf16-master", "fp16", "reference"] = Field(
         "auto",
-        description="reference: the upstream's arithmetic bit for bit (becomes fp32 with "
-        "channels_last false and optim.fused false)",
+        description="bf16: autocast over fp32 weights; bf16-master: bf16 weights with fp32 "
+        "master copies in the optimizer; reference: the upstream's arithmetic bit for bit "
+        "(becomes fp32 with channels_last false and optim.fused false)",
     )
     channels_last: bool = True
     compile: bool = False

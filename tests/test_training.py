@@ -49,10 +49,13 @@ def _weights(run_dir: Path, index: int = -1) -> dict[str, torch.Tensor]:
     }
 
 
-def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "bf16-master"])
+def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path, precision: str) -> None:
     # 14 steps with batch 2 over 12 images = 6 batches/epoch: crosses two epoch ends, with
-    # dropout, an image pool, EMA and the linear schedule decaying every epoch.
+    # dropout, an image pool, EMA and the linear schedule decaying every epoch; in every
+    # precision (bf16-master checkpoints hold the fp32 masters, the bf16 weights round them).
     common = (
+        f"train.precision={precision}",
         "train.deterministic=true",
         "optim.pool_size=3",
         "optim.ema_decay=0.9",
