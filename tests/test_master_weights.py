@@ -83,10 +83,32 @@ def test_loading_a_state_dict_fills_the_masters_exactly() -> None:
 
 def test_spectral_normed_layers_stay_fp32() -> None:
     torch.manual_seed(0)
-    net = apply_spectral_norm(nn.Sequential(nn.Conv2d(3, 8, 3), nn.LeakyReLU(0.2), nn.Conv2d(8, 1, 3)))
+    net = apply_spectral_norm(
+        nn.Sequential(nn.Conv2d(3, 8, 3), nn.LeakyReLU(0.2), nn.Conv2d(8, 1, 3))
+    )
     weights = MasterWeights(net)
     assert not weights.pairs or all(p.ndim == 1 for p, _ in weights.pairs)  # biases only
     out = net(torch.randn(1, 3, 8, 8))
     out.mean().backward()
     assert out.dtype == torch.float32
     assert net[0].parametrizations.weight.original.dtype == torch.float32
+
+
+def test_a_run_resumes_across_precisions(tiny_data: Path, tmp_path: Path) -> None:
+    """An fp32 checkpoint (weights and Adam moments in the weights' shapes) continues under
+    bf16-master, whose masters start as its weights exactly."""
+    run = tmp_path / "run"
+    train(tiny_recipe(tiny_data, "train.max_steps=2"), run_dir=run, progress=False)
+    saved = load_checkpoint(list_checkpoints(run / "checkpoints")[-1])
+    trainer, final = train(
+        None,
+        run_dir=run,
+        resume=True,
+        overrides=["train.max_steps=4", "train.precision=bf16-master"],
+        progress=False,
+    )
+    assert final["step"] == 4 and trainer.precision == "bf16-master"
+    moments = trainer.state.opt_g.state_dict()["state"]
+    shapes = [p.shape for p in trainer.state.g_module.parameters()]
+    assert all(moments[i]["exp_avg"].shape == shape for i, shape in enumerate(shapes))
+    assert saved["generator"].keys() == trainer.state.g_module.state_dict().keys()

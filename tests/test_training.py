@@ -269,8 +269,8 @@ def test_several_d_steps_and_the_ema_generator_for_evaluation(
     )
     assert final["step"] == 2
     # D was updated twice per G step: Adam's step count says so
-    d_state = trainer.state.opt_d.state[next(iter(trainer.d_module.parameters()))]
-    g_state = trainer.state.opt_g.state[next(iter(trainer.g_module.parameters()))]
+    d_state = trainer.state.opt_d.state_dict()["state"][0]
+    g_state = trainer.state.opt_g.state_dict()["state"][0]
     assert int(d_state["step"]) == 4 and int(g_state["step"]) == 2
     assert trainer.eval_generator() is trainer.ema.module
     ema = dict(trainer.ema.module.named_parameters())

@@ -40,25 +40,28 @@ def _adam(
     recipe: Recipe,
     device: torch.device,
     masters: MasterWeights | None = None,
+    views: bool = True,
 ) -> torch.optim.Adam:
     """Adam over ``params`` (the fp32 masters under bf16-master); fused where asked and
-    available, stepping channels_last weights through contiguous views (:mod:`dense_views`)."""
+    available, stepping channels_last weights through contiguous views (:mod:`dense_views`)
+    unless ``views`` is False (fp16: the gradient scaler unscales the gradients it finds on
+    the optimizer's tensors before the step, when the views have none yet)."""
     o = recipe.optim
     params = list(masters.parameters() if masters is not None else params)
     kwargs = dict(lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     opt = None
     if o.fused and device.type in ("cuda", "cpu"):
-        views = DenseViews(params)
+        dense = DenseViews(params if views else [])
         try:
-            opt = torch.optim.Adam(views.parameters(), fused=True, **kwargs)
+            opt = torch.optim.Adam(dense.parameters() or params, fused=True, **kwargs)
         except (RuntimeError, TypeError):  # no fused kernel for this device / build
             pass
     if opt is None:
-        views = DenseViews([])
+        dense = DenseViews([])
         opt = torch.optim.Adam(params, **kwargs)
     if masters is not None:
         masters.attach(opt)  # first: the masters' gradients, then their views'
-    views.attach(opt)
+    dense.attach(opt)
     return opt
 
 
@@ -100,11 +103,12 @@ class TrainState:
         if (precision or t.precision) == "bf16-master":
             self.masters = [MasterWeights(self.g_module), MasterWeights(self.d_module)]
         g_master, d_master = self.masters or (None, None)
-        self.opt_g = _adam(self.g_module.parameters(), recipe.optim.lr_g, recipe, device, g_master)
-        self.opt_d = _adam(self.d_module.parameters(), recipe.optim.lr_d, recipe, device, d_master)
+        fp16 = t.precision == "fp16" and device.type == "cuda"
+        g, d = self.g_module.parameters(), self.d_module.parameters()
+        self.opt_g = _adam(g, recipe.optim.lr_g, recipe, device, g_master, views=not fp16)
+        self.opt_d = _adam(d, recipe.optim.lr_d, recipe, device, d_master, views=not fp16)
         self.sched_g = build_scheduler(self.opt_g, recipe.schedule)
         self.sched_d = build_scheduler(self.opt_d, recipe.schedule)
-        fp16 = t.precision == "fp16" and device.type == "cuda"
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=fp16)
         self.pool = ImagePool(recipe.optim.pool_size)
