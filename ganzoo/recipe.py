@@ -269,7 +269,11 @@ class OptimSection(Section):
         0, ge=0, le=10_000, description="image pool of past (condition, fake) pairs (0: none)"
     )
     ema_decay: float | None = Field(None, description="EMA of G for evaluation (e.g. 0.999)")
-    fused: bool = Field(True, description="fused Adam kernel where the device has one")
+    fused: bool = Field(
+        True,
+        description="fused Adam kernel where the device has one (it steps channels_last "
+        "weights through contiguous views of their memory, without copies)",
+    )
     train_only: TrainOnlySection | None = Field(
         None, description="staged training: the parameters trained, the rest frozen"
     )

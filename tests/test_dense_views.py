@@ -4,11 +4,16 @@ copies of the weights, and optimizer state dicts in the weights' own shapes."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
+import pytest
 import torch
+from conftest import tiny_recipe
 from torch import nn
 
+import ganzoo.training.state as state_module
 from ganzoo.training.dense_views import DenseViews
+from ganzoo.training.trainer import train
 
 
 def _net() -> nn.Module:
@@ -72,3 +77,33 @@ def test_the_state_dict_holds_moments_in_weight_shapes_and_resumes_exactly() -> 
     _steps(resumed, opt2, 2)
     for a, b in zip(straight, resumed.parameters()):
         assert torch.equal(a, b)
+
+
+class _PassThrough:
+    """The optimizer stepping the channels_last weights themselves (the behaviour before)."""
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        self.params = params
+
+    def parameters(self) -> list[torch.Tensor]:
+        return self.params
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        pass
+
+
+def test_a_training_run_is_bit_identical_with_and_without_the_views(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = tiny_recipe(tiny_data, "train.max_steps=3", "train.deterministic=true")
+    assert recipe.train.channels_last and recipe.optim.fused
+    viewed, _ = train(recipe, run_dir=tmp_path / "views", progress=False)
+    assert any(p.dim() == 4 and not p.is_contiguous() for p in viewed.g_module.parameters())
+    monkeypatch.setattr(state_module, "DenseViews", _PassThrough)
+    plain, _ = train(recipe, run_dir=tmp_path / "plain", progress=False)
+    for net in ("g_module", "d_module"):
+        a, b = getattr(viewed, net).state_dict(), getattr(plain, net).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), net
+    saved = viewed.state.opt_g.state_dict()["state"]
+    reference = plain.state.opt_g.state_dict()["state"]
+    assert all(torch.equal(saved[i]["exp_avg"], reference[i]["exp_avg"]) for i in reference)
