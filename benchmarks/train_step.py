@@ -16,6 +16,12 @@ those overrides, to compare two ganzoo settings side by side, e.g. the precision
         --set data.root=../shared/datasets/facades --set train.precision=bf16-master \
         --baseline train.precision=bf16
 
+``--copying-adam`` builds the baseline as ganzoo did before issue 25 (fused Adam stepping the
+channels_last weights themselves, which copies them to contiguous memory and back):
+
+    python benchmarks/train_step.py recipes/pix2pix_unet256.yaml --steps 30 \
+        --set data.root=../shared/datasets/facades --baseline train.precision=auto --copying-adam
+
 The order alternates every round (A, B, then B, A); besides wall time it reports the process
 CPU time per step, which a busy shared machine inflates less (run it with OMP_NUM_THREADS=1
 there: waiting threads spin).
@@ -24,6 +30,7 @@ there: waiting threads spin).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import statistics
 import sys
@@ -44,6 +51,32 @@ REFERENCE = [
     "train.compile=false",
     "optim.fused=false",
 ]
+
+
+class _StepTheWeights:
+    """In place of :class:`ganzoo.training.dense_views.DenseViews`: no views."""
+
+    def __init__(self, params):
+        self.params = params
+
+    def parameters(self):
+        return self.params
+
+    def attach(self, optimizer) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def copying_adam():
+    """Trainers built inside step their weights themselves (the fused kernel copies)."""
+    import ganzoo.training.state as state_module
+
+    views = state_module.DenseViews
+    state_module.DenseViews = _StepTheWeights
+    try:
+        yield
+    finally:
+        state_module.DenseViews = views
 
 
 def batches_forever(trainer: Trainer):
@@ -93,6 +126,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--only", choices=["reference", "ganzoo"], default=None)
     parser.add_argument(
+        "--copying-adam",
+        action="store_true",
+        help="the baseline's fused Adam steps channels_last weights directly, copying them to "
+        "contiguous memory and back (ganzoo before issue 25)",
+    )
+    parser.add_argument(
         "--baseline",
         action="append",
         default=None,
@@ -108,7 +147,11 @@ def main() -> None:
     if args.only:
         configs = {args.only: configs[args.only]}
     tmp = Path(tempfile.mkdtemp(prefix="ganzoo-bench-"))
-    trainers = {name: Trainer(r, tmp / name, progress=False) for name, r in configs.items()}
+    trainers = {}
+    for name, r in configs.items():
+        copying = args.copying_adam and name == "reference"
+        with copying_adam() if copying else contextlib.nullcontext():
+            trainers[name] = Trainer(r, tmp / name, progress=False)
     device = next(iter(trainers.values())).device
     streams = {name: batches_forever(t) for name, t in trainers.items()}
 
