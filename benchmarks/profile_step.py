@@ -2,6 +2,10 @@
 configuration and of ganzoo's defaults, grouped into convolutions, optimizer, copies, norms.
 
     python benchmarks/profile_step.py recipes/pix2pix_unet256.yaml --steps 3
+
+``--baseline OVERRIDE`` (repeatable) profiles the recipe with those overrides in the first
+column instead of the reference configuration (e.g. ``--baseline train.precision=bf16
+--set train.precision=bf16-master``).
 """
 
 from __future__ import annotations
@@ -35,7 +39,12 @@ GROUPS = {
         "aten::addcmul_",
         "aten::_foreach",
     ),
-    "dtype / layout copies": ("aten::copy_", "aten::_to_copy", "aten::contiguous"),
+    "dtype / layout copies": (
+        "aten::copy_",
+        "aten::_to_copy",
+        "aten::contiguous",
+        "aten::_foreach_copy_",
+    ),
     "batch norm": (
         "aten::native_batch_norm",
         "aten::native_batch_norm_backward",
@@ -68,10 +77,16 @@ def main() -> None:
     parser.add_argument("recipe")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=None,
+        help="profile the recipe with these overrides instead of the reference",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ganzoo-profile-"))
     results = {}
-    for name, extra in (("reference", REFERENCE), ("ganzoo", [])):
+    for name, extra in (("reference", args.baseline or REFERENCE), ("ganzoo", [])):
         recipe = load_recipe(args.recipe, [*args.overrides, *extra])
         results[name] = breakdown(Trainer(recipe, tmp / name, progress=False), args.steps)
     print(f"{'ms per step (share)':24s} {'reference':>18s} {'ganzoo':>18s}")

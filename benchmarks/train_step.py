@@ -8,11 +8,29 @@ defaults, interleaved in one run so that both see the same machine state.
 tensors, PyTorch's default Adam (the per-parameter for-loop on CPU), eager. ``ganzoo`` is the
 trainer with the recipe's own settings (defaults: bf16 autocast where fast, channels_last,
 fused Adam). Each timed iteration includes fetching its batch from the data loader.
+
+``--baseline OVERRIDE`` (repeatable) replaces the reference configuration by the recipe with
+those overrides, to compare two ganzoo settings side by side, e.g. the precisions:
+
+    python benchmarks/train_step.py recipes/pix2pix_unet256.yaml --steps 30 \
+        --set data.root=../shared/datasets/facades --set train.precision=bf16-master \
+        --baseline train.precision=bf16
+
+``--copying-adam`` builds the baseline as ganzoo did before issue 25 (fused Adam stepping the
+channels_last weights themselves, which copies them to contiguous memory and back):
+
+    python benchmarks/train_step.py recipes/pix2pix_unet256.yaml --steps 30 \
+        --set data.root=../shared/datasets/facades --baseline train.precision=auto --copying-adam
+
+The order alternates every round (A, B, then B, A); besides wall time it reports the process
+CPU time per step, which a busy shared machine inflates less (run it with OMP_NUM_THREADS=1
+there: waiting threads spin).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import statistics
 import sys
@@ -33,6 +51,32 @@ REFERENCE = [
     "train.compile=false",
     "optim.fused=false",
 ]
+
+
+class _StepTheWeights:
+    """In place of :class:`ganzoo.training.dense_views.DenseViews`: no views."""
+
+    def __init__(self, params):
+        self.params = params
+
+    def parameters(self):
+        return self.params
+
+    def attach(self, optimizer) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def copying_adam():
+    """Trainers built inside step their weights themselves (the fused kernel copies)."""
+    import ganzoo.training.state as state_module
+
+    views = state_module.DenseViews
+    state_module.DenseViews = _StepTheWeights
+    try:
+        yield
+    finally:
+        state_module.DenseViews = views
 
 
 def batches_forever(trainer: Trainer):
@@ -81,17 +125,33 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed iterations per config")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--only", choices=["reference", "ganzoo"], default=None)
+    parser.add_argument(
+        "--copying-adam",
+        action="store_true",
+        help="the baseline's fused Adam steps channels_last weights directly, copying them to "
+        "contiguous memory and back (ganzoo before issue 25)",
+    )
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=None,
+        help="compare against the recipe with these overrides instead of the reference",
+    )
     args = parser.parse_args()
 
     recipe = load_recipe(args.recipe, args.overrides)
     configs = {
-        "reference": load_recipe(args.recipe, [*args.overrides, *REFERENCE]),
+        "reference": load_recipe(args.recipe, [*args.overrides, *(args.baseline or REFERENCE)]),
         "ganzoo": recipe,
     }
     if args.only:
         configs = {args.only: configs[args.only]}
     tmp = Path(tempfile.mkdtemp(prefix="ganzoo-bench-"))
-    trainers = {name: Trainer(r, tmp / name, progress=False) for name, r in configs.items()}
+    trainers = {}
+    for name, r in configs.items():
+        copying = args.copying_adam and name == "reference"
+        with copying_adam() if copying else contextlib.nullcontext():
+            trainers[name] = Trainer(r, tmp / name, progress=False)
     device = next(iter(trainers.values())).device
     streams = {name: batches_forever(t) for name, t in trainers.items()}
 
@@ -113,24 +173,30 @@ def main() -> None:
             t.train_step(next(streams[name]))
     sync(device)
     times: dict[str, list[float]] = {name: [] for name in trainers}
+    cpu: dict[str, list[float]] = {name: [] for name in trainers}
     peak: dict[str, int] = {name: 0 for name in trainers}
-    for _ in range(args.steps):
-        for name, t in trainers.items():  # interleaved: ref, ganzoo, ref, ganzoo, ...
+    for i in range(args.steps):
+        order = list(trainers) if i % 2 == 0 else list(reversed(trainers))
+        for name in order:  # interleaved: ref, ganzoo, ganzoo, ref, ref, ...
+            t = trainers[name]
+            batch = next(streams[name])
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            t0 = time.perf_counter()
-            t.train_step(next(streams[name]))
+            t0, c0 = time.perf_counter(), time.process_time()
+            t.train_step(batch)
             sync(device)
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
             if device.type == "cuda":
                 peak[name] = max(peak[name], torch.cuda.max_memory_allocated(device))
 
     flops = {name: flops_per_iteration(t, next(streams[name])) for name, t in trainers.items()}
     imgs = loader_images_per_second(recipe)
     print(
-        f"\n{'config':10s} {'median ms':>10s} {'p10-p90 ms':>15s} {'GFLOP/iter':>11s} "
-        f"{'GFLOP/s':>8s} {'peak mem':>10s}"
+        f"\n{'config':10s} {'median ms':>10s} {'p10-p90 ms':>15s} {'CPU ms':>8s} "
+        f"{'GFLOP/iter':>11s} {'GFLOP/s':>8s} {'peak mem':>10s}"
     )
+    cpu_medians = {name: 1000 * statistics.median(ts) for name, ts in cpu.items()}
     medians = {}
     for name, ts in times.items():
         ms = sorted(1000 * x for x in ts)
@@ -139,11 +205,18 @@ def main() -> None:
         p10, p90 = ms[len(ms) // 10], ms[(9 * len(ms)) // 10 - (1 if len(ms) >= 10 else 0)]
         mem = f"{peak[name] / 2**20:.0f} MiB" if device.type == "cuda" else "-"
         print(
-            f"{name:10s} {med:10.1f} {p10:7.1f}-{p90:<7.1f} {flops[name] / 1e9:11.1f} "
+            f"{name:10s} {med:10.1f} {p10:7.1f}-{p90:<7.1f} {cpu_medians[name]:8.1f} "
+            f"{flops[name] / 1e9:11.1f} "
             f"{flops[name] / 1e9 / (med / 1000):8.1f} {mem:>10s}"
         )
     if len(medians) == 2:
-        print(f"\nratio reference / ganzoo: {medians['reference'] / medians['ganzoo']:.2f}x")
+        base = "baseline" if args.baseline else "reference"
+        paired = statistics.median(r / g for r, g in zip(times["reference"], times["ganzoo"]))
+        print(
+            f"\nratio {base} / ganzoo: {medians['reference'] / medians['ganzoo']:.3f}x wall "
+            f"(median of per-round ratios {paired:.3f}x), "
+            f"{cpu_medians['reference'] / cpu_medians['ganzoo']:.3f}x CPU time"
+        )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"data loader alone: {imgs:.1f} images/s "

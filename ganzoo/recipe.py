@@ -280,7 +280,11 @@ class OptimSection(Section):
         0, ge=0, le=10_000, description="image pool of past (condition, fake) pairs (0: none)"
     )
     ema_decay: float | None = Field(None, description="EMA of G for evaluation (e.g. 0.999)")
-    fused: bool = Field(True, description="fused Adam kernel where the device has one")
+    fused: bool = Field(
+        True,
+        description="fused Adam kernel where the device has one (it steps channels_last "
+        "weights through contiguous views of their memory, without copies)",
+    )
     train_only: TrainOnlySection | None = Field(
         None, description="staged training: the parameters trained, the rest frozen"
     )
@@ -323,10 +327,11 @@ class TrainSection(Section):
         None, ge=1, le=MAX_STEPS, description="stop after this many G steps"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16", "reference"] = Field(
+    precision: Literal["auto", "fp32", "bf16", "bf16-master", "fp16", "reference"] = Field(
         "auto",
-        description="reference: the upstream's arithmetic bit for bit (becomes fp32 with "
-        "channels_last false and optim.fused false)",
+        description="bf16: autocast over fp32 weights; bf16-master: bf16 weights with fp32 "
+        "master copies in the optimizer; reference: the upstream's arithmetic bit for bit "
+        "(becomes fp32 with channels_last false and optim.fused false)",
     )
     channels_last: bool = True
     compile: bool = False

@@ -80,7 +80,7 @@ RESUMABLE: dict[str, str] = {
     "train.val_batches": "validation size",
     "train.calibrate_bn": "the BatchNorm statistics recomputed at the end",
     "train.device": "where the run continues",
-    "train.precision": "compute precision (weights stay float32)",
+    "train.precision": "compute precision (checkpoints hold float32 weights in every one)",
     "train.channels_last": "memory layout",
     "train.compile": "torch.compile",
     "train.deterministic": "deterministic algorithms",

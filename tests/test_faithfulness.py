@@ -218,7 +218,7 @@ def test_a_stage_end_restarts_g_adam_and_keeps_d_adam(tiny_data: Path, tmp_path:
     trainer.state.begin_epoch(0, fresh=True)
     for batch in batches(trainer, 2):
         trainer.train_step(batch)
-    d_param = next(iter(trainer.d_module.parameters()))
+    d_param = trainer.state.opt_d.param_groups[0]["params"][0]  # (a view of D's first weight)
     d_before = {k: v.clone() for k, v in trainer.state.opt_d.state[d_param].items()}
     trainer.state.begin_epoch(1, fresh=True)
     assert not trainer.state.opt_g.state

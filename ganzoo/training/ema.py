@@ -13,6 +13,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganzoo.nn.spectral import renormalise_spectral_norm
+from ganzoo.training.master_weights import fp32_view
 
 
 def build_ema(module: nn.Module, decay: float) -> AveragedModel:
@@ -21,6 +22,7 @@ def build_ema(module: nn.Module, decay: float) -> AveragedModel:
 
 
 def update_ema(ema: AveragedModel, module: nn.Module) -> None:
-    """Average ``module`` into ``ema``, then renormalise the copy's spectral-norm vectors."""
-    ema.update_parameters(module)
+    """Average ``module`` (its fp32 masters under bf16-master) into ``ema``, then renormalise
+    the copy's spectral-norm vectors."""
+    ema.update_parameters(fp32_view(module))
     renormalise_spectral_norm(ema.module)

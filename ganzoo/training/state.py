@@ -25,23 +25,44 @@ from ganzoo.errors import GanzooError, TrainingError
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import nonfinite_entries
+from ganzoo.training.dense_views import DenseViews
 from ganzoo.training.distributed import DistInfo
 from ganzoo.training.ema import build_ema
 from ganzoo.training.image_pool import ImagePool
+from ganzoo.training.master_weights import MasterWeights
 from ganzoo.training.rng import rng_state, set_rng_state
 from ganzoo.training.schedule import build_scheduler
 
 
-def _adam(params: Any, lr: float, recipe: Recipe, device: torch.device) -> torch.optim.Adam:
+def _adam(
+    params: Any,
+    lr: float,
+    recipe: Recipe,
+    device: torch.device,
+    masters: MasterWeights | None = None,
+    views: bool = True,
+) -> torch.optim.Adam:
+    """Adam over ``params`` (the fp32 masters under bf16-master); fused where asked and
+    available, stepping channels_last weights through contiguous views (:mod:`dense_views`)
+    unless ``views`` is False (fp16: the gradient scaler unscales the gradients it finds on
+    the optimizer's tensors before the step, when the views have none yet)."""
     o = recipe.optim
-    params = list(params)
+    params = list(masters.parameters() if masters is not None else params)
     kwargs = dict(lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    opt = None
     if o.fused and device.type in ("cuda", "cpu"):
+        dense = DenseViews(params if views else [])
         try:
-            return torch.optim.Adam(params, fused=True, **kwargs)
+            opt = torch.optim.Adam(dense.parameters() or params, fused=True, **kwargs)
         except (RuntimeError, TypeError):  # no fused kernel for this device / build
             pass
-    return torch.optim.Adam(params, **kwargs)
+    if opt is None:
+        dense = DenseViews([])
+        opt = torch.optim.Adam(params, **kwargs)
+    if masters is not None:
+        masters.attach(opt)  # first: the masters' gradients, then their views'
+    dense.attach(opt)
+    return opt
 
 
 def _matches(name: str, patterns: list[str] | None) -> bool:
@@ -64,7 +85,9 @@ class TrainState:
     update, unwrapped from DDP since D is not being updated then.
     """
 
-    def __init__(self, recipe: Recipe, device: torch.device, dist: DistInfo) -> None:
+    def __init__(
+        self, recipe: Recipe, device: torch.device, dist: DistInfo, precision: str | None = None
+    ) -> None:
         self.recipe = recipe
         self.device = device
         self.dist = dist
@@ -73,17 +96,22 @@ class TrainState:
         self.g_module = build_generator(recipe).to(device, memory_format=self.memory_format)
         self.d_module = build_discriminator(recipe).to(device, memory_format=self.memory_format)
         check_train_only(recipe, self.g_module, self.d_module)
-        self.opt_g = _adam(self.g_module.parameters(), recipe.optim.lr_g, recipe, device)
-        self.opt_d = _adam(self.d_module.parameters(), recipe.optim.lr_d, recipe, device)
+        self.ema = None
+        if recipe.optim.ema_decay is not None:  # before bf16-master: the copy stays fp32
+            self.ema = build_ema(self.g_module, recipe.optim.ema_decay)
+        self.masters: list[MasterWeights] = []
+        if (precision or t.precision) == "bf16-master":
+            self.masters = [MasterWeights(self.g_module), MasterWeights(self.d_module)]
+        g_master, d_master = self.masters or (None, None)
+        fp16 = t.precision == "fp16" and device.type == "cuda"
+        g, d = self.g_module.parameters(), self.d_module.parameters()
+        self.opt_g = _adam(g, recipe.optim.lr_g, recipe, device, g_master, views=not fp16)
+        self.opt_d = _adam(d, recipe.optim.lr_d, recipe, device, d_master, views=not fp16)
         self.sched_g = build_scheduler(self.opt_g, recipe.schedule)
         self.sched_d = build_scheduler(self.opt_d, recipe.schedule)
-        fp16 = t.precision == "fp16" and device.type == "cuda"
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=fp16)
         self.pool = ImagePool(recipe.optim.pool_size)
-        self.ema = None
-        if recipe.optim.ema_decay is not None:
-            self.ema = build_ema(self.g_module, recipe.optim.ema_decay)
         self.step = 0
         self.epoch = 0
         self.samples_in_epoch = 0

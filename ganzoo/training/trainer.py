@@ -157,7 +157,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self.state = TrainState(recipe, self.device, self.dist)
+        self.state = TrainState(recipe, self.device, self.dist, self.precision)
         self.update = UpdateStep(recipe, self.state, self.amp_dtype)
         self.train_batches = train_batches or self._dataset_batches(train=True)
         self.val_batches = val_batches or self._dataset_batches(train=False)
