@@ -21,6 +21,7 @@ from ganzoo.errors import GanzooError
 from ganzoo.cli import recipes  # noqa: F401, E402
 from ganzoo.cli import training  # noqa: F401, E402
 from ganzoo.cli import models  # noqa: F401, E402
+from ganzoo.cli import demo  # noqa: F401, E402
 from ganzoo.cli import ablate  # noqa: F401, E402
 from ganzoo.cli import upstream  # noqa: F401, E402
 # isort: on

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -104,8 +106,9 @@ def _brush(gr: Any, model: DemoModel) -> Any:
     return gr.Brush(colors=colours, color_mode="defaults", default_size=max(2, size * 3))
 
 
-def build_page(model: DemoModel) -> Any:
-    """The Gradio Blocks of ``model``'s page (not launched)."""
+def build_page(model: DemoModel, *, ema: bool = True) -> Any:
+    """The Gradio Blocks of ``model``'s page (not launched); ``ema``: the EMA weights are
+    chosen at first (when the run kept them)."""
     gr = require_gradio()
     r = model.recipe
     h, w = model.size
@@ -154,7 +157,7 @@ def build_page(model: DemoModel) -> Any:
                     fit = gr.Radio(["pad", "resize"], value="pad", label="size (as translate)")
                     mode = gr.Radio(["auto", "eval", "train"], value="auto", label="mode")
                     ema = gr.Checkbox(
-                        value=model.has_ema,
+                        value=model.has_ema and ema,
                         interactive=model.has_ema,
                         label="EMA weights" if model.has_ema else "EMA weights (not kept)",
                     )
@@ -210,6 +213,35 @@ def launch(page: Any, *, host: str = HOST, port: int = PORT) -> str:
             f"cannot serve on {host}:{port}: {first_line(exc)}; choose another --port"
         ) from None
     return f"http://{host}:{port}/"
+
+
+def serve(
+    source: str | Path,
+    *,
+    kind: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    device: str = "auto",
+    ema: bool = True,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Load ``source``, serve its page until Ctrl-C and say where. ``host`` / ``port``
+    default to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (a Hugging Face Space sets them), else
+    127.0.0.1:7860."""
+    host = host or os.environ.get("GRADIO_SERVER_NAME") or HOST
+    port = port or int(os.environ.get("GRADIO_SERVER_PORT") or PORT)
+    require_gradio()
+    model = DemoModel(source, kind=kind, device=device)
+    page = build_page(model, ema=ema)
+    url = launch(page, host=host, port=port)
+    where = (
+        "this machine only; --host 0.0.0.0 serves your network"
+        if host in ("127.0.0.1", "localhost", "::1")
+        else f"every address of {host}: anyone who can reach it may use the model"
+    )
+    announce(f"ganzoo demo of {model.recipe.name} ({model.kind} input) at {url} ({where})")
+    announce("Ctrl-C stops it")
+    serve_forever(page)
 
 
 def serve_forever(page: Any) -> None:
