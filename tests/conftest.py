@@ -92,3 +92,29 @@ def file_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def hub_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # noqa: ANN201
+    """The stand-in Hugging Face Hub (tests/hub_server.py), HF_ENDPOINT pointed at it."""
+    from hub_server import HubServer
+
+    server = HubServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    monkeypatch.setenv("GANZOO_HOME", str(tmp_path / "ganzoo_home"))
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(
+        huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub")
+    )
+    yield server
+    server.stopping = True
+    server.shutdown()
+    server.server_close()

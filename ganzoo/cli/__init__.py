@@ -11,6 +11,7 @@ import sys
 import warnings
 
 import typer
+from rich.markup import escape
 
 from ganzoo.cli import common
 from ganzoo.cli.common import app, console, err_console
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = app(args=argv, standalone_mode=False)
     except GanzooError as exc:  # exit 2; a full disk 1; a run stopped by a signal 130 / 143
-        err_console.print(f"[red]error[/red]: {exc}", highlight=False)
+        # escaped: "pip install 'ganzoo[demo]'" is text, not rich markup
+        err_console.print(f"[red]error[/red]: {escape(str(exc))}", highlight=False)
         return exc.exit_code
     except typer.Exit as exc:
         code = exc.exit_code
