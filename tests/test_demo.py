@@ -24,9 +24,9 @@ from ganzoo.errors import GanzooError
 
 
 def tiny_model(tiny_data: Path, folder: Path, *overrides: str) -> Path:
-    """An untrained 32x32 tiny generator saved as ``folder/model.safetensors`` (fast; its
-    output still depends on its input)."""
-    recipe = tiny_recipe(tiny_data, *overrides)
+    """An untrained 32x32 tiny generator saved as ``folder/model.safetensors`` (fast; drawn
+    with init gain 1 so that its output visibly depends on its input)."""
+    recipe = tiny_recipe(tiny_data, "generator.init_gain=1.0", *overrides)
     torch.manual_seed(0)
     net = build_generator(recipe).eval()
     folder.mkdir(parents=True, exist_ok=True)

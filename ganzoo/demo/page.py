@@ -42,7 +42,11 @@ _HINTS = {
     "labels": "Paint classes with the brush colours (one per class)",
     "image": "Upload a picture, or paint on it with the brush",
 }
-_CSS = "#status p { margin: 0; } footer { display: none !important; }"
+#: A small output shown large, its pixels sharp; the footer's links lead off this machine.
+_CSS = (
+    "#status p { margin: 0; } footer { display: none !important; } "
+    "#output img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
+)
 
 
 def require_gradio() -> Any:
