@@ -104,10 +104,10 @@ def _brush(gr: Any, model: DemoModel) -> Any:
             colors=colours,
             default_color=colours[min(1, len(colours) - 1)],
             color_mode="fixed",
-            default_size=max(2, size * 3),
+            default_size=max(2, size),
         )
     colours = [hex_colour(c) for c in model.example_colours()] or None
-    return gr.Brush(colors=colours, color_mode="defaults", default_size=max(2, size * 3))
+    return gr.Brush(colors=colours, color_mode="defaults", default_size=max(2, size))
 
 
 def build_page(model: DemoModel, *, ema: bool = True) -> Any:
@@ -144,7 +144,6 @@ def build_page(model: DemoModel, *, ema: bool = True) -> Any:
                 upload = gr.File(
                     label="or upload a file (PNG, JPEG, TIFF, .npy; label maps as class ids)",
                     type="filepath",
-                    height=120,
                     elem_id="upload",
                 )
             with gr.Column():
