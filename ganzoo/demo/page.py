@@ -35,6 +35,9 @@ from ganzoo.errors import GanzooError, first_line
 #: Where the page listens unless told otherwise: this machine only.
 HOST = "127.0.0.1"
 PORT = 7860
+#: Every stroke leaves an input and an output file in Gradio's cache: every 5 minutes, those
+#: older than 10 minutes go.
+CACHE = (300, 600)
 #: The largest upload the server accepts.
 MAX_FILE_SIZE = "25mb"
 _HINTS = {
@@ -120,7 +123,8 @@ def build_page(model: DemoModel, *, ema: bool = True) -> Any:
     if model.kind == "labels":
         n = r.data.labels.num_classes
         classes = f" Brush colour *k* is class *k* (0 .. {n - 1}); the canvas starts as class 0."
-    with gr.Blocks(analytics_enabled=False, title=f"ganzoo demo: {r.name}") as page:
+    blocks = {"analytics_enabled": False, "delete_cache": CACHE, "title": f"ganzoo demo: {r.name}"}
+    with gr.Blocks(**blocks) as page:
         gr.Markdown(
             f"## ganzoo demo: {r.name}\n{_HINTS[model.kind]} ({h}x{w} canvas); the output "
             f"follows each stroke.{classes}"
