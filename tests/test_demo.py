@@ -11,45 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_recipe
 from PIL import Image
 
-from ganzoo.artifacts.safetensors import save_safetensors
-from ganzoo.artifacts.schema import GeneratorInfo
-from ganzoo.build import build_generator
 from ganzoo.cli import main
 from ganzoo.demo import DemoModel, input_kind, newest_quickstart
 from ganzoo.demo.inputs import colours_to_ids, label_palette
 from ganzoo.errors import GanzooError
 
 
-def tiny_model(tiny_data: Path, folder: Path, *overrides: str) -> Path:
-    """An untrained 32x32 tiny generator saved as ``folder/model.safetensors`` (fast; drawn
-    with init gain 1 so that its output visibly depends on its input)."""
-    recipe = tiny_recipe(tiny_data, "generator.init_gain=1.0", *overrides)
-    torch.manual_seed(0)
-    net = build_generator(recipe).eval()
-    folder.mkdir(parents=True, exist_ok=True)
-    info = GeneratorInfo(path=folder, kind="safetensors", step=0, ema=False)
-    return save_safetensors(net, recipe, info, folder / "model.safetensors")
-
-
-SKETCH = ("data.in_channels=1",)
-LABELS = ("data.labels={num_classes: 4}",)
-
-
-@pytest.fixture(scope="module")
-def models(tiny_data: Path, tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("demo_models")
-    return {
-        "sketch": tiny_model(tiny_data, root / "sketch", *SKETCH),
-        "labels": tiny_model(tiny_data, root / "labels", *LABELS),
-        "image": tiny_model(tiny_data, root / "image"),
-    }
-
-
-def test_input_kind_follows_the_recipe(models: dict[str, Path]) -> None:
-    for kind, path in models.items():
+def test_input_kind_follows_the_recipe(demo_models: dict[str, Path]) -> None:
+    for kind, path in demo_models.items():
         model = DemoModel(path, device="cpu")
         assert model.kind == kind == input_kind(model.recipe)
         assert model.size == (32, 32)
@@ -71,11 +42,11 @@ def canvas(value: np.ndarray) -> dict:
 
 @pytest.mark.parametrize("kind", ["sketch", "labels", "image"])
 def test_the_page_answers_a_canvas_at_the_model_size_and_follows_it(
-    models: dict[str, Path], kind: str
+    demo_models: dict[str, Path], kind: str
 ) -> None:
     from ganzoo.demo.page import _answer
 
-    model = DemoModel(models[kind], device="cpu")
+    model = DemoModel(demo_models[kind], device="cpu")
     white = np.full((32, 32, 3), 255, np.uint8)
     if kind == "labels":
         white[:] = label_palette(4)[0]
@@ -86,7 +57,7 @@ def test_the_page_answers_a_canvas_at_the_model_size_and_follows_it(
         out, status = _answer(model, "canvas", canvas(picture), "pad", "auto", True)
         assert out is not None, status
         assert out.shape[:2] == (32, 32) and out.dtype == np.uint8
-        assert status.startswith("32x32 output in ")
+        assert status.startswith("32x32 output of the canvas in ")
         outs.append(out)
     assert not np.array_equal(*outs)
     big = np.full((50, 40, 3), 255, np.uint8)  # resize: the training size; pad: its own
@@ -94,17 +65,17 @@ def test_the_page_answers_a_canvas_at_the_model_size_and_follows_it(
     assert _answer(model, "canvas", canvas(big), "pad", "train", True)[0].shape[:2] == (50, 40)
 
 
-def test_bad_inputs_get_one_line_in_the_page(models: dict[str, Path], tmp_path: Path) -> None:
+def test_bad_inputs_get_one_line_in_the_page(demo_models: dict[str, Path], tmp_path: Path) -> None:
     from ganzoo.demo.page import _answer
 
-    labels = DemoModel(models["labels"], device="cpu")
+    labels = DemoModel(demo_models["labels"], device="cpu")
     rgb = tmp_path / "colour.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(rgb)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really")
     ids = tmp_path / "ids.png"
     Image.fromarray(np.full((32, 32), 9, np.uint8)).save(ids)  # class 9 of 4
-    image = DemoModel(models["image"], device="cpu")
+    image = DemoModel(demo_models["image"], device="cpu")
     image_model = image.translator(True, "auto")
     image_model.max_pixels = 64 * 64
     huge = np.full((200, 200, 3), 255, np.uint8)
@@ -135,10 +106,13 @@ def test_no_source_means_the_newest_quickstart_run(tmp_path: Path) -> None:
 
 
 def test_demo_without_gradio_says_the_pip_command(
-    models: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+    demo_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
 ) -> None:
     monkeypatch.setitem(sys.modules, "gradio", None)
-    for args in (["demo", str(models["image"])], ["demo", str(models["image"]), "--export", "x"]):
+    for args in (
+        ["demo", str(demo_models["image"])],
+        ["demo", str(demo_models["image"]), "--export", "x"],
+    ):
         assert main([*args[:2], *args[2:]]) == 2
         err = capsys.readouterr().err
         assert "pip install 'ganzoo[demo]'" in err and err.count("\n") == 1
@@ -154,10 +128,10 @@ needs_gradio = pytest.mark.skipif(
 
 @needs_gradio
 def test_export_writes_a_self_contained_folder(
-    models: dict[str, Path], tmp_path: Path, capsys
+    demo_models: dict[str, Path], tmp_path: Path, capsys
 ) -> None:
     out = tmp_path / "space"
-    assert main(["demo", str(models["labels"]), "--export", str(out)]) == 0
+    assert main(["demo", str(demo_models["labels"]), "--export", str(out)]) == 0
     assert "python app.py" in capsys.readouterr().out
     names = {p.name for p in out.iterdir()}
     assert {"app.py", "requirements.txt", "model.safetensors", "recipe.yaml", "README.md"} <= names
@@ -169,15 +143,17 @@ def test_export_writes_a_self_contained_folder(
     again = DemoModel(out, device="cpu")  # the folder is the model
     x = torch.zeros(4, 32, 32)
     x[1] = 1
-    y = DemoModel(models["labels"], device="cpu").translator(False, "auto").forward(x)
+    y = DemoModel(demo_models["labels"], device="cpu").translator(False, "auto").forward(x)
     assert torch.equal(again.translator(False, "auto").forward(x), y)
-    assert main(["demo", str(models["labels"]), "--export", str(out)]) == 2  # not empty
+    assert main(["demo", str(demo_models["labels"]), "--export", str(out)]) == 2  # not empty
 
 
 @needs_gradio
-def test_push_space_uploads_the_demo_folder(models: dict[str, Path], hub_server, capsys) -> None:
+def test_push_space_uploads_the_demo_folder(
+    demo_models: dict[str, Path], hub_server, capsys
+) -> None:
     pytest.importorskip("huggingface_hub")
-    assert main(["push", str(models["sketch"]), "someone/sketch-demo", "--space"]) == 0
+    assert main(["push", str(demo_models["sketch"]), "someone/sketch-demo", "--space"]) == 0
     assert "pushed the demo to the Space someone/sketch-demo" in capsys.readouterr().out
     stored = hub_server.repos["someone/sketch-demo"]
     assert {"app.py", "requirements.txt", "model.safetensors", "README.md"} <= set(stored)

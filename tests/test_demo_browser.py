@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_demo import LABELS, SKETCH, tiny_model
 
 pytest.importorskip("gradio", reason="needs gradio: pip install 'ganzoo[demo]'")
 pytest.importorskip("selenium", reason="needs selenium: pip install -e '.[dev]'")
@@ -69,15 +68,6 @@ def browser() -> Iterator[webdriver.Chrome]:
     driver.quit()
 
 
-@pytest.fixture(scope="module")
-def models(tiny_data: Path, tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("browser_models")
-    return {
-        "sketch": tiny_model(tiny_data, root / "sketch", *SKETCH),
-        "labels": tiny_model(tiny_data, root / "labels", *LABELS),
-    }
-
-
 def serve(source: Path) -> tuple[object, str]:
     page = build_page(DemoModel(source, device="cpu"))
     return page, launch(page, port=free_port())
@@ -94,11 +84,28 @@ def output_src(browser: webdriver.Chrome) -> str | None:
     return found[0].get_attribute("src") if found else None
 
 
-def next_output(browser: webdriver.Chrome, before: str | None) -> Image.Image:
-    """Wait for the output image to change from ``before``; decode it."""
-    WebDriverWait(browser, WAIT).until(lambda b: output_src(b) not in (None, before))
-    with urllib.request.urlopen(output_src(browser), timeout=WAIT) as response:
-        return Image.open(BytesIO(response.read())).convert("RGB")
+def decoded(url: str) -> np.ndarray:
+    with urllib.request.urlopen(url, timeout=WAIT) as response:
+        return np.asarray(Image.open(BytesIO(response.read())).convert("RGB"))
+
+
+def output_for(
+    browser: webdriver.Chrome, what: str, unlike: np.ndarray | None = None
+) -> np.ndarray:
+    """The decoded output once the status says it is the output of ``what`` ("the canvas" or
+    a file's name) and, with ``unlike``, once it differs from that earlier output (a stroke
+    may be answered more than once: Gradio reruns on the newest canvas)."""
+
+    def ready(
+        b: webdriver.Chrome,
+    ) -> tuple[np.ndarray] | None:  # a tuple: WebDriverWait tests truth
+        src = output_src(b)
+        if src is None or f"output of {what} " not in status(b):
+            return None
+        out = decoded(src)
+        return None if unlike is not None and np.array_equal(out, unlike) else (out,)
+
+    return WebDriverWait(browser, WAIT).until(ready)[0]
 
 
 def stroke(browser: webdriver.Chrome, path: list[tuple[int, int]]) -> None:
@@ -120,44 +127,57 @@ def status(browser: webdriver.Chrome) -> str:
     return browser.find_element(By.ID, "status").text
 
 
-def test_strokes_on_the_sketch_pad_give_outputs_that_follow_them(browser, models) -> None:
-    page, url = serve(models["sketch"])
+def test_strokes_on_the_sketch_pad_give_outputs_that_follow_them(
+    browser, demo_models, tmp_path: Path
+) -> None:
+    page, url = serve(demo_models["sketch"])
     try:
         open_page(browser, url)
         stroke(browser, [(-60, -60), (20, -20), (40, 60)])
-        first = next_output(browser, None)
-        assert first.size == (32, 32), status(browser)
+        first = output_for(browser, "the canvas")
+        assert first.shape == (32, 32, 3), status(browser)
         stroke(browser, [(60, -80), (-40, 40), (-90, 90)])
-        second = next_output(browser, output_src(browser))
-        assert second.size == (32, 32)
-        assert not np.array_equal(np.asarray(first), np.asarray(second))
-        assert "32x32 output in" in status(browser)
+        second = output_for(browser, "the canvas", unlike=first)  # a timeout if it never differs
+        assert second.shape == (32, 32, 3)
+        photo = tmp_path / "photo.png"  # a picture uploaded into the editor itself
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)).save(
+            photo
+        )
+        browser.find_element(By.CSS_SELECTOR, "#editor input[type=file]").send_keys(str(photo))
+        assert output_for(browser, "the canvas", unlike=second).shape == (32, 32, 3)
+        assert "32x32 output of the canvas in" in status(browser)
         assert console_errors(browser) == []
     finally:
         page.close()
 
 
 def test_painted_labels_and_uploads_answer_and_bad_files_say_so(
-    browser, models, tmp_path: Path
+    browser, demo_models, tmp_path: Path
 ) -> None:
-    page, url = serve(models["labels"])
+    page, url = serve(demo_models["labels"])
     try:
         open_page(browser, url)
         stroke(browser, [(-80, -80), (80, -80), (80, 80), (-80, 80)])
-        painted = next_output(browser, None)
-        assert painted.size == (32, 32), status(browser)
+        painted = output_for(browser, "the canvas")
+        assert painted.shape == (32, 32, 3), status(browser)
         ids = tmp_path / "ids.png"
         Image.fromarray(
             np.kron(np.arange(4).reshape(2, 2), np.ones((16, 16))).astype(np.uint8)
         ).save(ids)
         upload = browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]")
         upload.send_keys(str(ids))
-        uploaded = next_output(browser, output_src(browser))
-        assert uploaded.size == (32, 32)
-        assert not np.array_equal(np.asarray(painted), np.asarray(uploaded))
+        uploaded = output_for(browser, "ids.png")
+        assert uploaded.shape == (32, 32, 3)
+        assert not np.array_equal(painted, uploaded)
         bad = tmp_path / "colour.png"
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(bad)
         browser.find_element(By.CSS_SELECTOR, "#upload button[aria-label='Clear']").click()
+        WebDriverWait(browser, WAIT).until(  # the upload area is back (not the cleared one)
+            lambda b: (
+                "ids.png" not in b.find_element(By.ID, "upload").text
+                and b.find_elements(By.CSS_SELECTOR, "#upload input[type=file]")
+            )
+        )
         browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(bad))
         WebDriverWait(browser, WAIT).until(lambda b: "error" in status(b))
         assert "a label map has 1" in status(browser) and "\n" not in status(browser)
@@ -168,9 +188,9 @@ def test_painted_labels_and_uploads_answer_and_bad_files_say_so(
 
 
 def test_the_exported_folder_starts_and_answers_the_same_way(
-    browser, models, tmp_path: Path
+    browser, demo_models, tmp_path: Path
 ) -> None:
-    folder = export_demo(models["sketch"], tmp_path / "space")
+    folder = export_demo(demo_models["sketch"], tmp_path / "space")
     port = free_port()
     env = {
         **os.environ,
@@ -190,8 +210,8 @@ def test_the_exported_folder_starts_and_answers_the_same_way(
             time.sleep(0.2)
         open_page(browser, f"http://127.0.0.1:{port}/")
         stroke(browser, [(-60, -60), (20, -20), (40, 60)])
-        out = next_output(browser, None)
-        assert out.size == (32, 32), status(browser)
+        out = output_for(browser, "the canvas")
+        assert out.shape == (32, 32, 3), status(browser)
         assert console_errors(browser) == []
     finally:
         app.terminate()

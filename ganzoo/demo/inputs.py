@@ -47,10 +47,12 @@ def hex_colour(rgb: Any) -> str:
 
 
 def canvas_array(value: Any) -> np.ndarray | None:
-    """The editor's value (a dict with its ``composite``, or an array) -> (H, W, 3) uint8 or
-    None when there is no picture yet."""
+    """The editor's value (a dict with its ``composite``, else its ``background``: a picture
+    just uploaded, not drawn on yet; or an array) -> (H, W, 3) uint8, or None when there is no
+    picture yet."""
     if isinstance(value, dict):
-        value = value.get("composite")
+        composite = value.get("composite")
+        value = composite if composite is not None else value.get("background")
     if value is None:
         return None
     array = np.asarray(value)
@@ -59,6 +61,20 @@ def canvas_array(value: Any) -> np.ndarray | None:
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise DataError(f"the canvas is {array.shape}; expected an RGB picture")
     return np.ascontiguousarray(array[..., :3].astype(np.uint8))
+
+
+def canvas_digest(value: Any) -> str | None:
+    """A short digest of the editor's picture (None when there is none): equal pictures, equal
+    digests."""
+    import hashlib
+
+    try:
+        rgb = canvas_array(value)
+    except DataError:
+        return "unreadable"
+    if rgb is None:
+        return None
+    return hashlib.sha1(rgb.tobytes() + str(rgb.shape).encode()).hexdigest()
 
 
 def colours_to_ids(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:

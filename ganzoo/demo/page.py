@@ -23,6 +23,7 @@ import numpy as np
 
 from ganzoo.demo.inputs import (
     canvas_array,
+    canvas_digest,
     canvas_input,
     file_input,
     hex_colour,
@@ -85,7 +86,9 @@ def _answer(
         return None, f"**error**: {type(exc).__name__}: {first_line(exc)}"
     weights = "EMA" if ema and model.has_ema else "raw"
     h, w = out.shape[:2]
-    return out, f"{h}x{w} output in {ms:.0f} ms ({t.inference.name} mode, {weights} weights)"
+    what = "the canvas" if source == "canvas" else Path(value).name
+    mode = f"{t.inference.name} mode, {weights} weights"
+    return out, f"{h}x{w} output of {what} in {ms:.0f} ms ({mode})"
 
 
 def _blank(model: DemoModel) -> np.ndarray:
@@ -170,18 +173,31 @@ def build_page(model: DemoModel, *, ema: bool = True) -> Any:
                     )
         options = [fit, mode, ema]
 
+        seen = gr.State(None)  # this session's last canvas answered (its digest)
+
         def on_canvas(value: Any, fit: str, mode: str, ema: bool) -> tuple[Any, str]:
             return _answer(model, "canvas", value, fit, mode, ema)
 
+        def on_edit(
+            value: Any, fit: str, mode: str, ema: bool, last: str | None
+        ) -> tuple[Any, str, str | None]:
+            """The canvas, unless it is the one answered last: Gradio signals one edit by
+            several editor events (and an upload into the file box by an editor event too)."""
+            digest = canvas_digest(value)
+            if digest is None or digest == last:
+                return gr.skip(), gr.skip(), last
+            return (*on_canvas(value, fit, mode, ema), digest)
+
         def on_file(path: str | None, fit: str, mode: str, ema: bool) -> tuple[Any, str]:
-            if path is None:
+            if path is None:  # the upload was cleared
                 return gr.skip(), gr.skip()
             return _answer(model, "file", path, fit, mode, ema)
 
         run = {"outputs": [output, status], "show_progress": "hidden"}
-        for event in (editor.input, editor.upload):
-            event(on_canvas, [editor, *options], trigger_mode="always_last", **run)
-        upload.upload(on_file, [upload, *options], **run)
+        edit = {"outputs": [output, status, seen], "show_progress": "hidden"}
+        for event in (editor.input, editor.change, editor.upload):  # a stroke; an upload
+            event(on_edit, [editor, *options, seen], trigger_mode="always_last", **edit)
+        upload.change(on_file, [upload, *options], **run)
         for option in options:
             option.change(on_canvas, [editor, *options], **run)
         examples = model.examples()
