@@ -28,6 +28,7 @@ pytest.importorskip("gradio", reason="needs gradio: pip install 'ganzoo[demo]'")
 pytest.importorskip("selenium", reason="needs selenium: pip install -e '.[dev]'")
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -90,22 +91,24 @@ def decoded(url: str) -> np.ndarray:
 
 
 def output_for(
-    browser: webdriver.Chrome, what: str, unlike: np.ndarray | None = None
+    browser: webdriver.Chrome, what: str, before: str | None, unlike: np.ndarray | None = None
 ) -> np.ndarray:
     """The decoded output once the status says it is the output of ``what`` ("the canvas" or
-    a file's name) and, with ``unlike``, once it differs from that earlier output (a stroke
-    may be answered more than once: Gradio reruns on the newest canvas)."""
+    a file's name) and the image is no longer ``before`` (its URL before the action), and,
+    with ``unlike``, once it differs from that earlier output (a stroke may be answered more
+    than once while it is drawn)."""
 
-    def ready(
-        b: webdriver.Chrome,
-    ) -> tuple[np.ndarray] | None:  # a tuple: WebDriverWait tests truth
+    def ready(b: webdriver.Chrome) -> tuple[np.ndarray] | None:  # WebDriverWait tests truth
         src = output_src(b)
-        if src is None or f"output of {what} " not in status(b):
+        if src in (None, before) or f"output of {what} " not in status(b):
             return None
         out = decoded(src)
         return None if unlike is not None and np.array_equal(out, unlike) else (out,)
 
-    return WebDriverWait(browser, WAIT).until(ready)[0]
+    try:
+        return WebDriverWait(browser, WAIT).until(ready)[0]
+    except TimeoutException:
+        raise AssertionError(f"no output of {what}; the page says: {status(browser)}") from None
 
 
 def stroke(browser: webdriver.Chrome, path: list[tuple[int, int]]) -> None:
@@ -133,18 +136,21 @@ def test_strokes_on_the_sketch_pad_give_outputs_that_follow_them(
     page, url = serve(demo_models["sketch"])
     try:
         open_page(browser, url)
+        before = output_src(browser)
         stroke(browser, [(-60, -60), (20, -20), (40, 60)])
-        first = output_for(browser, "the canvas")
+        first = output_for(browser, "the canvas", before)
         assert first.shape == (32, 32, 3), status(browser)
+        before = output_src(browser)
         stroke(browser, [(60, -80), (-40, 40), (-90, 90)])
-        second = output_for(browser, "the canvas", unlike=first)  # a timeout if it never differs
+        second = output_for(browser, "the canvas", before, unlike=first)  # fails if never unlike
         assert second.shape == (32, 32, 3)
         photo = tmp_path / "photo.png"  # a picture uploaded into the editor itself
         Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)).save(
             photo
         )
+        before = output_src(browser)
         browser.find_element(By.CSS_SELECTOR, "#editor input[type=file]").send_keys(str(photo))
-        assert output_for(browser, "the canvas", unlike=second).shape == (32, 32, 3)
+        assert output_for(browser, "the canvas", before, unlike=second).shape == (32, 32, 3)
         assert "32x32 output of the canvas in" in status(browser)
         assert console_errors(browser) == []
     finally:
@@ -157,16 +163,18 @@ def test_painted_labels_and_uploads_answer_and_bad_files_say_so(
     page, url = serve(demo_models["labels"])
     try:
         open_page(browser, url)
+        before = output_src(browser)
         stroke(browser, [(-80, -80), (80, -80), (80, 80), (-80, 80)])
-        painted = output_for(browser, "the canvas")
+        painted = output_for(browser, "the canvas", before)
         assert painted.shape == (32, 32, 3), status(browser)
         ids = tmp_path / "ids.png"
         Image.fromarray(
             np.kron(np.arange(4).reshape(2, 2), np.ones((16, 16))).astype(np.uint8)
         ).save(ids)
         upload = browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]")
+        before = output_src(browser)
         upload.send_keys(str(ids))
-        uploaded = output_for(browser, "ids.png")
+        uploaded = output_for(browser, "ids.png", before)
         assert uploaded.shape == (32, 32, 3)
         assert not np.array_equal(painted, uploaded)
         bad = tmp_path / "colour.png"
@@ -209,8 +217,9 @@ def test_the_exported_folder_starts_and_answers_the_same_way(
             assert app.poll() is None, "app.py exited"
             time.sleep(0.2)
         open_page(browser, f"http://127.0.0.1:{port}/")
+        before = output_src(browser)
         stroke(browser, [(-60, -60), (20, -20), (40, 60)])
-        out = output_for(browser, "the canvas")
+        out = output_for(browser, "the canvas", before)
         assert out.shape == (32, 32, 3), status(browser)
         assert console_errors(browser) == []
     finally:

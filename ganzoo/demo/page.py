@@ -39,6 +39,8 @@ PORT = 7860
 #: Every stroke leaves an input and an output file in Gradio's cache: every 5 minutes, those
 #: older than 10 minutes go.
 CACHE = (300, 600)
+#: Canvases a session remembers having answered (an editor event repeating one is skipped).
+RECENT = 8
 #: The largest upload the server accepts.
 MAX_FILE_SIZE = "25mb"
 _HINTS = {
@@ -138,6 +140,7 @@ def build_page(model: DemoModel, *, ema: bool = True) -> Any:
                     value={"background": _blank(model), "layers": [], "composite": None},
                     image_mode="RGB",
                     type="numpy",
+                    format="png",  # lossless: painted class colours arrive exact
                     canvas_size=(w, h),
                     fixed_canvas=True,
                     brush=_brush(gr, model),
@@ -173,20 +176,20 @@ def build_page(model: DemoModel, *, ema: bool = True) -> Any:
                     )
         options = [fit, mode, ema]
 
-        seen = gr.State(None)  # this session's last canvas answered (its digest)
+        seen = gr.State(())  # the digests of this session's last canvases answered
 
         def on_canvas(value: Any, fit: str, mode: str, ema: bool) -> tuple[Any, str]:
             return _answer(model, "canvas", value, fit, mode, ema)
 
         def on_edit(
-            value: Any, fit: str, mode: str, ema: bool, last: str | None
-        ) -> tuple[Any, str, str | None]:
-            """The canvas, unless it is the one answered last: Gradio signals one edit by
-            several editor events (and an upload into the file box by an editor event too)."""
+            value: Any, fit: str, mode: str, ema: bool, answered: tuple[str, ...]
+        ) -> tuple[Any, str, tuple[str, ...]]:
+            """The canvas, unless it was answered lately: Gradio signals one edit by both
+            editor events, late ones too, and an upload into the file box by an editor event."""
             digest = canvas_digest(value)
-            if digest is None or digest == last:
-                return gr.skip(), gr.skip(), last
-            return (*on_canvas(value, fit, mode, ema), digest)
+            if digest is None or digest in answered:
+                return gr.skip(), gr.skip(), answered
+            return (*on_canvas(value, fit, mode, ema), (*answered[-(RECENT - 1) :], digest))
 
         def on_file(path: str | None, fit: str, mode: str, ema: bool) -> tuple[Any, str]:
             if path is None:  # the upload was cleared
@@ -195,7 +198,7 @@ def build_page(model: DemoModel, *, ema: bool = True) -> Any:
 
         run = {"outputs": [output, status], "show_progress": "hidden"}
         edit = {"outputs": [output, status, seen], "show_progress": "hidden"}
-        for event in (editor.input, editor.change, editor.upload):  # a stroke; an upload
+        for event in (editor.input, editor.upload):  # a stroke; a picture put in
             event(on_edit, [editor, *options, seen], trigger_mode="always_last", **edit)
         upload.change(on_file, [upload, *options], **run)
         for option in options:
