@@ -39,8 +39,6 @@ PORT = 7860
 #: Every stroke leaves an input and an output file in Gradio's cache: every 5 minutes, those
 #: older than 10 minutes go.
 CACHE = (300, 600)
-#: Canvases a session remembers having answered (an editor event repeating one is skipped).
-RECENT = 8
 #: The largest upload the server accepts.
 MAX_FILE_SIZE = "25mb"
 _HINTS = {
@@ -89,8 +87,8 @@ def _answer(
     weights = "EMA" if ema and model.has_ema else "raw"
     h, w = out.shape[:2]
     what = "the canvas" if source == "canvas" else Path(value).name
-    mode = f"{t.inference.name} mode, {weights} weights"
-    return out, f"{h}x{w} output of {what} in {ms:.0f} ms ({mode})"
+    how = f"{t.inference.name} mode, {weights} weights"
+    return out, f"{h}x{w} output of {what} in {ms:.0f} ms ({how})"
 
 
 def _blank(model: DemoModel) -> np.ndarray:
@@ -176,20 +174,21 @@ def build_page(model: DemoModel, *, ema: bool = True) -> Any:
                     )
         options = [fit, mode, ema]
 
-        seen = gr.State(())  # the digests of this session's last canvases answered
+        last = gr.State(None)  # the digest of this session's canvas answered last
 
         def on_canvas(value: Any, fit: str, mode: str, ema: bool) -> tuple[Any, str]:
             return _answer(model, "canvas", value, fit, mode, ema)
 
         def on_edit(
-            value: Any, fit: str, mode: str, ema: bool, answered: tuple[str, ...]
-        ) -> tuple[Any, str, tuple[str, ...]]:
-            """The canvas, unless it was answered lately: Gradio signals one edit by both
-            editor events, late ones too, and an upload into the file box by an editor event."""
+            value: Any, fit: str, mode: str, ema: bool, answered: str | None
+        ) -> tuple[Any, str, str | None]:
+            """The canvas, unless it is the one answered last: Gradio signals one edit by both
+            editor events, and an upload into the file box by an editor event too (an undo
+            back to an earlier canvas is a new edit, and answered)."""
             digest = canvas_digest(value)
-            if digest is None or digest in answered:
+            if digest is None or digest == answered:
                 return gr.skip(), gr.skip(), answered
-            return (*on_canvas(value, fit, mode, ema), (*answered[-(RECENT - 1) :], digest))
+            return (*on_canvas(value, fit, mode, ema), digest)
 
         def on_file(path: str | None, fit: str, mode: str, ema: bool) -> tuple[Any, str]:
             if path is None:  # the upload was cleared
@@ -197,9 +196,9 @@ def build_page(model: DemoModel, *, ema: bool = True) -> Any:
             return _answer(model, "file", path, fit, mode, ema)
 
         run = {"outputs": [output, status], "show_progress": "hidden"}
-        edit = {"outputs": [output, status, seen], "show_progress": "hidden"}
+        edit = {"outputs": [output, status, last], "show_progress": "hidden"}
         for event in (editor.input, editor.upload):  # a stroke; a picture put in
-            event(on_edit, [editor, *options, seen], trigger_mode="always_last", **edit)
+            event(on_edit, [editor, *options, last], trigger_mode="always_last", **edit)
         upload.change(on_file, [upload, *options], **run)
         for option in options:
             option.change(on_canvas, [editor, *options], **run)
