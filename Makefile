@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ganzoo-installed
 
-.PHONY: quickstart test lint docs clean-venv
+.PHONY: quickstart demo browser test lint docs clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 ## Train the quickstart recipe on the embedded facades sample (CPU is fine).
 quickstart: $(STAMP)
 	$(BIN)/ganzoo train recipes/quickstart.yaml --out runs/quickstart-$$(date +%Y%m%d-%H%M%S)
+
+## Serve the newest quickstart run on http://127.0.0.1:7860/ (`ganzoo demo`).
+demo: $(STAMP)
+	$(BIN)/ganzoo demo
+
+## Debian's Chromium and its driver for tests/test_demo_browser.py (no browser download; the
+## tests skip with the reason when they are absent, e.g. on a CI machine without apt).
+browser:
+	sudo apt-get install -y chromium chromium-driver
 
 ## Run the test suite.
 test: $(STAMP)

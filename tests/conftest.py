@@ -118,3 +118,61 @@ def file_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def hub_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # noqa: ANN201
+    """The stand-in Hugging Face Hub (tests/hub_server.py), HF_ENDPOINT pointed at it."""
+    from hub_server import HubServer
+
+    server = HubServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    monkeypatch.setenv("GANZOO_HOME", str(tmp_path / "ganzoo_home"))
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(
+        huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub")
+    )
+    yield server
+    server.stopping = True
+    server.shutdown()
+    server.server_close()
+
+
+def tiny_model(tiny_data: Path, folder: Path, *overrides: str) -> Path:
+    """An untrained 32x32 tiny generator saved as ``folder/model.safetensors`` (fast; drawn
+    with init gain 0.1, not 0.02, so that its 8-bit output visibly depends on its input)."""
+    import torch
+
+    from ganzoo.artifacts.safetensors import save_safetensors
+    from ganzoo.artifacts.schema import GeneratorInfo
+    from ganzoo.build import build_generator
+
+    recipe = tiny_recipe(tiny_data, "generator.init_gain=0.1", *overrides)
+    torch.manual_seed(0)
+    net = build_generator(recipe).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    info = GeneratorInfo(path=folder, kind="safetensors", step=0, ema=False)
+    return save_safetensors(net, recipe, info, folder / "model.safetensors")
+
+
+SKETCH = ("data.in_channels=1",)
+LABELS = ("data.labels={num_classes: 4}",)
+
+
+@pytest.fixture(scope="session")
+def demo_models(tiny_data: Path, tmp_path_factory) -> dict[str, Path]:
+    """Untrained 32x32 models of the three input kinds of `ganzoo demo`, as safetensors."""
+    root = tmp_path_factory.mktemp("demo_models")
+    return {
+        "sketch": tiny_model(tiny_data, root / "sketch", *SKETCH),
+        "labels": tiny_model(tiny_data, root / "labels", *LABELS),
+        "image": tiny_model(tiny_data, root / "image"),
+    }

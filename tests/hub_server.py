@@ -24,6 +24,7 @@ class HubServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.repos: dict[str, dict[str, bytes]] = {}  # repo id -> path -> content
         self.commits: dict[str, str] = {}  # repo id -> head commit sha
+        self.created: dict[str, dict] = {}  # repo id -> its create request (type, sdk, ...)
         self.calls: list[tuple[str, str]] = []  # (method, path)
         self.tokens: list[str | None] = []
         #: file name -> "endless" (GET streams without end) or "trickle" (a byte every 0.1 s);
@@ -90,6 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
             name = request["name"]
             repo = name if "/" in name else f"{namespace}/{name}"
             s.repos.setdefault(repo, {})
+            s.created[repo] = request
             self._send(200, {"url": f"{s.endpoint}/{repo}", "name": repo})
             return
         if path == "/api/validate-yaml":
@@ -101,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
             except yaml.YAMLError as exc:
                 self._send(400, {"error": str(exc)})
             return
-        m = re.fullmatch(r"/api/models/(.+?/.+?)/preupload/(.+)", path)
+        m = re.fullmatch(r"/api/(?:models|spaces)/(.+?/.+?)/preupload/(.+)", path)
         if m:
             files = json.loads(body)["files"]
             answer = [
@@ -110,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             self._send(200, {"files": answer, "commitOid": s.commits.get(m[1])})
             return
-        m = re.fullmatch(r"/api/models/(.+?/.+?)/commit/(.+)", path)
+        m = re.fullmatch(r"/api/(?:models|spaces)/(.+?/.+?)/commit/(.+)", path)
         if m:
             repo = m[1]
             if repo not in s.repos:

@@ -83,6 +83,12 @@ SKIP: dict[str, str] = {
     "ganzoo ablate recipes/ablations/discriminators_128.yaml --threads-per-run 1 --set "
     "data.root=../shared/datasets/facades --out runs/ablations/d128-sequential": ABLATE,
     "pip install 'ganzoo[slurm]'": NETWORK + " (PyPI)",
+    "pip install -e '.[demo]'": NETWORK + " (PyPI)",
+    "pip install 'ganzoo[demo]'": NETWORK + " (PyPI)",
+    "ganzoo demo": "a server that runs until stopped; tests/test_demo_browser.py drives one",
+    "ganzoo demo runs/facades --port 7861": "a server, as `ganzoo demo`",
+    "ganzoo demo runs/facades --export demo/": "needs gradio; tests/test_demo.py exports a model",
+    "ganzoo push runs/facades yourname/facades-demo --space": NETWORK + " (the Hugging Face Hub)",
     "pip install ./my-gans": "the docs' example package my-gans exists only in the docs",
     "ganzoo check recipes/quickstart.yaml --set generator.name=my_generator": "needs my-gans",
     "ganzoo train recipes/quickstart.yaml --set generator.name=my_generator": "needs my-gans",

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -244,31 +243,6 @@ def test_export_hub_writes_a_model_card_and_loads_back_bit_identically(
     )
     expected = ganzoo.load(run, device="cpu")(x)
     assert torch.equal(torch.load(tmp_path / "y.pt"), expected)
-
-
-@pytest.fixture
-def hub_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # noqa: ANN201
-    from hub_server import HubServer
-
-    server = HubServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
-    monkeypatch.setenv("GANZOO_HOME", str(tmp_path / "ganzoo_home"))
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("NO_PROXY", "*")
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(
-        huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub")
-    )
-    yield server
-    server.stopping = True
-    server.shutdown()
-    server.server_close()
 
 
 def test_push_then_load_hf_url_round_trips(

@@ -247,17 +247,41 @@ def push(
 ) -> str:
     """Export ``source``'s Hub folder and upload it to ``repo_id`` (created if missing);
     returns the commit URL."""
-    if not REPO_ID.match(repo_id):
-        raise GanzooError(f"{repo_id!r}: a Hub repository id is NAMESPACE/NAME")
-    hub = require_hub()
-    api = hub.HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT"))
+    check_repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="ganzoo-hub-") as tmp:
         folder = export_hub_folder(source, Path(tmp) / "hub", use_ema=use_ema, repo_id=repo_id)
-        try:
-            api.create_repo(repo_id, private=private, exist_ok=True)
-            commit = api.upload_folder(
-                repo_id=repo_id, folder_path=str(folder), commit_message="Upload from ganzoo"
-            )
-        except Exception as exc:  # the library's HTTP and auth errors: one line
-            raise GanzooError(f"pushing to {repo_id} failed: {first_line(exc)}") from None
+        return upload_folder(folder, repo_id, private=private, endpoint=endpoint)
+
+
+def check_repo_id(repo_id: str) -> None:
+    if not REPO_ID.match(repo_id):
+        raise GanzooError(f"{repo_id!r}: a Hub repository id is NAMESPACE/NAME")
+
+
+def upload_folder(
+    folder: Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    endpoint: str | None = None,
+    space_sdk: str | None = None,
+) -> str:
+    """Upload ``folder`` to the model repository ``repo_id`` (created if missing), or to a
+    Space running ``space_sdk`` when given; returns the commit URL."""
+    check_repo_id(repo_id)
+    hub = require_hub()
+    api = hub.HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT"))
+    repo_type = "space" if space_sdk else "model"
+    try:
+        api.create_repo(
+            repo_id, private=private, exist_ok=True, repo_type=repo_type, space_sdk=space_sdk
+        )
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            repo_type=repo_type,
+            commit_message="Upload from ganzoo",
+        )
+    except Exception as exc:  # the library's HTTP and auth errors: one line
+        raise GanzooError(f"pushing to {repo_id} failed: {first_line(exc)}") from None
     return str(getattr(commit, "commit_url", commit))

@@ -11,6 +11,7 @@ import sys
 import warnings
 
 import typer
+from rich.markup import escape
 
 from ganzoo.cli import common
 from ganzoo.cli.common import app, console, err_console
@@ -21,6 +22,7 @@ from ganzoo.errors import GanzooError
 from ganzoo.cli import recipes  # noqa: F401, E402
 from ganzoo.cli import training  # noqa: F401, E402
 from ganzoo.cli import models  # noqa: F401, E402
+from ganzoo.cli import demo  # noqa: F401, E402
 from ganzoo.cli import ablate  # noqa: F401, E402
 from ganzoo.cli import upstream  # noqa: F401, E402
 # isort: on
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = app(args=argv, standalone_mode=False)
     except GanzooError as exc:  # exit 2; a full disk 1; a run stopped by a signal 130 / 143
-        err_console.print(f"[red]error[/red]: {exc}", highlight=False)
+        # escaped: "pip install 'ganzoo[demo]'" is text, not rich markup
+        err_console.print(f"[red]error[/red]: {escape(str(exc))}", highlight=False)
         return exc.exit_code
     except typer.Exit as exc:
         code = exc.exit_code

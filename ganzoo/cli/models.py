@@ -237,9 +237,18 @@ def push(
     repo_id: Annotated[str, typer.Argument(help="NAMESPACE/NAME on the Hugging Face Hub")],
     private: Annotated[bool, typer.Option(help="create the repository private")] = False,
     ema: EmaOpt = True,
+    space: Annotated[
+        bool, typer.Option(help="push the demo (`ganzoo demo --export`) as a Gradio Space")
+    ] = False,
 ) -> None:
-    """Upload a trained generator to the Hugging Face Hub (the folder of --format hub); the
-    token comes from HF_TOKEN or `huggingface-cli login`."""
+    """Upload a trained generator to the Hugging Face Hub (the folder of --format hub), or its
+    demo as a Space with --space; the token comes from HF_TOKEN or `huggingface-cli login`."""
+    if space:
+        from ganzoo.demo.export import push_space
+
+        url = push_space(run_dir, repo_id, private=private, use_ema=ema)
+        console.print(f"pushed the demo to the Space {repo_id}: {url}", highlight=False)
+        return
     from ganzoo.artifacts.hub import push as push_to_hub
 
     url = push_to_hub(run_dir, repo_id, private=private, use_ema=ema)
