@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_recipe
+from conftest import tiny_recipe, train_whole_and_resumed
 from torch import nn
 
 from ganzoo import registry
@@ -282,20 +282,7 @@ def test_training_with_cutmix_logs_its_terms_and_resumes_exactly(
     tiny_data: Path, tmp_path: Path
 ) -> None:
     common = (UNET, "discriminator.cutmix=true", "discriminator.cutmix_warmup=2")
-    common += ("train.checkpoint_every=2",)
-    whole, _ = train(
-        tiny_recipe(tiny_data, "train.max_steps=4", *common),
-        run_dir=tmp_path / "whole",
-        progress=False,
-    )
-    train(
-        tiny_recipe(tiny_data, "train.max_steps=2", *common),
-        run_dir=tmp_path / "split",
-        progress=False,
-    )
-    resumed, _ = train(
-        run_dir=tmp_path / "split", resume=True, overrides=["train.max_steps=4"], progress=False
-    )
+    whole, resumed = train_whole_and_resumed(tiny_data, tmp_path, *common, steps=4)
     for a, b in (
         (whole.state.d_module.state_dict(), resumed.state.d_module.state_dict()),
         (whole.state.g_module.state_dict(), resumed.state.g_module.state_dict()),

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_recipe
+from conftest import tiny_recipe, train_whole_and_resumed
 
 from ganzoo import registry
 from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint
@@ -118,20 +118,7 @@ def test_term_state_survives_a_resume_exactly(
     tiny_data: Path, tmp_path: Path, terms_registered: Any
 ) -> None:
     reg = "loss.regularizers=[{name: test_terms_probe, weight: 0.5}]"
-    common = (reg, "train.checkpoint_every=3")
-    whole, _ = train(
-        tiny_recipe(tiny_data, "train.max_steps=6", *common),
-        run_dir=tmp_path / "whole",
-        progress=False,
-    )
-    train(
-        tiny_recipe(tiny_data, "train.max_steps=3", *common),
-        run_dir=tmp_path / "split",
-        progress=False,
-    )
-    resumed, _ = train(
-        run_dir=tmp_path / "split", resume=True, overrides=["train.max_steps=6"], progress=False
-    )
+    whole, resumed = train_whole_and_resumed(tiny_data, tmp_path, reg)
     assert int(_probe(resumed).updates) == int(_probe(whole).updates) == 6
     a, b = whole.state.d_module.state_dict(), resumed.state.d_module.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
