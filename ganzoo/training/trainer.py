@@ -159,6 +159,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.state = TrainState(recipe, self.device, self.dist, self.precision)
         self.update = UpdateStep(recipe, self.state, self.amp_dtype)
+        self.terms = self.update.terms  # their state goes into every checkpoint
         self.train_batches = train_batches or self._dataset_batches(train=True)
         self.val_batches = val_batches or self._dataset_batches(train=False)
         epochs = total_epochs(recipe.schedule)
@@ -195,7 +196,7 @@ class Trainer:
         checkpoint = load_checkpoint(path)
         missing = self.state.load_state_dict(checkpoint)
         self.callbacks.load_state_dict(checkpoint.get(CHECKPOINT_KEY) or {})
-        self.update.terms.load_state_dict(checkpoint.get(TERMS_KEY) or [])
+        self.terms.load_state_dict(checkpoint.get(TERMS_KEY) or [])
         self.last_checkpoint = path
         if self.dist.is_main:
             self.run.drop_records_after(self.state.step)
@@ -264,8 +265,8 @@ class Trainer:
         callbacks = self.callbacks.state_dict()
         if callbacks:  # left out when empty: the checkpoint of a default recipe as before
             state[CHECKPOINT_KEY] = callbacks
-        if self.update.terms:
-            state[TERMS_KEY] = self.update.terms.state_dict()
+        if self.terms:
+            state[TERMS_KEY] = self.terms.state_dict()
         return state
 
     def log_record(self, record: dict[str, Any], event: str | None = None) -> None:
