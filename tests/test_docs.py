@@ -82,6 +82,18 @@ SKIP: dict[str, str] = {
     "data.root=../shared/datasets/facades --out runs/ablations/d128-jobs2": ABLATE,
     "ganzoo ablate recipes/ablations/discriminators_128.yaml --threads-per-run 1 --set "
     "data.root=../shared/datasets/facades --out runs/ablations/d128-sequential": ABLATE,
+    "ganzoo ablate recipes/ablations/discriminators_modern_128.yaml --jobs 2 --set "
+    "data.root=../shared/datasets/facades --set train.precision=bf16 --out "
+    "runs/ablations/facades-modern": ABLATE,
+    "ganzoo ablate recipes/ablations/discriminators_modern_128.yaml --jobs 2 --set "
+    "data.root=../shared/datasets/edges2shoes_2k --set train.precision=bf16 --out "
+    "runs/ablations/shoes-modern": ABLATE,
+    "ganzoo ablate recipes/ablations/regularizers_128.yaml --jobs 2 --set "
+    "data.root=../shared/datasets/facades --set train.precision=bf16 --out "
+    "runs/ablations/facades-regularizers": ABLATE,
+    "ganzoo ablate recipes/ablations/regularizers_128.yaml --jobs 2 --set "
+    "data.root=../shared/datasets/edges2shoes_2k --set train.precision=bf16 --out "
+    "runs/ablations/shoes-regularizers": ABLATE,
     "pip install 'ganzoo[slurm]'": NETWORK + " (PyPI)",
     "pip install -e '.[demo]'": NETWORK + " (PyPI)",
     "pip install 'ganzoo[demo]'": NETWORK + " (PyPI)",
