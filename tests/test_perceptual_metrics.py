@@ -19,7 +19,7 @@ from conftest import tiny_recipe, train_tiny_run
 from ganzoo.cli import main
 from ganzoo.evaluation import perceptual
 from ganzoo.evaluation.evaluate import evaluate_run
-from ganzoo.metric_set import build_metric_set
+from ganzoo.evaluation.metric_set import build_metric_set
 
 ARCHS = {"alexnet": torchvision.models.alexnet, "vgg16": torchvision.models.vgg16}
 

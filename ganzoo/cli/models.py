@@ -121,7 +121,7 @@ def calibrate(
 ) -> None:
     """Recompute G's BatchNorm running statistics over training images (precise BN) and write
     them into the checkpoint: eval mode and exports then use population statistics."""
-    from ganzoo.evaluation.calibrate import calibrate_run
+    from ganzoo.training.calibrate_run import calibrate_run
 
     result = calibrate_run(run_dir, images=images, split=split, data_root=data, device=device)
     console.print(result.describe(), highlight=False)

@@ -26,6 +26,7 @@ from ganzoo.artifacts.sources import output_base
 from ganzoo.data import build_dataset, resolve_root, split_name
 from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation.inference import same_size_batches, translate_batch
+from ganzoo.evaluation.metric_set import DISTANCES, MetricSet, build_metric_set
 from ganzoo.evaluation.perceptual import PERCEPTUAL_METRICS
 from ganzoo.inference_mode import (
     InferenceMode,
@@ -34,7 +35,6 @@ from ganzoo.inference_mode import (
     resolve_batch_size,
     resolve_mode,
 )
-from ganzoo.metric_set import DISTANCES, MetricSet, build_metric_set
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.run_dir import EVAL_NUMBERS, RunDir
 from ganzoo.safe_io import check_inside, write_text_atomic
