@@ -7,7 +7,7 @@
 
 Every function maps two (N, C, H, W) batches to (N,) values, so a split's score is the mean
 over its images whatever the batch size
-(:class:`ganzoo.evaluation.metric_set.MetricSet`, the scoring of ``ganzoo eval`` and
+(:class:`ganzoo.scoring.metric_set.MetricSet`, the scoring of ``ganzoo eval`` and
 in-training validation). [-1, 1] is the target's ``data.range.B`` (or its
 dtype's range, see :mod:`ganzoo.data.ranges`), so PSNR and SSIM are relative to ``hi - lo``
 of each channel, whatever the files' depth.
@@ -52,5 +52,5 @@ def ssim(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     )
 
 
-#: The pixel metrics by name (:mod:`ganzoo.evaluation.metric_set` adds LPIPS, DISTS, FID and KID).
+#: The pixel metrics by name (:mod:`ganzoo.scoring.metric_set` adds LPIPS, DISTS, FID and KID).
 IMAGE_METRICS = {"l1": l1, "psnr": psnr, "ssim": ssim}

@@ -188,7 +188,7 @@ def evaluate(
 def inception_or_none(weights: str | Path | None, console: Console | None = None) -> str | None:
     """The Inception weights for an ablation's FID, or None after a one-line note on
     ``console`` (the ablation goes on without FID)."""
-    from ganzoo.evaluation.fid import inception_weights, require_torch_fidelity
+    from ganzoo.scoring.fid import inception_weights, require_torch_fidelity
 
     try:
         require_torch_fidelity()

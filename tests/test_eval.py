@@ -18,9 +18,9 @@ from ganzoo.artifacts.loading import load_generator
 from ganzoo.cli import main
 from ganzoo.data import build_dataset
 from ganzoo.errors import DataError, GanzooError
-from ganzoo.evaluation import fid as fid_module
 from ganzoo.evaluation.evaluate import evaluate_run
-from ganzoo.evaluation.fid import INCEPTION_FILE, INCEPTION_URL, InceptionDistances
+from ganzoo.scoring import fid as fid_module
+from ganzoo.scoring.fid import INCEPTION_FILE, INCEPTION_URL, InceptionDistances
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +188,7 @@ def test_inception_weights_download_from_a_local_server(tmp_path, monkeypatch) -
     import threading
 
     from ganzoo.errors import GanzooError
-    from ganzoo.evaluation import fid
+    from ganzoo.scoring import fid
 
     served = tmp_path / "served"
     served.mkdir()

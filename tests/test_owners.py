@@ -31,8 +31,8 @@ LAYOUT = {
 }
 #: ``folder / "name"`` that is not a run directory: the torch hub cache, the Hub folder.
 NOT_A_RUN = {
-    ("evaluation/fid.py", "checkpoints"),
-    ("evaluation/perceptual.py", "checkpoints"),
+    ("scoring/fid.py", "checkpoints"),
+    ("scoring/perceptual.py", "checkpoints"),
     ("losses/perceptual.py", "checkpoints"),
     ("artifacts/hub.py", "recipe.yaml"),
 }

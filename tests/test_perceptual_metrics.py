@@ -17,9 +17,9 @@ import torchvision
 from conftest import tiny_recipe, train_tiny_run
 
 from ganzoo.cli import main
-from ganzoo.evaluation import perceptual
 from ganzoo.evaluation.evaluate import evaluate_run
-from ganzoo.evaluation.metric_set import build_metric_set
+from ganzoo.scoring import perceptual
+from ganzoo.scoring.metric_set import build_metric_set
 
 ARCHS = {"alexnet": torchvision.models.alexnet, "vgg16": torchvision.models.vgg16}
 

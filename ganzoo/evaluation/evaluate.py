@@ -26,8 +26,6 @@ from ganzoo.artifacts.sources import output_base
 from ganzoo.data import build_dataset, resolve_root, split_name
 from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation.inference import same_size_batches, translate_batch
-from ganzoo.evaluation.metric_set import DISTANCES, MetricSet, build_metric_set
-from ganzoo.evaluation.perceptual import PERCEPTUAL_METRICS
 from ganzoo.inference_mode import (
     InferenceMode,
     check_mode,
@@ -39,6 +37,8 @@ from ganzoo.recipe import Recipe, from_dict
 from ganzoo.run_dir import EVAL_NUMBERS, RunDir
 from ganzoo.safe_io import check_inside, write_text_atomic
 from ganzoo.samples import save_grid
+from ganzoo.scoring.metric_set import DISTANCES, MetricSet, build_metric_set
+from ganzoo.scoring.perceptual import PERCEPTUAL_METRICS
 
 
 def with_data_root(recipe: Recipe, data_root: str | Path | None, source: str | Path) -> Recipe:
@@ -121,7 +121,7 @@ def evaluate_run(
     asked), mode_used (what ran: eval, train or per-sample), mode_line (why, in one line), ...
 
     ``perceptual`` adds LPIPS (AlexNet, VGG16) and DISTS when their backbone weights are in
-    the torch cache (:mod:`~ganzoo.evaluation.perceptual`; else ``notes`` says which file to
+    the torch cache (:mod:`~ganzoo.scoring.perceptual`; else ``notes`` says which file to
     put where, and the other metrics run). ``fid`` adds FID and KID (torchmetrics' Inception,
     or ``feature_extractor``: any module mapping uint8 (N, 3, H, W) to (N, D) features).
     ``checkpoint``: ``last`` or ``best`` of a run directory
@@ -138,7 +138,7 @@ def evaluate_run(
     chosen = resolve_mode(net, recipe, mode)
     extractor = None
     if fid:  # asked for: its weights are downloaded when missing, and a failure is an error
-        from ganzoo.evaluation.fid import inception_extractor
+        from ganzoo.scoring.fid import inception_extractor
 
         extractor = feature_extractor or inception_extractor(inception_weights)
     names = (*EVAL_NUMBERS, *(PERCEPTUAL_METRICS if perceptual else ()))

@@ -195,7 +195,7 @@ class Validation(Callback):
     def on_fit_start(self, trainer: Trainer) -> None:
         if not trainer.dist.is_main or self.metrics == ("l1", "psnr"):
             return  # the trainer's default set
-        from ganzoo.evaluation.metric_set import build_metric_set
+        from ganzoo.scoring.metric_set import build_metric_set
 
         self.metric_set = build_metric_set(self.metrics, device=trainer.device)
         for line in self.metric_set.notes:

@@ -33,13 +33,13 @@ from ganzoo.artifacts.checkpoint import latest_checkpoint, load_checkpoint, save
 from ganzoo.data import build_dataset
 from ganzoo.device import resolve_device
 from ganzoo.errors import StorageError, TrainingError
-from ganzoo.evaluation.metric_set import MetricSet, build_metric_set
 from ganzoo.inference_mode import generator_in_mode, resolve_mode
 from ganzoo.losses.terms import CHECKPOINT_KEY as TERMS_KEY
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import check_inside
 from ganzoo.samples import save_grid
+from ganzoo.scoring.metric_set import MetricSet, build_metric_set
 from ganzoo.training.batches import BatchSource, DatasetBatches
 from ganzoo.training.calibration import calibrate_generator
 from ganzoo.training.callbacks import CHECKPOINT_KEY, build_callbacks

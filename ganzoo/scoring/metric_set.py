@@ -1,8 +1,8 @@
 """The metrics one scoring pass computes, for ``ganzoo eval`` and in-training validation.
 
 Per-image metrics (``l1``, ``psnr``, ``ssim`` of :mod:`ganzoo.metrics`; ``lpips_alex``,
-``lpips_vgg``, ``dists`` of :mod:`ganzoo.evaluation.perceptual`) are averaged over the images
-of the pass; ``fid`` and ``kid`` (:mod:`ganzoo.evaluation.fid`) are computed over all of them.
+``lpips_vgg``, ``dists`` of :mod:`ganzoo.scoring.perceptual`) are averaged over the images
+of the pass; ``fid`` and ``kid`` (:mod:`ganzoo.scoring.fid`) are computed over all of them.
 A metric whose weights are absent is left out with one note line saying which file to put
 where (:attr:`MetricSet.notes`): the other metrics still run.
 """
@@ -21,7 +21,7 @@ from ganzoo.errors import GanzooError
 from ganzoo.records import metric_names
 
 if TYPE_CHECKING:
-    from ganzoo.evaluation.fid import InceptionDistances
+    from ganzoo.scoring.fid import InceptionDistances
 
 Scorer = Callable[[Tensor, Tensor], Tensor]  # (N, C, H, W) x2 in [-1, 1] -> (N,)
 DISTANCES = ("fid", "kid")
@@ -30,7 +30,7 @@ DISTANCES = ("fid", "kid")
 class MetricSet:
     """Accumulates one pass: ``reset()``, ``update(fake, real)`` per batch, ``compute()``.
 
-    ``per_image``: name -> scorer; ``distances``: an :class:`~ganzoo.evaluation.fid.
+    ``per_image``: name -> scorer; ``distances``: an :class:`~ganzoo.scoring.fid.
     InceptionDistances` for FID/KID, or None; ``notes``: one line per metric left out."""
 
     def __init__(
@@ -58,7 +58,7 @@ class MetricSet:
     def _fits(self, name: str, fake: Tensor) -> bool:
         """False, with a note, for a perceptual metric the images do not fit: too small for its
         network, or neither 1 nor 3 channels."""
-        from ganzoo.evaluation.perceptual import MIN_SIDE
+        from ganzoo.scoring.perceptual import MIN_SIDE
 
         if name not in MIN_SIDE:
             return True
@@ -119,7 +119,7 @@ def build_metric_set(
     """A :class:`MetricSet` of ``names``; a metric whose weights are absent is left out with a
     note, except those in ``require``, which raise their one-line error instead. Nothing is
     downloaded: FID's Inception weights come from ``inception_weights`` / the torch cache."""
-    from ganzoo.evaluation import perceptual
+    from ganzoo.scoring import perceptual
 
     names = metric_names(tuple(names), "metrics")
     required = set(require)
@@ -140,7 +140,7 @@ def build_metric_set(
                 missing.setdefault(str(exc), []).append(name)
     distances = None
     if any(name in DISTANCES for name in names):
-        from ganzoo.evaluation.fid import InceptionDistances, inception_extractor
+        from ganzoo.scoring.fid import InceptionDistances, inception_extractor
 
         try:
             extractor = feature_extractor or inception_extractor(inception_weights, download=False)
