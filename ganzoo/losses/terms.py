@@ -54,10 +54,9 @@ CHECKPOINT_KEY = "terms"
 
 
 @dataclass
-class DView:
-    """What a term sees of one D update. ``discriminator`` is D as trained (called under
-    ``autocast()``); the pairs are D's inputs after augmentation, the fake ones detached (and
-    pooled); the outputs are float32."""
+class StepView:
+    """What every term sees of an update: the step (0-based), D (called under
+    ``autocast()``), the objective, and D's real and fake inputs after augmentation."""
 
     step: int
     discriminator: Callable[[Tensor], DiscriminatorOutput]
@@ -65,22 +64,23 @@ class DView:
     objective: Objective
     real_pairs: Tensor
     fake_pairs: Tensor
+
+
+@dataclass
+class DView(StepView):
+    """One D update: ``discriminator`` is D as trained, the fake pairs are detached (and
+    pooled), the outputs float32."""
+
     real_out: DiscriminatorOutput
     fake_out: DiscriminatorOutput
     labels: Tensor | None = None
 
 
 @dataclass
-class GView:
-    """What a term sees of the G update: D frozen, ``fake_pairs`` (after augmentation) carry
-    G's gradient, ``fake_out`` is D's float32 output on them; ``fake_b`` is G's output."""
+class GView(StepView):
+    """The G update: D frozen, ``fake_pairs`` carry G's gradient, ``fake_out`` is D's float32
+    output on them; ``fake_b`` is G's output."""
 
-    step: int
-    discriminator: Callable[[Tensor], DiscriminatorOutput]
-    autocast: Callable[[], contextlib.AbstractContextManager]
-    objective: Objective
-    real_pairs: Tensor
-    fake_pairs: Tensor
     fake_out: DiscriminatorOutput
     fake_b: Tensor
     labels: Tensor | None = None
