@@ -32,8 +32,7 @@ LAYOUT = {
 #: ``folder / "name"`` that is not a run directory: the torch hub cache, the Hub folder.
 NOT_A_RUN = {
     ("scoring/fid.py", "checkpoints"),
-    ("scoring/perceptual.py", "checkpoints"),
-    ("losses/perceptual.py", "checkpoints"),
+    ("nn/torchvision_weights.py", "checkpoints"),
     ("artifacts/hub.py", "recipe.yaml"),
 }
 

@@ -12,16 +12,15 @@ ganzoo never downloads: the weights must already be where torchvision caches the
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
-from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganzoo.errors import GanzooError, SizeError, TrainingError, first_line
-from ganzoo.safe_io import load_weights
+from ganzoo.errors import SizeError, TrainingError
+from ganzoo.nn.torchvision_weights import hub_cache_path, load_features
 
 #: What VGG19 is fed: pix2pixHD's raw [-1, 1] images, or ImageNet-normalised ones.
 PerceptualInput = Literal["raw", "imagenet"]
@@ -45,8 +44,7 @@ def _weights_url() -> str:
 
 def vgg19_weights_path() -> Path:
     """Where torchvision caches VGG19_Weights.IMAGENET1K_V1 (follows TORCH_HOME)."""
-    name = PurePosixPath(urlparse(_weights_url()).path).name
-    return Path(torch.hub.get_dir()) / "checkpoints" / name
+    return hub_cache_path(_weights_url())
 
 
 def load_vgg19_features(path: Path) -> nn.Sequential:
@@ -62,24 +60,11 @@ def load_vgg19_features(path: Path) -> nn.Sequential:
             f"(file name {path.name}); ganzoo never downloads: fetch {url} to that path "
             "(TORCH_HOME moves it), or set loss.perceptual: 0"
         )
-    try:
-        state = load_weights(path, "VGG19 weights file")
-    except GanzooError as exc:
-        raise TrainingError(f"{exc}; replace it with {url}") from None
     from torchvision.models.vgg import make_layers
 
     features = make_layers(_CFG_TO_CONV5_1)
-    wanted = {f"features.{key}" for key in features.state_dict()}
-    if not isinstance(state, dict) or not wanted <= state.keys():
-        raise TrainingError(f"{path}: not torchvision's VGG19 weights; replace it with {url}")
-    try:
-        features.load_state_dict({key[len("features.") :]: state[key] for key in wanted})
-    except RuntimeError as exc:  # shapes that are not VGG19's
-        raise TrainingError(
-            f"{path}: not torchvision's VGG19 weights ({first_line(exc, with_type=True)}); "
-            f"replace it with {url}"
-        ) from None
-    return features
+    fix = f"replace it with {url}"
+    return load_features(features, path, "VGG19", "VGG19 weights file", TrainingError, fix)
 
 
 class PerceptualLoss(nn.Module):

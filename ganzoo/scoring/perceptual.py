@@ -22,15 +22,15 @@ One-channel images are repeated to RGB; other channel counts are refused in one 
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
-from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganzoo.errors import GanzooError, SizeError, first_line
+from ganzoo.errors import GanzooError, SizeError
+from ganzoo.nn.torchvision_weights import hub_cache_path, load_features
 from ganzoo.safe_io import load_weights
 
 #: The metrics of this module, by name, with the torchvision backbone each needs.
@@ -73,8 +73,7 @@ def backbone_url(arch: str) -> str:
 def backbone_path(arch: str) -> Path:
     """Where torchvision caches ``arch``'s weights: ``torch.hub.get_dir()/checkpoints/<file>``
     (follows TORCH_HOME)."""
-    name = PurePosixPath(urlparse(backbone_url(arch)).path).name
-    return Path(torch.hub.get_dir()) / "checkpoints" / name
+    return hub_cache_path(backbone_url(arch))
 
 
 def _how(arch: str, path: Path) -> str:
@@ -87,26 +86,13 @@ def backbone_features(arch: str) -> nn.Sequential:
     import torchvision
 
     path = backbone_path(arch)
+    how = _how(arch, path)
     if not path.is_file():
-        raise WeightsMissingError(f"needs {path.name}: {_how(arch, path)}")
-    try:
-        state = load_weights(path, f"torchvision {arch} weights file")
-    except GanzooError as exc:
-        raise WeightsMissingError(f"{exc}; replace it: {_how(arch, path)}") from None
+        raise WeightsMissingError(f"needs {path.name}: {how}")
     with torch.device("meta"):  # no time spent initialising what is loaded next
         features = getattr(torchvision.models, arch)(weights=None).features
-    prefix = "features."
-    wanted = {prefix + key for key in features.state_dict()}
-    if not isinstance(state, dict) or not wanted <= state.keys():
-        raise WeightsMissingError(f"{path}: not torchvision's {arch} weights; {_how(arch, path)}")
-    try:
-        sub = {key[len(prefix) :]: state[key] for key in wanted}
-        features.load_state_dict(sub, assign=True)
-    except RuntimeError as exc:
-        raise WeightsMissingError(
-            f"{path}: not torchvision's {arch} weights ({first_line(exc, with_type=True)}); "
-            f"{_how(arch, path)}"
-        ) from None
+    what = f"torchvision {arch} weights file"
+    load_features(features, path, arch, what, WeightsMissingError, how, f"replace it: {how}")
     return features.requires_grad_(False).eval()
 
 
