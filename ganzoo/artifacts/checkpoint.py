@@ -9,6 +9,7 @@ failed write removes its temporary file and says so in one line. What a checkpoi
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +32,40 @@ def save_checkpoint(state: dict[str, Any], directory: Path, step: int, keep: int
     a crash leaves either the old set of checkpoints or the new one, never a torn file.
     """
     directory = Path(directory)
-    path = checkpoint_path(directory, step)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        _save(state, path)
-    except OSError as exc:
+
+    def kept() -> str:
         previous = latest_checkpoint(directory)
-        kept = f"{previous} is intact" if previous else "no earlier checkpoint exists"
-        raise StorageError(
-            f"could not write checkpoint {path} ({exc.strerror or exc}); {kept}; free space "
-            "(or fix the folder) and continue with --resume"
-        ) from None
-    _fsync_dir(directory)
+        return f"{previous} is intact" if previous else "no earlier checkpoint exists"
+
+    path = _write(state, checkpoint_path(directory, step), kept)
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
+    return path
+
+
+def write_checkpoint(state: dict[str, Any], path: Path) -> Path:
+    """Write ``state`` to ``path`` (e.g. ``checkpoints/best.pt``) atomically: the previous
+    file stays whole until the new one is complete; a failure is one line."""
+    path = Path(path)
+
+    def kept() -> str:
+        return f"the previous {path.name} is intact" if path.is_file() else "nothing was written"
+
+    return _write(state, path, kept)
+
+
+def _write(state: dict[str, Any], path: Path, kept: Callable[[], str]) -> Path:
+    """``state`` to ``path`` atomically, the folder fsynced; an OSError is one line that says
+    what ``kept()`` still holds."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save(state, path)
+    except OSError as exc:
+        raise StorageError(
+            f"could not write checkpoint {path} ({exc.strerror or exc}); {kept()}; free space "
+            "(or fix the folder) and continue with --resume"
+        ) from None
+    _fsync_dir(path.parent)
     return path
 
 
@@ -57,23 +78,6 @@ def _save(state: dict[str, Any], path: Path) -> None:
             if writer.error is None:
                 raise
             raise writer.error from None  # torch's zip writer hides the OSError
-
-
-def write_checkpoint(state: dict[str, Any], path: Path) -> Path:
-    """Write ``state`` to ``path`` (e.g. ``checkpoints/best.pt``) atomically: the previous
-    file stays whole until the new one is complete; a failure is one line."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _save(state, path)
-    except OSError as exc:
-        kept = f"the previous {path.name} is intact" if path.is_file() else "nothing was written"
-        raise StorageError(
-            f"could not write checkpoint {path} ({exc.strerror or exc}); {kept}; free space "
-            "(or fix the folder) and continue with --resume"
-        ) from None
-    _fsync_dir(path.parent)
-    return path
 
 
 class _Writer:
