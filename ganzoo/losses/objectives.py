@@ -221,15 +221,25 @@ class WassersteinGP(Objective):
             real32, fake32 = real_pairs.detach().float(), fake_pairs.detach().float()
             a = torch.rand(real32.shape[0], 1, 1, 1, device=real32.device)
             x_hat = (a * real32 + (1 - a) * fake32).requires_grad_(True)
-            out = discriminator(x_hat)
-            per_branch = [logits.float().flatten(1).mean(1) for logits in branch_logits(out)]
-            critic = torch.stack(per_branch).mean(0)  # (N,)
-            (grad,) = torch.autograd.grad(critic.sum(), x_hat, create_graph=True)
+            grad = critic_input_gradient(discriminator, x_hat)
             norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)
             return self.penalty_weight * (norm - 1).square().mean()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(penalty={self.penalty_weight}, d_scale={self.d_scale})"
+
+
+def critic_input_gradient(
+    discriminator: Callable[[Tensor], DiscriminatorOutput], x: Tensor
+) -> Tensor:
+    """``d sum_n critic(x_n) / dx`` with the graph kept (so a penalty on it trains D), for a
+    float32 ``x`` that requires grad; call it with autocast off. A patch discriminator's
+    critic of a sample is each branch's patch logits averaged, then the branches averaged
+    (``wgan_gp``'s penalty, R1 / R2)."""
+    per_branch = [logits.float().flatten(1).mean(1) for logits in branch_logits(discriminator(x))]
+    critic = torch.stack(per_branch).mean(0)  # (N,)
+    (grad,) = torch.autograd.grad(critic.sum(), x, create_graph=True)
+    return grad
 
 
 def branch_logits(out: DiscriminatorOutput) -> list[Tensor]:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from ganzoo.errors import RegistryError
-from ganzoo.losses.objectives import branch_logits
+from ganzoo.losses.objectives import critic_input_gradient
 from ganzoo.losses.terms import DView
 from ganzoo.registry import register
 from ganzoo.regularizers.pairs import PairTerm
@@ -55,9 +55,7 @@ class ZeroCentredPenalty(PairTerm):
         discriminator = getattr(discriminator, "_orig_mod", discriminator)
         with torch.autocast(pairs.device.type, enabled=False):
             x = pairs.detach().float().requires_grad_(True)
-            out = discriminator(x)
-            critic = torch.stack([b.float().flatten(1).mean(1) for b in branch_logits(out)])
-            (grad,) = torch.autograd.grad(critic.mean(0).sum(), x, create_graph=True)
+            grad = critic_input_gradient(discriminator, x)
         if self.wrt == "image":
             grad = grad[:, self.split(x) :]
         return self.gamma / 2 * grad.square().flatten(1).sum(1).mean()
