@@ -73,6 +73,22 @@ def train_tiny_run(root: Path, folder: Path) -> Path:
     return run_dir
 
 
+def val_translations(run_dir: Path):  # noqa: ANN201
+    """``(A, B, G(A))`` over the whole val split of a run, its G in the mode it was saved in
+    (what an evaluation test recomputes by hand)."""
+    import torch
+
+    from ganzoo.artifacts.loading import load_generator
+    from ganzoo.data import build_dataset
+
+    g, recipe, _ = load_generator(run_dir)
+    ds = build_dataset(recipe.data, "val", train=False)
+    a = torch.stack([ds[i]["A"] for i in range(len(ds))])
+    b = torch.stack([ds[i]["B"] for i in range(len(ds))])
+    with torch.no_grad():
+        return a, b, g(a)
+
+
 def train_whole_and_resumed(root: Path, folder: Path, *overrides: str, steps: int = 6):  # noqa: ANN201
     """``(whole, resumed)`` trainers of a tiny recipe: ``steps`` steps in one run
     (``folder/whole``), and ``steps // 2`` then ``--resume`` to ``steps`` (``folder/split``)."""

@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import train_tiny_run
+from conftest import train_tiny_run, val_translations
 from PIL import Image
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from ganzoo import metrics
-from ganzoo.artifacts.loading import load_generator
 from ganzoo.cli import main
-from ganzoo.data import build_dataset
 from ganzoo.errors import DataError, GanzooError
 from ganzoo.evaluation.evaluate import evaluate_run
 from ganzoo.scoring import fid as fid_module
@@ -47,12 +45,7 @@ def test_eval_json_matches_a_direct_computation(run: Path) -> None:
     assert saved["n"] == 4 and saved["step"] == 3 and saved["mode"] == "auto" and saved["ema"]
     assert saved["checkpoint"].endswith("step_00000003.pt")
 
-    g, recipe, _ = load_generator(run)
-    ds = build_dataset(recipe.data, "val", train=False)
-    a = torch.stack([ds[i]["A"] for i in range(len(ds))])
-    b = torch.stack([ds[i]["B"] for i in range(len(ds))])
-    with torch.no_grad():
-        fake = g(a)
+    _, b, fake = val_translations(run)
     l1 = (fake - b).abs().mean(dim=(1, 2, 3)).mean()
     mse = (((fake + 1) / 2 - (b + 1) / 2) ** 2).mean(dim=(1, 2, 3))
     psnr = (10 * torch.log10(1 / mse)).mean()

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torchvision
-from conftest import tiny_recipe, train_tiny_run
+from conftest import tiny_recipe, train_tiny_run, val_translations
 
 from ganzoo.cli import main
 from ganzoo.evaluation.evaluate import evaluate_run
@@ -139,15 +139,7 @@ def test_eval_scores_lpips_and_dists_with_cached_weights(
         assert math.isfinite(saved[key]) and saved[key] == record[key]
     assert saved["notes"] == []
     # the same numbers as the modules on the same images, averaged per image
-    from ganzoo.artifacts.loading import load_generator
-    from ganzoo.data import build_dataset
-
-    g, recipe, _ = load_generator(run)
-    ds = build_dataset(recipe.data, "val", train=False)
-    a = torch.stack([ds[i]["A"] for i in range(len(ds))])
-    b = torch.stack([ds[i]["B"] for i in range(len(ds))])
-    with torch.no_grad():
-        fake = g(a)
+    _, b, fake = val_translations(run)
     backbones: dict = {}  # VGG16 read once
     for key in ("lpips_alex", "lpips_vgg", "dists"):
         direct = perceptual.build_metric(key, backbones)(fake, b).mean()
