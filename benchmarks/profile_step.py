@@ -45,6 +45,12 @@ GROUPS = {
         "aten::contiguous",
         "aten::_foreach_copy_",
     ),
+    "matrix multiplies (small convolutions)": (
+        "aten::mm",
+        "aten::addmm",
+        "aten::im2col",
+        "aten::col2im",
+    ),
     "batch norm": (
         "aten::native_batch_norm",
         "aten::native_batch_norm_backward",

@@ -331,9 +331,16 @@ class TrainSection(Section):
         "auto",
         description="bf16: autocast over fp32 weights; bf16-master: bf16 weights with fp32 "
         "master copies in the optimizer; reference: the upstream's arithmetic bit for bit "
-        "(becomes fp32 with channels_last false and optim.fused false)",
+        "(becomes fp32 with channels_last false, small_convs_as_matmuls false and optim.fused "
+        "false)",
     )
     channels_last: bool = True
+    small_convs_as_matmuls: bool = Field(
+        True,
+        description="on the CPU, convolutions over at most 64 rows (batch x positions: a "
+        "U-Net's innermost layers) run as one matrix multiply each, the same function faster; "
+        "false runs every convolution through oneDNN",
+    )
     compile: bool = False
     deterministic: bool = False
     log_every: int = Field(50, ge=1, description="steps between loss records")
@@ -398,6 +405,7 @@ class Recipe(Section):
         if self.train.precision == "reference":
             self.train.precision = "fp32"
             self.train.channels_last = False
+            self.train.small_convs_as_matmuls = False
             self.optim.fused = False
         return self
 
@@ -406,8 +414,8 @@ class Recipe(Section):
 
         The data keys of value rules (``range``, ``clip``, ``labels``),
         ``schedule.total_epochs`` and ``loss.regularizers`` appear only when set, and
-        ``train.check_every``, ``train.grad_norm_every`` and ``train.callbacks`` only when they
-        differ from their defaults, so a recipe that does not use them stays readable by ganzoo
+        ``train.check_every``, ``train.grad_norm_every``, ``train.small_convs_as_matmuls`` and
+        ``train.callbacks`` only when they differ from their defaults, so a recipe that does not use them stays readable by ganzoo
         versions before them (and its recipe.yaml and checkpoints stay as they were)."""
         tree = self.model_dump(mode="json")
         for key in OPTIONAL_DATA_KEYS:
@@ -421,6 +429,8 @@ class Recipe(Section):
         for key in ("check_every", "grad_norm_every"):
             if train.get(key) is None:
                 train.pop(key, None)
+        if train.get("small_convs_as_matmuls") is True:
+            train.pop("small_convs_as_matmuls")
         if train.get("callbacks") == [{"name": n} for n in DEFAULT_CALLBACKS]:
             train.pop("callbacks")
         return tree

@@ -82,6 +82,7 @@ RESUMABLE: dict[str, str] = {
     "train.device": "where the run continues",
     "train.precision": "compute precision (checkpoints hold float32 weights in every one)",
     "train.channels_last": "memory layout",
+    "train.small_convs_as_matmuls": "how small convolutions run on the CPU",
     "train.compile": "torch.compile",
     "train.deterministic": "deterministic algorithms",
     "train.loggers": "where metrics are also sent",
