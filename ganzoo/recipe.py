@@ -415,8 +415,9 @@ class Recipe(Section):
         The data keys of value rules (``range``, ``clip``, ``labels``),
         ``schedule.total_epochs`` and ``loss.regularizers`` appear only when set, and
         ``train.check_every``, ``train.grad_norm_every``, ``train.small_convs_as_matmuls`` and
-        ``train.callbacks`` only when they differ from their defaults, so a recipe that does not use them stays readable by ganzoo
-        versions before them (and its recipe.yaml and checkpoints stay as they were)."""
+        ``train.callbacks`` only when they differ from their defaults, so a recipe that does not
+        use them stays readable by ganzoo versions before them (and its recipe.yaml and
+        checkpoints stay as they were)."""
         tree = self.model_dump(mode="json")
         for key in OPTIONAL_DATA_KEYS:
             if not tree["data"].get(key):

@@ -31,7 +31,10 @@ LAYERS = {
     "conv 1x1": (lambda: nn.Conv2d(6, 10, 1), (3, 6, 2, 3)),
     "conv k4 s2 p1 to 1x1": (lambda: nn.Conv2d(6, 10, 4, 2, 1), (1, 6, 2, 2)),
     "transposed k4 s2 p1": (lambda: nn.ConvTranspose2d(6, 10, 4, 2, 1), (2, 6, 4, 4)),
-    "transposed from 1x1 no bias": (lambda: nn.ConvTranspose2d(6, 10, 4, 2, 1, bias=False), (1, 6, 1, 1)),
+    "transposed from 1x1 no bias": (
+        lambda: nn.ConvTranspose2d(6, 10, 4, 2, 1, bias=False),
+        (1, 6, 1, 1),
+    ),
     "transposed k3 s2 p1 output_padding 1": (
         lambda: nn.ConvTranspose2d(6, 10, 3, 2, 1, output_padding=1),
         (1, 6, 3, 5),

@@ -40,6 +40,7 @@ from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import check_inside
 from ganzoo.samples import save_grid
 from ganzoo.scoring.metric_set import MetricSet, build_metric_set
+from ganzoo.training.allocator import keep_freed_memory
 from ganzoo.training.batches import BatchSource, DatasetBatches
 from ganzoo.training.calibration import calibrate_generator
 from ganzoo.training.callbacks import CHECKPOINT_KEY, build_callbacks
@@ -157,6 +158,8 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        if self.device.type == "cpu":
+            keep_freed_memory()  # no page faults for each step's large buffers
         self.state = TrainState(recipe, self.device, self.dist, self.precision)
         self.update = UpdateStep(recipe, self.state, self.amp_dtype)
         self.terms = self.update.terms  # their state goes into every checkpoint
