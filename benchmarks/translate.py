@@ -1,5 +1,6 @@
 """Inference throughput of a generator: images/s at batch 1 and 16, eager fp32 (the
-reference) vs bf16 autocast + channels_last (ganzoo's inference defaults where fast).
+reference) vs bf16 autocast + channels_last, with the small convolutions as matrix multiplies
+on the CPU (``ganzoo.nn.matmul_conv``, as ``ganzoo.load`` / ``translate`` / ``eval`` set them).
 
     python benchmarks/translate.py runs/pix2pix_unet256          # a run dir or checkpoint
     python benchmarks/translate.py recipes/pix2pix_unet256.yaml  # a recipe: untrained weights
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import statistics
 import sys
 import time
@@ -18,6 +20,7 @@ import torch
 
 from ganzoo.build import build_generator
 from ganzoo.device import resolve_device
+from ganzoo.nn.matmul_conv import small_convolutions_as_matmuls
 from ganzoo.recipe import load_recipe
 from ganzoo.training.precision import fast_bf16
 
@@ -63,6 +66,9 @@ def main() -> None:
     print(f"{recipe.generator.name} at {h}x{w} on {device}, torch {torch.__version__}")
     print(f"{'batch':>5s} {'reference img/s':>16s} {'ganzoo img/s':>13s} {'ratio':>6s}")
     fast = fast_bf16(device)
+    fast_net = copy.deepcopy(net)
+    if device.type == "cpu":
+        small_convolutions_as_matmuls(fast_net)
     for n in (int(b) for b in args.batch_sizes.split(",")):
         x = torch.rand(n, recipe.data.in_channels, h, w, device=device) * 2 - 1
         rates = {}
@@ -70,7 +76,7 @@ def main() -> None:
         ref_t, fast_t = [], []
         for _ in range(args.repeats):
             ref_t += time_config(net, x, bf16=False, channels_last=False, repeats=1)
-            fast_t += time_config(net, x, bf16=fast, channels_last=True, repeats=1)
+            fast_t += time_config(fast_net, x, bf16=fast, channels_last=True, repeats=1)
         rates["ref"] = n / statistics.median(ref_t)
         rates["fast"] = n / statistics.median(fast_t)
         print(

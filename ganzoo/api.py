@@ -201,6 +201,10 @@ def load(
 
     source = resolve(source)
     net, recipe, info = load_generator(
-        source, use_ema=use_ema, device=resolve_device(device), checkpoint=checkpoint
+        source,
+        use_ema=use_ema,
+        device=resolve_device(device),
+        checkpoint=checkpoint,
+        small_convs_as_matmuls=True,
     )
     return Translator(net, recipe, info, mode=mode, precision=precision, seed=seed)

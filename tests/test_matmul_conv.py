@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_recipe
+from conftest import tiny_model, tiny_recipe
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -191,3 +191,20 @@ def test_the_setting_is_saved_only_when_off_and_may_change_on_resume() -> None:
     reference = load_recipe("recipes/pix2pix_unet256.yaml", ["train.precision=reference"])
     assert reference.train.small_convs_as_matmuls is False
     assert "train.small_convs_as_matmuls" in RESUMABLE
+
+
+def test_cpu_inference_takes_it_and_answers_as_the_plain_network(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    import ganzoo
+    from ganzoo.artifacts.loading import load_generator
+
+    model = tiny_model(tiny_data, tmp_path)
+    plain, _, _ = load_generator(model)  # what export and the Hub push load: untouched
+    assert not any(isinstance(m, MatmulConv2d) for m in plain.modules())
+    translator = ganzoo.load(model, device="cpu", mode="eval")
+    switched = [m for m in translator.generator.modules() if isinstance(m, MatmulConv2d)]
+    assert switched
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(translator(x), plain(x), rtol=1e-5, atol=1e-5)

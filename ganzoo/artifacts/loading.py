@@ -26,6 +26,7 @@ from ganzoo.artifacts.sources import find_checkpoint
 from ganzoo.build import build_generator
 from ganzoo.device import resolve_device
 from ganzoo.errors import TrainingError
+from ganzoo.nn.matmul_conv import small_convolutions_as_matmuls
 from ganzoo.nn.spectral import renormalise_spectral_norm
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.safe_io import parse_json
@@ -97,9 +98,13 @@ def load_generator(
     use_ema: bool = True,
     device: str | torch.device = "cpu",
     checkpoint: str = "last",
+    small_convs_as_matmuls: bool = False,
 ) -> tuple[nn.Module, Recipe, GeneratorInfo]:
     """(G in eval mode on ``device``, its resolved recipe, where the weights came from);
-    ``checkpoint``: a run directory's ``last`` or ``best`` checkpoint.
+    ``checkpoint``: a run directory's ``last`` or ``best`` checkpoint;
+    ``small_convs_as_matmuls``: on the CPU, G's small convolutions run as matrix multiplies
+    (:mod:`ganzoo.nn.matmul_conv`: the same function, faster at batch 1; not for ONNX export,
+    which would trace the matrix multiplies).
 
     G maps (N, in_channels, H, W) in [-1, 1] to (N, out_channels, H, W) in [-1, 1].
     """
@@ -108,6 +113,9 @@ def load_generator(
         net, recipe, info = _from_safetensors(path)
     else:
         net, recipe, info = _from_checkpoint(path, use_ema)
-    net.to(resolve_device(device)).eval()
+    where = resolve_device(device)
+    net.to(where).eval()
     net.requires_grad_(False)
+    if small_convs_as_matmuls and where.type == "cpu":
+        small_convolutions_as_matmuls(net)
     return net, recipe, info

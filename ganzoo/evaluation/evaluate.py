@@ -132,7 +132,7 @@ def evaluate_run(
         raise GanzooError(f"--num-samples {num_samples}: must be 0 or more")
     source = str(run_dir)
     net, recipe, info = load_generator(
-        source, use_ema=use_ema, device=device, checkpoint=checkpoint
+        source, use_ema=use_ema, device=device, checkpoint=checkpoint, small_convs_as_matmuls=True
     )
     recipe = with_data_root(recipe, data_root, source)
     chosen = resolve_mode(net, recipe, mode)

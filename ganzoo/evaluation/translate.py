@@ -301,7 +301,9 @@ def translate(
     ``output/<stem>.<ending>`` (see the module docstring for the output format)."""
     check_mode(mode)
     files = input_files(inputs)
-    net, recipe, info = load_generator(model, use_ema=use_ema, device=device, checkpoint=checkpoint)
+    net, recipe, info = load_generator(
+        model, use_ema=use_ema, device=device, checkpoint=checkpoint, small_convs_as_matmuls=True
+    )
     result = translate_files(
         net,
         recipe,

@@ -10,7 +10,7 @@ same layer reads its weight once per pass:
     conv:            out[(n, p), o]   = unfold(x)[(n, p), (kh, kw, i)] @ W[o, (kh, kw, i)]^T
     transposed conv: cols[(n, p), (kh, kw, o)] = x[(n, p), i] @ W[i, (kh, kw, o)];  out = fold(cols)
 
-With channels_last weights (ganzoo's default layout) both weight matrices are views, no copy.
+Both weight matrices are views of the weight's memory, NHWC (ganzoo's default) or NCHW.
 It is the same function with the same parameters: products accumulate in float32 and round
 once, as oneDNN's do (under bf16 autocast the overlapping sums of ``fold``/``unfold`` run in
 float32 too). Only plain ``nn.Conv2d`` / ``nn.ConvTranspose2d`` are switched (their state
@@ -65,9 +65,14 @@ def conv2d_as_matmul(
     wo = (w + 2 * padding[1] - kw) // stride[1] + 1
     # unfolded in float32, so that its backward (a fold) sums the overlaps in float32
     cols = F.unfold(x.float(), (kh, kw), padding=padding, stride=stride).to(x.dtype)
-    cols = cols.view(n, c_in, kh, kw, ho * wo).permute(0, 4, 2, 3, 1)
+    weight = _autocast(x, weight)
+    if _nhwc(weight):  # weight rows ordered (kh, kw, C_in): a view of NHWC memory
+        cols = cols.view(n, c_in, kh, kw, ho * wo).permute(0, 4, 2, 3, 1)
+        w2 = weight.permute(0, 2, 3, 1).reshape(c_out, kh * kw * c_in)
+    else:  # ordered (C_in, kh, kw): a view of NCHW memory, as unfold orders its rows
+        cols = cols.transpose(1, 2)
+        w2 = weight.reshape(c_out, c_in * kh * kw)
     cols = cols.reshape(n * ho * wo, kh * kw * c_in)
-    w2 = _autocast(x, weight).permute(0, 2, 3, 1).reshape(c_out, kh * kw * c_in)  # a view in NHWC
     out = cols @ w2.t() if bias is None else torch.addmm(bias, cols, w2.t())
     out = out.view(n, ho, wo, c_out).permute(0, 3, 1, 2)
     return out.contiguous(memory_format=_layout(x, weight))
@@ -87,10 +92,18 @@ def conv_transpose2d_as_matmul(
     n, c_in, h, w = x.shape
     _, c_out, kh, kw = weight.shape
     rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c_in)
-    w2 = _autocast(x, weight).permute(0, 2, 3, 1).reshape(c_in, kh * kw * c_out)  # a view in NHWC
+    weight = _autocast(x, weight)
+    nhwc = _nhwc(weight)
+    if nhwc:  # columns ordered (kh, kw, C_out): a view of NHWC memory
+        w2 = weight.permute(0, 2, 3, 1).reshape(c_in, kh * kw * c_out)
+    else:  # ordered (C_out, kh, kw): a view of NCHW memory, as fold takes them
+        w2 = weight.reshape(c_in, c_out * kh * kw)
     cols = rows @ w2  # (N*H*W, kh*kw*C_out)
     dtype = cols.dtype
-    cols = cols.view(n, h * w, kh, kw, c_out).permute(0, 4, 2, 3, 1)
+    if nhwc:
+        cols = cols.view(n, h * w, kh, kw, c_out).permute(0, 4, 2, 3, 1)
+    else:
+        cols = cols.view(n, h * w, c_out, kh, kw).permute(0, 2, 3, 4, 1)
     cols = cols.reshape(n, c_out * kh * kw, h * w).float()  # fold sums overlaps in float32
     size = (
         (h - 1) * stride[0] - 2 * padding[0] + kh + output_padding[0],
