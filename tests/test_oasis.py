@@ -366,11 +366,12 @@ def test_the_step_logs_the_oasis_terms_and_resumes_exactly(label_set: Path, tmp_
 @pytest.mark.filterwarnings("ignore:loss_d_labelmix is diverging")
 def test_a_tiny_oasis_d_learns_to_segment_real_images(label_set: Path, tmp_path: Path) -> None:
     recipe = oasis_recipe(
-        label_set, "train.max_steps=80", "optim.lr_d=0.0004", "data.batch_size=4",
+        label_set, "train.max_steps=160", "optim.lr_d=0.0004", "data.batch_size=4",
         "data.flip=false", "train.val_batches=1", "optim.train_only.generator=[]",
     )  # fmt: skip
-    # G held fixed (its losses still computed): D's own learning, not a race with G, whose
-    # outcome at 80 steps depends on the thread count's rounding
+    # G held fixed (its losses still computed): D's own learning, not a race with G. 160 steps,
+    # not 80: at 80 the CE ended anywhere in 0.12-0.85 over seeds 0-3, thread counts and the
+    # rounding order of the small convolutions' matrix multiplies; at 160, 0.11-0.70
     trainer = Trainer(recipe, tmp_path / "run", progress=False)
     d = trainer.state.d_module
 
@@ -390,5 +391,5 @@ def test_a_tiny_oasis_d_learns_to_segment_real_images(label_set: Path, tmp_path:
     acc0, loss0 = accuracy_and_loss()
     trainer.fit()
     acc1, loss1 = accuracy_and_loss()
-    assert loss1 < 0.5 * loss0, (loss0, loss1)  # the real-image CE: 1.61 -> 0.12-0.37 (1-2 threads)
-    assert acc1 > 0.8 > acc0, (acc0, acc1)  # pixel accuracy 0.24 -> 0.998
+    assert loss1 < 0.5 * loss0, (loss0, loss1)  # the real-image CE: 1.61 -> 0.11-0.20 (2 threads)
+    assert acc1 > 0.8 > acc0, (acc0, acc1)  # pixel accuracy 0.24 -> 0.96-1.0
