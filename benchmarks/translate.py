@@ -1,6 +1,8 @@
 """Inference throughput of a generator: images/s at batch 1 and 16, eager fp32 (the
-reference) vs bf16 autocast + channels_last, with the small convolutions as matrix multiplies
-on the CPU (``ganzoo.nn.matmul_conv``, as ``ganzoo.load`` / ``translate`` / ``eval`` set them).
+reference) vs ganzoo's fp32 (the small convolutions as matrix multiplies on the CPU,
+``ganzoo.nn.matmul_conv``, as ``ganzoo.load`` / ``translate`` / ``eval`` run) and ganzoo's fast
+path, ``ganzoo.load(precision="bf16")`` (the same with bf16 autocast over weights stored in
+bf16, channels_last).
 
     python benchmarks/translate.py runs/pix2pix_unet256          # a run dir or checkpoint
     python benchmarks/translate.py recipes/pix2pix_unet256.yaml  # a recipe: untrained weights
@@ -20,6 +22,7 @@ import torch
 
 from ganzoo.build import build_generator
 from ganzoo.device import resolve_device
+from ganzoo.nn.inference_weights import weights_in
 from ganzoo.nn.matmul_conv import small_convolutions_as_matmuls
 from ganzoo.recipe import load_recipe
 from ganzoo.training.precision import fast_bf16
@@ -64,25 +67,30 @@ def main() -> None:
     net = net.to(device).eval()
     h, w = recipe.data.image_size
     print(f"{recipe.generator.name} at {h}x{w} on {device}, torch {torch.__version__}")
-    print(f"{'batch':>5s} {'reference img/s':>16s} {'ganzoo img/s':>13s} {'ratio':>6s}")
     fast = fast_bf16(device)
-    fast_net = copy.deepcopy(net)
+    switched = copy.deepcopy(net)
     if device.type == "cpu":
-        small_convolutions_as_matmuls(fast_net)
+        small_convolutions_as_matmuls(switched)
+    # name: (network, bf16 autocast, channels_last); "ganzoo fp32" is what ganzoo.load,
+    # translate and eval run by default, "ganzoo fast" what ganzoo.load(precision="bf16") runs:
+    # bf16 autocast over bf16-stored weights, channels_last
+    configs = {
+        "reference": (net, False, False),
+        "ganzoo fp32": (switched, False, False),
+        "ganzoo fast": (copy.deepcopy(switched), fast, True),
+    }
+    if fast:  # as ganzoo.load(precision="bf16"): the weights cast once, not at every call
+        weights_in(configs["ganzoo fast"][0], torch.bfloat16)
+    print(f"{'batch':>5s} " + " ".join(f"{name + ' img/s':>17s}" for name in configs) + "  ratios")
     for n in (int(b) for b in args.batch_sizes.split(",")):
         x = torch.rand(n, recipe.data.in_channels, h, w, device=device) * 2 - 1
-        rates = {}
-        # interleave the two configurations, one timed forward each, repeats times
-        ref_t, fast_t = [], []
-        for _ in range(args.repeats):
-            ref_t += time_config(net, x, bf16=False, channels_last=False, repeats=1)
-            fast_t += time_config(fast_net, x, bf16=fast, channels_last=True, repeats=1)
-        rates["ref"] = n / statistics.median(ref_t)
-        rates["fast"] = n / statistics.median(fast_t)
-        print(
-            f"{n:5d} {rates['ref']:16.2f} {rates['fast']:13.2f} "
-            f"{rates['fast'] / rates['ref']:5.2f}x"
-        )
+        times: dict[str, list[float]] = {name: [] for name in configs}
+        for _ in range(args.repeats):  # interleaved: one timed forward of each per round
+            for name, (network, bf16, nhwc) in configs.items():
+                times[name] += time_config(network, x, bf16=bf16, channels_last=nhwc, repeats=1)
+        rates = {name: n / statistics.median(t) for name, t in times.items()}
+        ratios = " ".join(f"{rates[k] / rates['reference']:5.2f}x" for k in list(configs)[1:])
+        print(f"{n:5d} " + " ".join(f"{r:17.2f}" for r in rates.values()) + f"  {ratios}")
 
 
 if __name__ == "__main__":

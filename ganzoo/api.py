@@ -31,6 +31,7 @@ from ganzoo.evaluation.inference import (
 )
 from ganzoo.evaluation.translate import Translation, input_files, translate_files
 from ganzoo.inference_mode import generator_in_mode, resolve_mode
+from ganzoo.nn.inference_weights import weights_in
 from ganzoo.recipe import Recipe
 
 _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -164,16 +165,17 @@ class Translator(nn.Module):
     def translate(self, inputs: str | Path, output: str | Path, **options: Any) -> Translation:
         """Translate an image or a folder of images into ``output/<stem>.<ending>``, as
         ``ganzoo translate`` does (``options``: direction, size, fit, batch_size, layout,
-        out_format)."""
-        result = translate_files(
-            self.generator,
-            self.recipe,
-            input_files(inputs),
-            output,
-            mode=self.mode,
-            seed=self.seed,
-            **{"max_pixels": self.max_pixels, **options},
-        )
+        out_format), in this model's precision."""
+        with self._autocast():
+            result = translate_files(
+                self.generator,
+                self.recipe,
+                input_files(inputs),
+                output,
+                mode=self.mode,
+                seed=self.seed,
+                **{"max_pixels": self.max_pixels, **options},
+            )
         result.info = self.info
         return result
 
@@ -195,7 +197,9 @@ def load(
     ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; ``mode``: ``auto`` (the
     default: see :func:`ganzoo.inference_mode.resolve_mode`), ``eval`` (running
     statistics, no dropout) or ``train`` (the reference test.py's batch statistics and dropout,
-    drawn from ``seed``); ``precision``: ``fp32``, ``bf16`` or ``fp16``.
+    drawn from ``seed``); ``precision``: ``fp32``, ``bf16`` or ``fp16`` (autocast; with bf16 or
+    fp16 the generator's convolution and linear weights are stored in that dtype and its
+    layout is channels_last, which gives the same outputs as casting them at every call).
     """
     from ganzoo.pretrained import resolve  # a pretrained model's name -> its run directory
 
@@ -207,4 +211,9 @@ def load(
         checkpoint=checkpoint,
         small_convs_as_matmuls=True,
     )
-    return Translator(net, recipe, info, mode=mode, precision=precision, seed=seed)
+    model = Translator(net, recipe, info, mode=mode, precision=precision, seed=seed)
+    dtype = _PRECISIONS[precision]
+    if dtype is not None:  # cast once, not at every call: bit-identical under autocast
+        net.to(memory_format=torch.channels_last)
+        weights_in(net, dtype)
+    return model

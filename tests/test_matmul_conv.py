@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_model, tiny_recipe
@@ -208,3 +209,29 @@ def test_cpu_inference_takes_it_and_answers_as_the_plain_network(
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(translator(x), plain(x), rtol=1e-5, atol=1e-5)
+
+
+def test_low_precision_inference_casts_the_weights_once_with_the_same_outputs(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    import ganzoo
+
+    model = tiny_model(tiny_data, tmp_path / "model")
+    every_call = ganzoo.load(model, device="cpu", mode="eval")  # fp32 weights
+    once = ganzoo.load(model, device="cpu", mode="eval", precision="bf16")
+    convs = [m for m in once.generator.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    norms = [m for m in once.generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert convs and all(m.weight.dtype == torch.bfloat16 for m in convs)
+    assert norms and all(m.weight.dtype == torch.float32 for m in norms)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    every_call.precision = "bf16"  # autocast casts its fp32 weights at each call
+    assert torch.equal(once(x), every_call(x))
+    # folders too: translate runs in the model's precision (bf16 weights need autocast)
+    from PIL import Image
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(
+        tmp_path / "in" / "a.png"
+    )
+    result = once.translate(tmp_path / "in", tmp_path / "out")
+    assert result.outputs == [tmp_path / "out" / "a.png"] and result.outputs[0].is_file()
