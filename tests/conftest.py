@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,12 @@ from ganzoo.recipe import Recipe, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _gradio_uploads_in_pytest_temp(tmp_path_factory) -> None:
+    """The demo tests' Gradio upload cache in pytest's temp folder, not /tmp/gradio."""
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
 
 
 def make_pair(rng: np.random.Generator, side: int) -> Image.Image:

@@ -17,7 +17,7 @@ import resource, sys, torch
 from ganzoo.training.allocator import keep_freed_memory
 def faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
+    for _ in range(10):
         torch.ones(48 * 2**20 // 4).sum()  # 48 MiB, above glibc's largest default threshold
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 faults()
@@ -34,9 +34,11 @@ def test_large_buffers_are_reused_instead_of_faulted_in_again() -> None:
         [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
     ).stdout
     plain, kept = (int(v) for v in out.split())
-    pages = 5 * 48 * 2**20 // resource.getpagesize()
+    pages = 10 * 48 * 2**20 // resource.getpagesize()
     assert plain > pages // 2, (plain, pages)  # every buffer faulted its pages in
-    assert kept < pages // 20, (kept, pages)  # reused: almost no faults
+    # reused: at most the first buffer's pages (seen: ~30 faults here, one buffer's in a fresh
+    # CI clone), not every buffer's
+    assert kept < plain // 4, (kept, plain)
 
 
 def test_the_trainer_asks_for_it_on_the_cpu(tiny_data, tmp_path, monkeypatch) -> None:

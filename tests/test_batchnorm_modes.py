@@ -188,7 +188,9 @@ def test_calibrate_writes_population_statistics_into_the_checkpoint(
 def test_calibrate_refusals_are_one_line(tiny_data: Path, bn_run: Path, tmp_path: Path, capsys):
     instance = tmp_path / "instance"
     recipe = tiny_recipe(
-        tiny_data, "train.max_steps=1", "generator={name: unet, num_downs: 5, norm: instance}"
+        tiny_data,
+        "train.max_steps=1",
+        "generator={name: unet, num_downs: 5, ngf: 8, norm: instance}",
     )
     train(recipe, run_dir=instance, progress=False)
     assert main(["calibrate", str(instance)]) == 2
