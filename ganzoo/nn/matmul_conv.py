@@ -50,6 +50,13 @@ def _layout(x: torch.Tensor, weight: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if _nhwc(x) or _nhwc(weight) else torch.contiguous_format
 
 
+def _output_size(
+    x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]
+) -> tuple[int, int]:
+    """(H_out, W_out) of a convolution of ``x`` (dilation 1)."""
+    return tuple((x.shape[2 + i] + 2 * padding[i] - kernel[i]) // stride[i] + 1 for i in (0, 1))
+
+
 def conv2d_as_matmul(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -59,10 +66,9 @@ def conv2d_as_matmul(
 ) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, stride, padding)`` for (N, C_in, H, W) ``x`` and
     (C_out, C_in, kH, kW) ``weight`` as one GEMM; output in the layout torch would give."""
-    n, c_in, h, w = x.shape
+    n, c_in = x.shape[:2]
     c_out, _, kh, kw = weight.shape
-    ho = (h + 2 * padding[0] - kh) // stride[0] + 1
-    wo = (w + 2 * padding[1] - kw) // stride[1] + 1
+    ho, wo = _output_size(x, (kh, kw), stride, padding)
     # unfolded in float32, so that its backward (a fold) sums the overlaps in float32
     cols = F.unfold(x.float(), (kh, kw), padding=padding, stride=stride).to(x.dtype)
     weight = _autocast(x, weight)
@@ -132,8 +138,7 @@ class MatmulConv2d(nn.Conv2d):
 
     def _conv_forward(self, x, weight, bias):  # noqa: ANN001 - nn.Conv2d's signature
         if _plain(self, x):
-            ho = (x.shape[2] + 2 * self.padding[0] - self.kernel_size[0]) // self.stride[0] + 1
-            wo = (x.shape[3] + 2 * self.padding[1] - self.kernel_size[1]) // self.stride[1] + 1
+            ho, wo = _output_size(x, self.kernel_size, self.stride, self.padding)
             if x.shape[0] * ho * wo <= MAX_ROWS:
                 return conv2d_as_matmul(x, weight, bias, self.stride, self.padding)
         return super()._conv_forward(x, weight, bias)
