@@ -185,7 +185,11 @@ class DataSection(ComponentSection):
     ) = Field(256, description="side, or [height, width]")
     flip: bool = True
     batch_size: int = Field(1, ge=1, le=MAX_BATCH)
-    num_workers: int = Field(2, ge=0, le=256)
+    num_workers: Annotated[int, Field(ge=0, le=256)] | Literal["auto"] = Field(
+        "auto",
+        description="loader processes; auto: none for cached data on a CPU (a batch comes "
+        "from memory in under a millisecond, workers would take cycles from the step), else 2",
+    )
     cache: bool = Field(True, description="decode every image once and keep it in memory")
     skip_corrupt: bool = Field(
         False, description="warn and skip unreadable images (and images above max_pixels)"

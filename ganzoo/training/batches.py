@@ -38,6 +38,21 @@ class BatchSource(Protocol):
     def epoch(self, epoch: int, start_sample: int) -> Iterable[Batch]: ...
 
 
+#: ``data.num_workers: auto`` where the batches are not assembled from the in-memory cache
+#: by a CPU process, or the network trains on an accelerator
+AUTO_WORKERS = 2
+
+
+def loader_workers(requested: int | str, device: torch.device, cached: bool) -> int:
+    """The loader workers ``data.num_workers`` asks for; ``auto``: none when a CPU trains on
+    cached data (a batch of cached pairs takes under a millisecond to assemble, and worker
+    processes compete with the step's compute threads for the same cores: measured in
+    docs/performance.md), :data:`AUTO_WORKERS` otherwise."""
+    if requested != "auto":
+        return int(requested)
+    return 0 if device.type == "cpu" and cached else AUTO_WORKERS
+
+
 def usable_workers(requested: int) -> int:
     """``requested`` loader workers, at most one per CPU this process may use (said once, in
     one line; PyTorch would warn of over-subscription at every loader it builds). The batches

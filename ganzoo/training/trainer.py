@@ -41,7 +41,7 @@ from ganzoo.safe_io import check_inside
 from ganzoo.samples import save_grid
 from ganzoo.scoring.metric_set import MetricSet, build_metric_set
 from ganzoo.training.allocator import keep_freed_memory
-from ganzoo.training.batches import BatchSource, DatasetBatches
+from ganzoo.training.batches import BatchSource, DatasetBatches, loader_workers
 from ganzoo.training.calibration import calibrate_generator
 from ganzoo.training.callbacks import CHECKPOINT_KEY, build_callbacks
 from ganzoo.training.distributed import any_rank, barrier, init_distributed
@@ -178,12 +178,13 @@ class Trainer:
         r = self.recipe
         split = r.data.train_split if train else r.data.val_split
         ds = build_dataset(r.data, split, train=train, seed=r.seed)
+        workers = loader_workers(r.data.num_workers, self.device, r.data.cache) if train else 0
         return DatasetBatches(
             ds,
             r.data.batch_size,
             seed=r.seed,
             shuffle=train,
-            num_workers=r.data.num_workers if train else 0,
+            num_workers=workers,
             pin_memory=train and self.device.type == "cuda",
             rank=self.dist.rank if train else 0,
             world_size=self.dist.world_size if train else 1,
