@@ -491,3 +491,31 @@ def test_more_loader_workers_than_cpus_is_said_once(tiny_data: Path) -> None:
     messages = [str(w.message) for w in caught]
     assert batches.num_workers == cpus
     assert len(messages) == 1 and f"data.num_workers {cpus + 2} is more than" in messages[0]
+
+
+def test_loader_workers_auto_is_none_for_cached_data_on_a_cpu(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """``data.num_workers: auto`` (the default): a batch of cached pairs takes well under a
+    millisecond to assemble, so a CPU-trained run builds no worker processes (they would
+    compete with the step's threads); uncached data or an accelerator get 2; a number is
+    taken as given; anything else is refused in one line naming the key."""
+    from ganzoo.errors import RecipeError
+    from ganzoo.training.batches import AUTO_WORKERS, loader_workers
+
+    assert load_recipe(ROOT / "recipes" / "pix2pix_unet256.yaml").data.num_workers == "auto"
+    assert load_recipe(ROOT / "recipes" / "quickstart.yaml").data.num_workers == "auto"
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert loader_workers("auto", cpu, cached=True) == 0
+    assert loader_workers("auto", cpu, cached=False) == AUTO_WORKERS == 2
+    assert loader_workers("auto", cuda, cached=True) == AUTO_WORKERS
+    assert loader_workers(3, cpu, cached=True) == 3
+    with pytest.raises(RecipeError, match="data.num_workers"):
+        tiny_recipe(tiny_data, "data.num_workers=many")
+    for value, cache, workers in (("auto", True, 0), ("auto", False, 2), (1, True, 1)):
+        r = tiny_recipe(tiny_data, f"data.num_workers={value}", f"data.cache={cache}")
+        trainer = Trainer(r, tmp_path / f"run-{value}-{cache}", progress=False)
+        try:
+            assert trainer.train_batches.num_workers == min(workers, os.cpu_count() or 1)
+        finally:
+            trainer.close()

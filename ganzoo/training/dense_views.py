@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 
-def _dense_order(t: torch.Tensor) -> list[int] | None:
+def dense_order(t: torch.Tensor) -> list[int] | None:
     """The permutation that makes ``t`` contiguous; None when it already is or none does."""
     if t.is_contiguous() or t.ndim < 2:
         return None
@@ -44,7 +44,7 @@ class DenseViews:
         self.orders: dict[int, list[int]] = {}  # index -> permutation for the permuted ones
         self.views: list[torch.Tensor] = []
         for i, p in enumerate(params):
-            order = _dense_order(p)
+            order = dense_order(p)
             if order is None:
                 self.views.append(p)
             else:

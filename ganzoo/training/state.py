@@ -30,6 +30,7 @@ from ganzoo.training.dense_views import DenseViews
 from ganzoo.training.distributed import DistInfo
 from ganzoo.training.ema import build_ema
 from ganzoo.training.image_pool import ImagePool
+from ganzoo.training.master_adam import MasterAdam
 from ganzoo.training.master_weights import MasterWeights
 from ganzoo.training.rng import rng_state, set_rng_state
 from ganzoo.training.schedule import build_scheduler
@@ -43,11 +44,14 @@ def _adam(
     masters: MasterWeights | None = None,
     views: bool = True,
 ) -> torch.optim.Adam:
-    """Adam over ``params`` (the fp32 masters under bf16-master); fused where asked and
+    """Adam over ``params`` (the fp32 masters under bf16-master: on the CPU a
+    :class:`MasterAdam`, its copies fused into the update); fused where asked and
     available, stepping channels_last weights through contiguous views (:mod:`dense_views`)
     unless ``views`` is False (fp16: the gradient scaler unscales the gradients it finds on
     the optimizer's tensors before the step, when the views have none yet)."""
     o = recipe.optim
+    if masters is not None and device.type == "cpu":  # the copies fused into the update
+        return MasterAdam(masters, lr, tuple(o.betas), o.weight_decay, compiled=o.fused)
     params = list(masters.parameters() if masters is not None else params)
     kwargs = dict(lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     opt = None
