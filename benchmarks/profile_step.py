@@ -38,6 +38,9 @@ GROUPS = {
         "aten::mul_",
         "aten::addcmul_",
         "aten::_foreach",
+        "## Call CompiledFxGraph",  # bf16-master's compiled update (training/master_adam.py)
+        "Torch-Compiled Region",
+        "Optimizer.step#",
     ),
     "dtype / layout copies": (
         "aten::copy_",

@@ -333,8 +333,9 @@ class TrainSection(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "bf16-master", "fp16", "reference"] = Field(
         "auto",
-        description="bf16: autocast over fp32 weights; bf16-master: bf16 weights with fp32 "
-        "master copies in the optimizer; reference: the upstream's arithmetic bit for bit "
+        description="auto: bf16-master on a CPU with fast bf16, bf16 on such a GPU, else fp32; "
+        "bf16: autocast over fp32 weights; bf16-master: bf16 weights with fp32 master copies "
+        "in the optimizer; reference: the upstream's arithmetic bit for bit "
         "(becomes fp32 with channels_last false, small_convs_as_matmuls false and optim.fused "
         "false)",
     )

@@ -11,6 +11,7 @@ from torch import nn
 
 from ganzoo.artifacts.checkpoint import list_checkpoints, load_checkpoint
 from ganzoo.nn.spectral import apply_spectral_norm
+from ganzoo.training.master_adam import MasterAdam
 from ganzoo.training.master_weights import MasterWeights
 from ganzoo.training.trainer import train
 
@@ -42,6 +43,7 @@ def test_a_bf16_master_run_trains_bf16_weights_and_saves_fp32_masters(
         for p, master in weights.pairs:
             assert master.dtype == torch.float32 and torch.equal(p, master.to(p.dtype))
     assert all(p.dtype == torch.float32 for g in state.opt_g.param_groups for p in g["params"])
+    assert isinstance(state.opt_g, MasterAdam)  # on the CPU: the copies fused into Adam
     assert all(p.dtype == torch.float32 for p in state.ema.module.parameters())
     saved = load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])
     for key in ("generator", "discriminator", "ema"):

@@ -76,15 +76,17 @@ def _kernel(compiled: bool) -> Callable[..., None]:
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
-    """The 1-D view of a dense tensor's memory (any layout)."""
-    return torch.as_strided(t.detach(), (t.numel(),), (1,), t.storage_offset())
+    """A 1-D tensor over a dense tensor's memory (any layout); not a view, so the compiled
+    kernel's guards do not depend on the shape it came from."""
+    return t.new_empty(0).set_(t.untyped_storage(), t.storage_offset(), (t.numel(),), (1,))
 
 
 class MasterAdam(torch.optim.Adam):
     """``torch.optim.Adam`` over ``masters.parameters()`` whose ``step`` takes each master's
     gradient from its bf16 weight and writes the bf16 weight back, in one pass (module doc).
-    Parameters left in fp32 (norms, spectral-normed layers) step the same way, without the
-    rounding. ``compiled=False`` runs the kernel uncompiled (same results, slower)."""
+    Parameters left in fp32 (norms, spectral-normed layers) step by the same arithmetic,
+    gathered into one pass. ``compiled=False`` (``optim.fused: false``) runs the kernel
+    uncompiled: the same results, slower."""
 
     def __init__(
         self,
@@ -118,10 +120,13 @@ class MasterAdam(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> None:
+        """One update of every parameter with a gradient: each bf16 weight's master in its own
+        pass, the parameters kept in fp32 (tiny: norms' affine terms) gathered into one."""
         if closure is not None:
             raise ValueError("MasterAdam.step takes no closure")
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
+            scalars: dict[float, torch.Tensor] = {}  # by step count
+            rest: dict[float, list[torch.Tensor]] = {}  # fp32 parameters by step count
             for param in group["params"]:
                 weight = self.weights.get(id(param))
                 grad = (weight if weight is not None else param).grad
@@ -134,32 +139,49 @@ class MasterAdam(torch.optim.Adam):
                     state["exp_avg_sq"] = torch.zeros_like(param)
                 state["step"] += 1
                 t = state["step"].item()
-                scalars = torch.tensor(
-                    [
-                        1 - beta1,
-                        beta2,
-                        1 - beta2,
-                        1 / math.sqrt(1 - beta2**t),
-                        group["eps"],
-                        -group["lr"] / (1 - beta1**t),
-                        group["weight_decay"],
-                    ]
-                )
-                self._update(param, grad, state["exp_avg"], state["exp_avg_sq"], scalars, weight)
-                if weight is not None:
-                    weight.grad = None
+                if t not in scalars:
+                    scalars[t] = _scalars(group, t)
+                if weight is None:
+                    rest.setdefault(t, []).append(param)
+                    continue
+                self._update(param, grad, state, scalars[t], weight)
+                weight.grad = None
+            for t, params in rest.items():
+                self._update_gathered(params, scalars[t])
 
-    def _update(self, param, grad, exp_avg, exp_avg_sq, scalars, weight) -> None:  # noqa: ANN001
-        tensors = [param, grad, exp_avg, exp_avg_sq] + ([weight] if weight is not None else [])
+    def _update(
+        self,
+        param: torch.Tensor,
+        grad: torch.Tensor,
+        state: dict[str, torch.Tensor],
+        scalars: torch.Tensor,
+        weight: torch.Tensor | None,
+    ) -> None:
+        tensors = [param, grad, state["exp_avg"], state["exp_avg_sq"]]
+        tensors += [weight] if weight is not None else []
         dense = (param.is_contiguous() or dense_order(param) is not None) and all(
             t.stride() == param.stride() for t in tensors
         )
-        if not dense:  # a layout the flat kernel cannot take: elementwise in place, as written
-            adam_update(param, grad, exp_avg, exp_avg_sq, scalars, weight)
-            return
-        flat = [_flat(t) for t in tensors]
+        if dense:  # the kernel over flat memory (one compiled variant for every shape)
+            tensors = [_flat(t) for t in tensors]
+        self._run(tensors, scalars)  # else elementwise in place, as written
+
+    def _update_gathered(self, params: list[torch.Tensor], scalars: torch.Tensor) -> None:
+        """Parameters without a bf16 weight: gathered into flat copies, updated in one
+        kernel call (the same arithmetic per element), scattered back."""
+        states = [self.state[p] for p in params]
+        columns = [params, [p.grad for p in params]]
+        columns += [[s[k] for s in states] for k in ("exp_avg", "exp_avg_sq")]
+        flat = [torch.cat([t.reshape(-1) for t in column]) for column in columns]
+        self._run(flat, scalars)
+        sizes = [p.numel() for p in params]
+        for column, updated in zip(columns[:1] + columns[2:], flat[:1] + flat[2:]):
+            parts = [u.view_as(t) for u, t in zip(updated.split(sizes), column)]
+            torch._foreach_copy_(column, parts)
+
+    def _run(self, tensors: list[torch.Tensor], scalars: torch.Tensor) -> None:
         try:
-            _kernel(self.compiled)(*flat[:4], scalars, *flat[4:])
+            _kernel(self.compiled)(*tensors[:4], scalars, *tensors[4:])
         except Exception as e:  # noqa: BLE001 - no C++ compiler, or any Inductor failure
             if "kernel" not in _compiled or "failed" in _compiled:
                 raise
@@ -170,4 +192,20 @@ class MasterAdam(torch.optim.Adam):
                 "uncompiled, with the same results, slower (install a C++ compiler, e.g. g++)",
                 stacklevel=2,
             )
-            adam_update(*flat[:4], scalars, *flat[4:])
+            adam_update(*tensors[:4], scalars, *tensors[4:])
+
+
+def _scalars(group: dict[str, Any], t: float) -> torch.Tensor:
+    """:func:`adam_update`'s scalars for step ``t`` of ``group`` (computed in float64)."""
+    beta1, beta2 = group["betas"]
+    return torch.tensor(
+        [
+            1 - beta1,
+            beta2,
+            1 - beta2,
+            1 / math.sqrt(1 - beta2**t),
+            group["eps"],
+            -group["lr"] / (1 - beta1**t),
+            group["weight_decay"],
+        ]
+    )

@@ -3,10 +3,12 @@
 The classic mixed-precision scheme: a network's conv / linear weights are stored in bf16, so
 the forward and the backward use them as they are (no per-forward cast of fp32 weights, as
 autocast does, and no cast of each weight gradient back through the autograd graph); the
-optimizer holds an fp32 master copy of each of them and its fp32 Adam state. Around each
-optimizer step the bf16 gradients are copied into the masters' ``.grad`` (pre-hook) and the
-updated masters rounded back into the bf16 weights (post-hook). bf16 has fp32's exponent
-range, so no loss scaling is needed.
+optimizer holds an fp32 master copy of each of them and its fp32 Adam state. On the CPU the
+trainer's optimizer is :class:`~ganzoo.training.master_adam.MasterAdam`, which reads the bf16
+gradients and writes the bf16 weights in the same pass as the update; any other optimizer is
+:meth:`MasterWeights.attach`-ed: the bf16 gradients are copied into the masters' ``.grad``
+before its step and the updated masters rounded back into the bf16 weights after it. bf16 has
+fp32's exponent range, so no loss scaling is needed.
 
 What stays fp32: normalisation layers (their affine parameters and running statistics; CPU and
 CUDA batch / instance / group norm take bf16 inputs with fp32 parameters), spectral-normed

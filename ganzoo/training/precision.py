@@ -21,9 +21,13 @@ def fast_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` where it runs fast, else ``fp32``; fp16 only on CUDA."""
+    """``auto`` -> where bf16 runs fast, ``bf16-master`` on a CPU (bf16 weights whose fp32
+    masters one fused pass updates: no per-step casts, docs/performance.md) and ``bf16``
+    autocast on a GPU; ``fp32`` elsewhere. fp16 only on CUDA."""
     if requested == "auto":
-        return "bf16" if fast_bf16(device) else "fp32"
+        if not fast_bf16(device):
+            return "fp32"
+        return "bf16-master" if device.type == "cpu" else "bf16"
     if requested == "fp16" and device.type != "cuda":
         warnings.warn(
             f"train.precision fp16 needs CUDA; this {device.type} run uses bf16 autocast "
