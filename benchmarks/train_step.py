@@ -43,6 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ganzoo.data import build_dataset, epoch_batches
 from ganzoo.recipe import load_recipe
+from ganzoo.training.batches import loader_workers
 from ganzoo.training.trainer import Trainer
 
 REFERENCE = [
@@ -64,6 +65,12 @@ class _StepTheWeights:
 
     def attach(self, optimizer) -> None:
         pass
+
+
+def _optimizer(opt: torch.optim.Optimizer) -> str:
+    if type(opt).__name__ != "Adam":
+        return type(opt).__name__  # MasterAdam: the bf16-master update in one pass
+    return "fused Adam" if opt.defaults.get("fused") else "Adam"
 
 
 @contextlib.contextmanager
@@ -92,7 +99,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def loader_images_per_second(recipe, seconds: float = 5.0) -> float:
+def loader_images_per_second(recipe, device: torch.device, seconds: float = 5.0) -> float:
     ds = build_dataset(recipe.data, recipe.data.train_split, train=True, seed=recipe.seed)
     n, t0, epoch = 0, time.perf_counter(), 0
     while time.perf_counter() - t0 < seconds:
@@ -102,7 +109,7 @@ def loader_images_per_second(recipe, seconds: float = 5.0) -> float:
             shuffle=True,
             seed=recipe.seed,
             epoch=epoch,
-            num_workers=recipe.data.num_workers,
+            num_workers=loader_workers(recipe.data.num_workers, device, recipe.data.cache),
         ):
             n += batch["A"].shape[0]
             if time.perf_counter() - t0 >= seconds:
@@ -165,7 +172,7 @@ def main() -> None:
         print(
             f"  {name:9s}: precision {t.precision}, channels_last "
             f"{t.recipe.train.channels_last}, compile {t.recipe.train.compile}, "
-            f"fused Adam {t.state.opt_g.defaults.get('fused')}"
+            f"optimizer {_optimizer(t.state.opt_g)}"
         )
 
     for _ in range(args.warmup):
@@ -191,7 +198,7 @@ def main() -> None:
                 peak[name] = max(peak[name], torch.cuda.max_memory_allocated(device))
 
     flops = {name: flops_per_iteration(t, next(streams[name])) for name, t in trainers.items()}
-    imgs = loader_images_per_second(recipe)
+    imgs = loader_images_per_second(recipe, device)
     print(
         f"\n{'config':10s} {'median ms':>10s} {'p10-p90 ms':>15s} {'CPU ms':>8s} "
         f"{'GFLOP/iter':>11s} {'GFLOP/s':>8s} {'peak mem':>10s}"
