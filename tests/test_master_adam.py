@@ -203,3 +203,18 @@ def test_the_fp32_parameters_gathered_into_one_pass_step_as_alone() -> None:
         for p, (m, v), i in zip(alone, moments, fp32):
             master_adam.adam_update(p, step[i], m, v, scalars)
     assert all(torch.equal(a, b) for a, b in zip(alone, kept))
+
+
+def test_the_cpu_compile_does_not_print_the_cuda_home_note(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Inductor's first CPU compile logs "No CUDA runtime is found, using CUDA_HOME=..." on
+    machines without CUDA; a training console must not show it (other warnings pass)."""
+    import logging
+
+    master_adam._kernel(compiled=True)
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    with caplog.at_level(logging.WARNING, logger="torch.utils.cpp_extension"):
+        logger.warning("No CUDA runtime is found, using CUDA_HOME='/usr/local'")
+        logger.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]

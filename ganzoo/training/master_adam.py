@@ -19,6 +19,7 @@ move between precisions.
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Callable
@@ -66,11 +67,23 @@ def adam_update(
 _compiled: dict[str, Callable[..., None]] = {}
 
 
+class _NoCudaHomeNote(logging.Filter):
+    """Drops the C++ toolchain's "No CUDA runtime is found, using CUDA_HOME=..." warning,
+    which Inductor's first CPU compile prints on machines without CUDA (a training console
+    would show it as if something were wrong)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No CUDA runtime is found" not in record.getMessage()
+
+
 def _kernel(compiled: bool) -> Callable[..., None]:
     """:func:`adam_update`, compiled once per process where asked and possible."""
     if not compiled or "failed" in _compiled:
         return adam_update
     if "kernel" not in _compiled:
+        toolchain = logging.getLogger("torch.utils.cpp_extension")
+        if not any(isinstance(f, _NoCudaHomeNote) for f in toolchain.filters):
+            toolchain.addFilter(_NoCudaHomeNote())
         _compiled["kernel"] = torch.compile(adam_update, dynamic=True)
     return _compiled["kernel"]
 
