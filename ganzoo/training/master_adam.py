@@ -177,7 +177,7 @@ class MasterAdam(torch.optim.Adam):
         )
         if dense:  # the kernel over flat memory (one compiled variant for every shape)
             tensors = [_flat(t) for t in tensors]
-        self._run(tensors, scalars)  # else elementwise in place, as written
+        self._run(tensors, scalars)  # else over the tensors as they are (elementwise too)
 
     def _update_gathered(self, params: list[torch.Tensor], scalars: torch.Tensor) -> None:
         """Parameters without a bf16 weight: gathered into flat copies, updated in one
