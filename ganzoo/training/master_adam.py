@@ -64,6 +64,7 @@ def adam_update(
         weight.copy_(p)
 
 
+#: "kernel": the compiled update, or :func:`adam_update` itself once compiling failed
 _compiled: dict[str, Callable[..., None]] = {}
 
 
@@ -78,7 +79,7 @@ class _NoCudaHomeNote(logging.Filter):
 
 def _kernel(compiled: bool) -> Callable[..., None]:
     """:func:`adam_update`, compiled once per process where asked and possible."""
-    if not compiled or "failed" in _compiled:
+    if not compiled:
         return adam_update
     if "kernel" not in _compiled:
         toolchain = logging.getLogger("torch.utils.cpp_extension")
@@ -193,12 +194,13 @@ class MasterAdam(torch.optim.Adam):
             torch._foreach_copy_(column, parts)
 
     def _run(self, tensors: list[torch.Tensor], scalars: torch.Tensor) -> None:
+        kernel = _kernel(self.compiled)
         try:
-            _kernel(self.compiled)(*tensors[:4], scalars, *tensors[4:])
+            kernel(*tensors[:4], scalars, *tensors[4:])
         except Exception as e:  # noqa: BLE001 - no C++ compiler, or any Inductor failure
-            if "kernel" not in _compiled or "failed" in _compiled:
+            if kernel is adam_update:  # not a compile failure
                 raise
-            _compiled["failed"] = adam_update
+            _compiled["kernel"] = adam_update
             warnings.warn(
                 f"train.precision bf16-master: the fused optimizer kernel could not be "
                 f"compiled ({type(e).__name__}: {str(e).splitlines()[0][:160]}); it runs "
