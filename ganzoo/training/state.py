@@ -22,6 +22,7 @@ from ganzoo.artifacts.loading import first_mismatch
 from ganzoo.artifacts.schema import checkpoint_header
 from ganzoo.build import build_discriminator, build_generator, check_train_only
 from ganzoo.errors import GanzooError, TrainingError
+from ganzoo.nn.dense_norm_grads import dense_batch_norm_gradients
 from ganzoo.nn.matmul_conv import small_convolutions_as_matmuls
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.run_dir import RunDir
@@ -103,6 +104,9 @@ class TrainState:
         if t.small_convs_as_matmuls and device.type == "cpu":
             small_convolutions_as_matmuls(self.g_module)
             small_convolutions_as_matmuls(self.d_module)
+        if t.channels_last and device.type == "cpu":
+            dense_batch_norm_gradients(self.g_module)
+            dense_batch_norm_gradients(self.d_module)
         check_train_only(recipe, self.g_module, self.d_module)
         self.ema = None
         if recipe.optim.ema_decay is not None:  # before bf16-master: the copy stays fp32
