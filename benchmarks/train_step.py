@@ -22,6 +22,13 @@ channels_last weights themselves, which copies them to contiguous memory and bac
     python benchmarks/train_step.py recipes/pix2pix_unet256.yaml --steps 30 \
         --set data.root=../shared/datasets/facades --baseline train.precision=auto --copying-adam
 
+``--strided-norm-grads`` builds the baseline without the hooks that hand batch norm a dense
+gradient (``ganzoo.nn.dense_norm_grads``; ganzoo before them):
+
+    python benchmarks/train_step.py recipes/pix2pix_unet256.yaml --steps 20 \
+        --set data.root=../shared/datasets/facades --baseline train.precision=auto \
+        --strided-norm-grads
+
 The order alternates every round (A, B, then B, A); besides wall time it reports the process
 CPU time per step, which a busy shared machine inflates less (run it with OMP_NUM_THREADS=1
 there: waiting threads spin).
@@ -71,6 +78,19 @@ def _optimizer(opt: torch.optim.Optimizer) -> str:
     if type(opt).__name__ != "Adam":
         return type(opt).__name__  # MasterAdam: the bf16-master update in one pass
     return "fused Adam" if opt.defaults.get("fused") else "Adam"
+
+
+@contextlib.contextmanager
+def strided_norm_grads():
+    """Trainers built inside leave batch norm the gradients autograd gives it."""
+    import ganzoo.training.state as state_module
+
+    hook = state_module.dense_batch_norm_gradients
+    state_module.dense_batch_norm_gradients = lambda net: 0
+    try:
+        yield
+    finally:
+        state_module.dense_batch_norm_gradients = hook
 
 
 @contextlib.contextmanager
@@ -139,6 +159,12 @@ def main() -> None:
         "contiguous memory and back (ganzoo before issue 25)",
     )
     parser.add_argument(
+        "--strided-norm-grads",
+        action="store_true",
+        help="the baseline's batch norms get the strided gradients of the U-Net's skip "
+        "concatenations (ganzoo before ganzoo.nn.dense_norm_grads)",
+    )
+    parser.add_argument(
         "--baseline",
         action="append",
         default=None,
@@ -156,8 +182,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ganzoo-bench-"))
     trainers = {}
     for name, r in configs.items():
-        copying = args.copying_adam and name == "reference"
-        with copying_adam() if copying else contextlib.nullcontext():
+        baseline = name == "reference"
+        with contextlib.ExitStack() as stack:
+            if args.copying_adam and baseline:
+                stack.enter_context(copying_adam())
+            if args.strided_norm_grads and baseline:
+                stack.enter_context(strided_norm_grads())
             trainers[name] = Trainer(r, tmp / name, progress=False)
     device = next(iter(trainers.values())).device
     streams = {name: batches_forever(t) for name, t in trainers.items()}
