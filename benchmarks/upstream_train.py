@@ -18,6 +18,12 @@ one after the other on the same machine state:
   steps, ``train.log_every`` = 10, whose ``metrics.jsonl`` records ``ms_per_step`` (wall
   time per step, data included) over each window of 10 steps.
 
+``--config quickstart`` runs both at ``recipes/quickstart.yaml``'s configuration instead
+(unet_128 with ngf 32, 70x70 PatchGAN with ndf 32, instance norm, 143 -> 128 crops, batch 4;
+upstream: ``--netG unet_128 --ngf 32 --ndf 32 --norm instance --load_size 143 --crop_size 128
+--batch_size 4``), both on ``--data``. Upstream prints its compute time per image; it is
+multiplied by the batch size.
+
 Both figures are wall time per iteration, data included; the first ``--warmup`` iterations
 are left out of both. The table gives the median ms/iter per round and the ratio
 upstream/ganzoo. Logs and run directories stay in a temporary folder named at the start.
@@ -37,7 +43,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPE = ROOT / "recipes" / "pix2pix_unet256.yaml"
+#: --config: (ganzoo recipe, upstream train.py options beyond --model pix2pix --direction BtoA,
+#: batch size)
+CONFIGS = {
+    "pix2pix": (ROOT / "recipes" / "pix2pix_unet256.yaml", [], 1),
+    "quickstart": (
+        ROOT / "recipes" / "quickstart.yaml",
+        ["--netG", "unet_128", "--ngf", "32", "--ndf", "32", "--norm", "instance",
+         "--load_size", "143", "--crop_size", "128"],
+        4,
+    ),
+}  # fmt: skip
 LOG_EVERY = 10
 # "(epoch: 1, iters: 7, time: 0.812, data: 0.003)" in upstream's loss lines
 LOSS_LINE = re.compile(r"iters: (\d+), time: ([0-9.]+), data: ([0-9.]+)\)")
@@ -66,6 +82,7 @@ def upstream_ms(args: argparse.Namespace, work: Path, round_: int) -> tuple[floa
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (args.upstream_pythonpath, env.get("PYTHONPATH", "")) if p
         )
+    _, options, batch = CONFIGS[args.config]
     cmd = [
         args.upstream_python,
         str(args.upstream / "train.py"),
@@ -76,15 +93,17 @@ def upstream_ms(args: argparse.Namespace, work: Path, round_: int) -> tuple[floa
         "--direction", "BtoA",
         "--n_epochs", "1",
         "--n_epochs_decay", "0",
-        "--batch_size", "1",
-        "--max_dataset_size", str(args.iters),
+        "--batch_size", str(batch),
+        "--max_dataset_size", str(args.iters * batch),
         "--print_freq", "1",
         "--display_freq", str(10 * args.iters),
         "--save_latest_freq", str(10 * args.iters),
         "--no_html",
+        *options,
     ]  # fmt: skip
     text = run(cmd, env, args.upstream, work / f"upstream{round_}.log")
-    rows = [(int(i), float(c), float(d)) for i, c, d in LOSS_LINE.findall(text)]
+    # "iters" counts images; "time" is compute per image
+    rows = [(int(i) // batch, batch * float(c), float(d)) for i, c, d in LOSS_LINE.findall(text)]
     kept = [(c, d) for i, c, d in rows if i > args.warmup]
     if not kept:
         fail(f"no upstream loss lines after iteration {args.warmup} in {work}/upstream{round_}.log")
@@ -100,7 +119,7 @@ def ganzoo_ms(args: argparse.Namespace, work: Path, round_: int) -> float:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     out = work / f"ganzoo{round_}"
     cmd = [
-        sys.executable, "-m", "ganzoo", "train", str(RECIPE),
+        sys.executable, "-m", "ganzoo", "train", str(CONFIGS[args.config][0]),
         "--out", str(out),
         "--set", f"data.root={args.data}",
         "--set", f"train.max_steps={args.iters}",
@@ -128,6 +147,9 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=20, help="first iterations left out")
     p.add_argument("--upstream-python", default=sys.executable)
     p.add_argument("--upstream-pythonpath", default="", help="prepended to PYTHONPATH")
+    p.add_argument(
+        "--config", choices=sorted(CONFIGS), default="pix2pix", help="what both train (doc above)"
+    )
     args = p.parse_args()
     args.upstream, args.data = args.upstream.resolve(), args.data.resolve()
     if not (args.upstream / "train.py").is_file():
