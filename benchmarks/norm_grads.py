@@ -1,5 +1,5 @@
 """Batch norm's CPU backward handed the gradient a U-Net's skip concatenation gives it (a
-strided slice) vs the same gradient made dense first (``ganzoo.nn.dense_norm_grads``), for
+strided slice) vs the same gradient made dense first (``ganzoo.nn.norm_layouts``), for
 the up-blocks' norms of unet_256 at 256x256, interleaved shape by shape.
 
     python benchmarks/norm_grads.py                # bf16, channels_last, batch 1

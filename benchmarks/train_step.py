@@ -22,12 +22,13 @@ channels_last weights themselves, which copies them to contiguous memory and bac
     python benchmarks/train_step.py recipes/pix2pix_unet256.yaml --steps 30 \
         --set data.root=../shared/datasets/facades --baseline train.precision=auto --copying-adam
 
-``--strided-norm-grads`` builds the baseline without the hooks that hand batch norm a dense
-gradient (``ganzoo.nn.dense_norm_grads``; ganzoo before them):
+``--plain-norms`` builds the baseline without the hooks that keep norm layers in step with
+channels_last (``ganzoo.nn.norm_layouts``: batch norm handed a dense gradient, instance norm's
+output in its input's layout; ganzoo before them):
 
     python benchmarks/train_step.py recipes/pix2pix_unet256.yaml --steps 20 \
         --set data.root=../shared/datasets/facades --baseline train.precision=auto \
-        --strided-norm-grads
+        --plain-norms
 
 The order alternates every round (A, B, then B, A); besides wall time it reports the process
 CPU time per step, which a busy shared machine inflates less (run it with OMP_NUM_THREADS=1
@@ -81,16 +82,16 @@ def _optimizer(opt: torch.optim.Optimizer) -> str:
 
 
 @contextlib.contextmanager
-def strided_norm_grads():
-    """Trainers built inside leave batch norm the gradients autograd gives it."""
+def plain_norms():
+    """Trainers built inside leave their norm layers unhooked."""
     import ganzoo.training.state as state_module
 
-    hook = state_module.dense_batch_norm_gradients
-    state_module.dense_batch_norm_gradients = lambda net: 0
+    hook = state_module.channels_last_norms
+    state_module.channels_last_norms = lambda net: 0
     try:
         yield
     finally:
-        state_module.dense_batch_norm_gradients = hook
+        state_module.channels_last_norms = hook
 
 
 @contextlib.contextmanager
@@ -159,10 +160,10 @@ def main() -> None:
         "contiguous memory and back (ganzoo before issue 25)",
     )
     parser.add_argument(
-        "--strided-norm-grads",
+        "--plain-norms",
         action="store_true",
-        help="the baseline's batch norms get the strided gradients of the U-Net's skip "
-        "concatenations (ganzoo before ganzoo.nn.dense_norm_grads)",
+        help="the baseline's norm layers unhooked: batch norm gets the skip concatenations' "
+        "strided gradients, instance norm returns NCHW (ganzoo before ganzoo.nn.norm_layouts)",
     )
     parser.add_argument(
         "--baseline",
@@ -186,8 +187,8 @@ def main() -> None:
         with contextlib.ExitStack() as stack:
             if args.copying_adam and baseline:
                 stack.enter_context(copying_adam())
-            if args.strided_norm_grads and baseline:
-                stack.enter_context(strided_norm_grads())
+            if args.plain_norms and baseline:
+                stack.enter_context(plain_norms())
             trainers[name] = Trainer(r, tmp / name, progress=False)
     device = next(iter(trainers.values())).device
     streams = {name: batches_forever(t) for name, t in trainers.items()}

@@ -22,8 +22,8 @@ from ganzoo.artifacts.loading import first_mismatch
 from ganzoo.artifacts.schema import checkpoint_header
 from ganzoo.build import build_discriminator, build_generator, check_train_only
 from ganzoo.errors import GanzooError, TrainingError
-from ganzoo.nn.dense_norm_grads import dense_batch_norm_gradients
 from ganzoo.nn.matmul_conv import small_convolutions_as_matmuls
+from ganzoo.nn.norm_layouts import channels_last_norms
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import nonfinite_entries
@@ -105,8 +105,8 @@ class TrainState:
             small_convolutions_as_matmuls(self.g_module)
             small_convolutions_as_matmuls(self.d_module)
         if t.channels_last and device.type == "cpu":
-            dense_batch_norm_gradients(self.g_module)
-            dense_batch_norm_gradients(self.d_module)
+            channels_last_norms(self.g_module)
+            channels_last_norms(self.d_module)
         check_train_only(recipe, self.g_module, self.d_module)
         self.ema = None
         if recipe.optim.ema_decay is not None:  # before bf16-master: the copy stays fp32

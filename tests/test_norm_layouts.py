@@ -1,6 +1,7 @@
-"""Dense gradients for batch norm: the hook hands BN's backward a gradient dense in its output's
-layout (what makes its CPU kernel fast), computes the same function, and the trainer sets it on
-the CPU in channels_last only."""
+"""Norm layers kept in step with channels_last: batch norm's backward is handed a gradient dense
+in its output's layout (what makes its CPU kernel fast), instance norm returns its output in
+its input's layout; both compute the same function, and the trainer sets them on the CPU in
+channels_last only."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from conftest import tiny_recipe
 from torch import nn
 
-from ganzoo.nn.dense_norm_grads import _dense_gradient, dense_batch_norm_gradients
+from ganzoo.nn.norm_layouts import _dense_gradient, _input_layout, channels_last_norms
 from ganzoo.training.distributed import DistInfo
 from ganzoo.training.state import TrainState
 
@@ -51,7 +52,7 @@ def test_the_norm_sees_a_dense_gradient_and_computes_the_same(layout, n) -> None
     plain = SkipBlock(nn.BatchNorm2d(6)).to(memory_format=layout)
     hooked = SkipBlock(nn.BatchNorm2d(6)).to(memory_format=layout)
     hooked.load_state_dict(plain.state_dict())
-    assert dense_batch_norm_gradients(hooked) == 1
+    assert channels_last_norms(hooked) == 1
     out_plain, seen_plain = _run(plain, layout, n)
     out_hooked, seen_hooked = _run(hooked, layout, n)
     # without the hook the norm's gradient is a strided slice; with it, dense in the layout
@@ -65,14 +66,40 @@ def test_the_norm_sees_a_dense_gradient_and_computes_the_same(layout, n) -> None
         torch.testing.assert_close(hooked.state_dict()[key], value)
 
 
-def test_only_batch_norms_are_hooked_and_no_graph_no_hook() -> None:
+@pytest.mark.parametrize("norm", [nn.InstanceNorm2d(6), nn.InstanceNorm2d(6, affine=True)])
+def test_instance_norm_answers_in_its_input_layout_with_the_same_values(norm) -> None:
+    torch.manual_seed(0)
+    plain = SkipBlock(norm).to(memory_format=torch.channels_last)
+    hooked = SkipBlock(type(norm)(6, affine=norm.affine)).to(memory_format=torch.channels_last)
+    hooked.load_state_dict(plain.state_dict())
+    assert channels_last_norms(hooked) == 1
+    x = torch.randn(2, 4, 5, 7).contiguous(memory_format=torch.channels_last)
+    normed = {}
+    for name, block in (("plain", plain), ("hooked", hooked)):
+        block.norm.register_forward_hook(lambda m, a, out, name=name: normed.update({name: out}))
+        block(x).square().sum().backward()
+    assert not normed["plain"].is_contiguous(memory_format=torch.channels_last)  # PyTorch's NCHW
+    assert normed["hooked"].is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(normed["hooked"], normed["plain"])
+    for p, q in zip(hooked.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-5)
+    # an NCHW input is left as it is
+    nchw = torch.randn(2, 6, 5, 7)
+    assert _input_layout(hooked.norm, (nchw,), hooked.norm(nchw)) is None
+
+
+def test_only_norms_are_hooked_and_no_graph_no_hook() -> None:
     net = nn.Sequential(
-        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.InstanceNorm2d(4), nn.SyncBatchNorm(4)
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.InstanceNorm2d(4),
+        nn.SyncBatchNorm(4),
+        nn.GroupNorm(2, 4),
     )
     keys = list(net.state_dict())
-    assert dense_batch_norm_gradients(net) == 2
+    assert channels_last_norms(net) == 3
     assert list(net.state_dict()) == keys
-    assert [m for m in net if m._forward_hooks] == [net[1], net[3]]
+    assert [m for m in net if m._forward_hooks] == [net[1], net[2], net[3]]
     with torch.no_grad():  # nothing to hook without a graph
         out = net[1](torch.randn(2, 4, 3, 3))
     _dense_gradient(net[1], (), out)
@@ -80,14 +107,22 @@ def test_only_batch_norms_are_hooked_and_no_graph_no_hook() -> None:
 
 
 def test_the_trainer_hooks_them_on_the_cpu_in_channels_last_only(tiny_data: Path) -> None:
-    def hooked(*overrides: str) -> int:
+    hooks = (_dense_gradient, _input_layout)
+
+    def hooked(*overrides: str) -> dict:
         state = TrainState(tiny_recipe(tiny_data, *overrides), torch.device("cpu"), DistInfo())
-        return sum(
-            _dense_gradient in m._forward_hooks.values()
+        found = [
+            hook
             for net in (state.g_module, state.d_module)
             for m in net.modules()
-        )
+            for hook in m._forward_hooks.values()
+            if hook in hooks
+        ]
+        return {hook.__name__: found.count(hook) for hook in hooks}
 
-    assert hooked() > 0
-    assert hooked("train.channels_last=false") == 0
-    assert hooked("train.precision=reference") == 0
+    batch = hooked()
+    assert batch["_dense_gradient"] > 0 and batch["_input_layout"] == 0
+    instance = hooked("generator.norm=instance", "discriminator.norm=instance")
+    assert instance["_input_layout"] > 0 and instance["_dense_gradient"] == 0
+    for override in ("train.channels_last=false", "train.precision=reference"):
+        assert sum(hooked(override, "generator.norm=instance").values()) == 0
