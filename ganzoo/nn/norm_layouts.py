@@ -7,11 +7,12 @@ Two of PyTorch's CPU norm kernels fall out of the layout the convolutions around
   backward then takes a generic kernel 7-12x slower than its dense one: for a (1, 64, 128,
   128) bf16 channels_last tensor 4.3 ms against 0.4 ms plus the copy (docs/performance.md,
   "Dense gradients for batch norm"). A hook makes that gradient dense first.
-* **Instance norm** computes in the plain (NCHW) layout and returns its output there, so every
-  layer after it mixes layouts: each convolution copies its input back to channels_last and
-  the activations' backward kernels run over mismatched strides (docs/performance.md,
-  "Instance norm's output in its input's layout"). A hook returns the output in the input's
-  layout (the same values, copied once).
+* **Instance norm** reshapes its input to NCHW, computes there and answers NCHW, so every layer
+  after it mixed layouts: each convolution copied its input back to channels_last and the
+  activations' backward kernels ran over mismatched strides (docs/performance.md, "Instance
+  norm in channels_last"). On a channels_last input it now normalises each sample with batch
+  norm's channels_last kernel (one sample's batch statistics are its instance statistics):
+  the same outputs bit for bit, no layout change, 1.7-3.7x faster for the layer alone.
 
 The functions are unchanged; the kernels then taken sum in other orders (rounding-level
 differences).
@@ -20,6 +21,7 @@ differences).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 _LAYOUTS = {4: torch.channels_last, 5: torch.channels_last_3d}
@@ -42,27 +44,36 @@ def _dense_gradient(module: nn.Module, args: tuple, output: object) -> None:  # 
         output.register_hook(lambda g: g.contiguous(memory_format=layout))
 
 
-def _input_layout(module: nn.Module, args: tuple, output: object) -> object:  # noqa: ARG001
-    """Instance norm: ``output`` in the layout of its input (None: as it is)."""
-    if not (args and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor)):
-        return None
-    layout = _layout(args[0])
-    if layout is torch.contiguous_format or output.is_contiguous(memory_format=layout):
-        return None
-    return output.contiguous(memory_format=layout)
+class ChannelsLastInstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` that keeps a channels_last input's layout: per sample, batch
+    norm's kernel over that sample (its batch statistics are its instance statistics); any
+    other input (NCHW, running statistics) takes the module's own path, its output then
+    copied to the input's layout."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layout = _layout(x)
+        if layout is not torch.channels_last:
+            return super().forward(x)
+        if self.track_running_stats:  # instance norm's averaged running statistics
+            return super().forward(x).contiguous(memory_format=layout)
+        parts = [
+            F.batch_norm(part, None, None, self.weight, self.bias, True, 0.0, self.eps)
+            for part in x.split(1)
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def channels_last_norms(net: nn.Module) -> int:
-    """Hook every batch-norm layer of ``net`` (gradient made dense) and every instance-norm
-    layer (output in its input's layout); parameters and state dict unchanged. Returns how
-    many layers were hooked."""
-    hooked = 0
+    """Hook every batch-norm layer of ``net`` (its gradient made dense) and switch every plain
+    ``nn.InstanceNorm2d`` to :class:`ChannelsLastInstanceNorm2d` (in place); parameters and
+    state dict unchanged. Returns how many layers were changed."""
+    changed = 0
     for module in net.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.register_forward_hook(_dense_gradient)
-        elif isinstance(module, nn.modules.instancenorm._InstanceNorm):
-            module.register_forward_hook(_input_layout)
+        elif type(module) is nn.InstanceNorm2d:
+            module.__class__ = ChannelsLastInstanceNorm2d
         else:
             continue
-        hooked += 1
-    return hooked
+        changed += 1
+    return changed
