@@ -139,6 +139,9 @@ SKIP: dict[str, str] = {
     "ganzoo ablate recipes/pix2pix_unet256.yaml --vary train.precision=bf16-master --seeds 0,1,2 "
     "--steps 600 --set data.root=../shared/datasets/facades --set train.val_batches=100 "
     "--jobs 2": "three 600-step trainings at 256x256 on the real facades (a measurement)",
+    "ganzoo ablate recipes/quickstart.yaml --vary train.channels_last=true --seeds 0,1,2 "
+    "--steps 600 --set data.root=../shared/datasets/facades --set train.val_batches=25 "
+    "--jobs 2": "three 600-step trainings on the real facades (a measurement)",
     'S="--set train.max_steps=600 --set train.sample_every=600 --set train.val_batches=100"': (
         "a shell variable of the measurement above"
     ),
