@@ -158,6 +158,14 @@ def main() -> None:
         fail(f"{args.data}/train not found: pass --data a facades folder (`ganzoo data fetch`)")
     if args.iters <= args.warmup + LOG_EVERY:
         fail(f"--iters {args.iters} must exceed --warmup + {LOG_EVERY}")
+    batch = CONFIGS[args.config][2]
+    images = sum(1 for p in (args.data / "train").iterdir() if p.is_file())
+    if args.iters * batch > images:  # upstream's --max_dataset_size caps its one epoch there
+        fail(
+            f"--iters {args.iters} x batch {batch} exceeds the {images} training images of "
+            f"{args.data}: the upstream's one epoch would stop early; pass --iters "
+            f"{images // batch} or fewer"
+        )
 
     rows = []
     work = Path(tempfile.mkdtemp(prefix="upstream_train_"))
