@@ -45,10 +45,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+import ganzoo.training.state as state_module
 from ganzoo.data import build_dataset, epoch_batches
 from ganzoo.recipe import load_recipe
 from ganzoo.training.batches import loader_workers
@@ -81,30 +83,14 @@ def _optimizer(opt: torch.optim.Optimizer) -> str:
     return "fused Adam" if opt.defaults.get("fused") else "Adam"
 
 
-@contextlib.contextmanager
-def plain_norms():
+def plain_norms() -> contextlib.AbstractContextManager:
     """Trainers built inside leave their norm layers unhooked."""
-    import ganzoo.training.state as state_module
-
-    hook = state_module.channels_last_norms
-    state_module.channels_last_norms = lambda net: 0
-    try:
-        yield
-    finally:
-        state_module.channels_last_norms = hook
+    return mock.patch.object(state_module, "channels_last_norms", lambda net: 0)
 
 
-@contextlib.contextmanager
-def copying_adam():
+def copying_adam() -> contextlib.AbstractContextManager:
     """Trainers built inside step their weights themselves (the fused kernel copies)."""
-    import ganzoo.training.state as state_module
-
-    views = state_module.DenseViews
-    state_module.DenseViews = _StepTheWeights
-    try:
-        yield
-    finally:
-        state_module.DenseViews = views
+    return mock.patch.object(state_module, "DenseViews", _StepTheWeights)
 
 
 def batches_forever(trainer: Trainer):

@@ -41,13 +41,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
-#: --config: (ganzoo recipe, upstream train.py options beyond --model pix2pix --direction BtoA,
-#: batch size)
+
+
+class Config(NamedTuple):
+    """What ``--config`` trains on both sides."""
+
+    recipe: Path  #: ganzoo's recipe
+    upstream_options: list[str]  #: train.py options beyond --model pix2pix --direction BtoA
+    batch: int
+
+
 CONFIGS = {
-    "pix2pix": (ROOT / "recipes" / "pix2pix_unet256.yaml", [], 1),
-    "quickstart": (
+    "pix2pix": Config(ROOT / "recipes" / "pix2pix_unet256.yaml", [], 1),
+    "quickstart": Config(
         ROOT / "recipes" / "quickstart.yaml",
         ["--netG", "unet_128", "--ngf", "32", "--ndf", "32", "--norm", "instance",
          "--load_size", "143", "--crop_size", "128"],
@@ -82,7 +91,8 @@ def upstream_ms(args: argparse.Namespace, work: Path, round_: int) -> tuple[floa
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (args.upstream_pythonpath, env.get("PYTHONPATH", "")) if p
         )
-    _, options, batch = CONFIGS[args.config]
+    config = CONFIGS[args.config]
+    batch = config.batch
     cmd = [
         args.upstream_python,
         str(args.upstream / "train.py"),
@@ -99,7 +109,7 @@ def upstream_ms(args: argparse.Namespace, work: Path, round_: int) -> tuple[floa
         "--display_freq", str(10 * args.iters),
         "--save_latest_freq", str(10 * args.iters),
         "--no_html",
-        *options,
+        *config.upstream_options,
     ]  # fmt: skip
     text = run(cmd, env, args.upstream, work / f"upstream{round_}.log")
     # "iters" counts images; "time" is compute per image
@@ -119,7 +129,7 @@ def ganzoo_ms(args: argparse.Namespace, work: Path, round_: int) -> float:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     out = work / f"ganzoo{round_}"
     cmd = [
-        sys.executable, "-m", "ganzoo", "train", str(CONFIGS[args.config][0]),
+        sys.executable, "-m", "ganzoo", "train", str(CONFIGS[args.config].recipe),
         "--out", str(out),
         "--set", f"data.root={args.data}",
         "--set", f"train.max_steps={args.iters}",
@@ -158,7 +168,7 @@ def main() -> None:
         fail(f"{args.data}/train not found: pass --data a facades folder (`ganzoo data fetch`)")
     if args.iters <= args.warmup + LOG_EVERY:
         fail(f"--iters {args.iters} must exceed --warmup + {LOG_EVERY}")
-    batch = CONFIGS[args.config][2]
+    batch = CONFIGS[args.config].batch
     images = sum(1 for p in (args.data / "train").iterdir() if p.is_file())
     if args.iters * batch > images:  # upstream's --max_dataset_size caps its one epoch there
         fail(
