@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,48 @@ def test_two_gloo_ranks_stay_identical_and_resume_single_process(
         None, run_dir=run, resume=True, overrides=["train.max_steps=6"], progress=False
     )
     assert final["step"] == 6
+
+
+def _stopping_worker(
+    rank: int, world: int, port: int, data: str, out: str, event: str, stop_rank: int, at: int
+) -> None:
+    """A run where ``stop_rank`` alone requests a stop at ``event`` of step ``at``: what a
+    Ctrl-C handled there does (the handler runs between any two Python lines)."""
+    from ganzoo.training.callbacks import CallbackList
+
+    emit = CallbackList.emit
+
+    def emit_then_stop(self, name: str, trainer, *args) -> None:  # noqa: ANN001
+        emit(self, name, trainer, *args)
+        if name == event and rank == stop_rank and trainer.step == at:
+            trainer.request_stop("SIGINT")
+
+    CallbackList.emit = emit_then_stop
+    _worker(rank, world, port, data, out, ["train.max_steps=50"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("event, stop_rank, at", [("on_step_end", 0, 2), ("on_epoch_end", 1, 3)])
+def test_a_stop_on_one_rank_ends_every_rank_at_the_same_step_with_a_checkpoint(
+    tiny_data: Path, tmp_path: Path, event: str, stop_rank: int, at: int
+) -> None:
+    """A stop requested on one rank after the ranks exchanged their stop flags for the step
+    (a signal handled while the step's callbacks run, or at an epoch's end) used to end that
+    rank's loop alone: it saved while the other rank went on, and both waited for each
+    other's collectives until torchrun killed them, without a checkpoint."""
+    context = mp.start_processes(
+        _stopping_worker,
+        args=(2, _free_port(), str(tiny_data), str(tmp_path), event, stop_rank, at),
+        nprocs=2,
+        join=False,
+        start_method="spawn",
+    )
+    deadline = time.monotonic() + 120  # a hang's bound, never a measured threshold
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the ranks waited for each other after one rank's stop")
+    steps = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["step"] for r in (0, 1)]
+    assert steps == [at, at]
+    assert load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])["step"] == at

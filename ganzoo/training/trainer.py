@@ -444,7 +444,7 @@ class Trainer:
         t, s, source = self.recipe.train, self.state, self.train_batches
         check_every = t.check_every or (1 if self.device.type == "cpu" else t.log_every)
         measure_every = t.grad_norm_every or t.log_every
-        while self.step < self.total_steps and self.stop_requested is None:
+        while self.step < self.total_steps and not self._stop_agreed():
             s.begin_epoch(s.epoch, fresh=s.samples_in_epoch == 0)
             for batch in source.epoch(s.epoch, s.samples_in_epoch):
                 measure = (self.step + 1) % measure_every == 0
@@ -453,16 +453,27 @@ class Trainer:
                 s.samples_in_epoch += source.samples_per_batch
                 if self.step % check_every == 0:
                     self._check_finite(step_losses)
-                if self.dist.enabled and any_rank(self.stop_requested is not None, self.device):
-                    self.stop_requested = self.stop_requested or "a signal on another rank"
                 self.callbacks.emit("on_step_end", self, step_losses)
-                if self.step >= self.total_steps or self.stop_requested is not None:
+                if self.step >= self.total_steps or self._stop_agreed():
                     break
             else:
                 self._end_epoch()
                 continue
             if s.samples_in_epoch >= source.samples_per_epoch:
                 self._end_epoch()
+
+    def _stop_agreed(self) -> bool:
+        """Whether the loop ends here: a stop was requested (a signal, a callback) on this
+        rank or, under torchrun, on any. Ranks decide on the value they exchanged, never on
+        the flag itself, which a signal handler may set on one rank between the exchange and
+        the test: that rank would leave the loop a step early and both would wait for each
+        other's collectives (tests/test_distributed.py)."""
+        if not self.dist.enabled:
+            return self.stop_requested is not None
+        if not any_rank(self.stop_requested is not None, self.device):
+            return False
+        self.stop_requested = self.stop_requested or "a signal on another rank"
+        return True
 
     def _end_epoch(self) -> None:
         s = self.state
