@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo.errors import GanzooError, RecipeError, TrainingError
-from ganzoo.recipe import Recipe, apply_overrides, from_dict, read_yaml
+from ganzoo.recipe import Recipe, from_dict
+from ganzoo.recipe_tree import apply_overrides, read_yaml
 from ganzoo.safe_io import (
     NOFOLLOW,
     TEMP_MARK,

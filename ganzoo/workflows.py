@@ -61,7 +61,8 @@ def _check_train_args(
 
 def _recipe(recipe: Any, overrides: list[str]) -> Any:
     """A :class:`ganzoo.recipe.Recipe` from a recipe file or object and ``--set`` overrides."""
-    from ganzoo.recipe import Recipe, apply_overrides, from_dict, load_recipe
+    from ganzoo.recipe import Recipe, from_dict, load_recipe
+    from ganzoo.recipe_tree import apply_overrides
 
     if isinstance(recipe, Recipe):
         return from_dict(apply_overrides(recipe.to_dict(), overrides)) if overrides else recipe

@@ -8,7 +8,8 @@ import pytest
 
 from ganzoo.build import check_recipe
 from ganzoo.errors import GanzooError, RecipeError, SizeError
-from ganzoo.recipe import Recipe, apply_overrides, deep_merge, load_recipe
+from ganzoo.recipe import Recipe, load_recipe
+from ganzoo.recipe_tree import apply_overrides, deep_merge
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 MAIN = RECIPES / "pix2pix_unet256.yaml"

@@ -24,7 +24,8 @@ from ganzoo.build import build_discriminator, check_recipe
 from ganzoo.data.source import PairSource
 from ganzoo.errors import RegistryError, SizeError
 from ganzoo.generators.spade import SPADE, SPADEGenerator, SPADEResnetBlock
-from ganzoo.recipe import from_dict, load_recipe, load_tree
+from ganzoo.recipe import from_dict, load_recipe
+from ganzoo.recipe_tree import load_tree
 from ganzoo.registry import register
 
 RECIPE = ROOT / "recipes" / "spade_labels.yaml"

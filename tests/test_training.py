@@ -18,7 +18,8 @@ from PIL import Image
 
 from ganzoo.artifacts.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from ganzoo.errors import TrainingError
-from ganzoo.recipe import load_recipe, load_tree
+from ganzoo.recipe import load_recipe
+from ganzoo.recipe_tree import load_tree
 from ganzoo.training.trainer import Trainer, train
 
 

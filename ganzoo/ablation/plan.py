@@ -26,15 +26,8 @@ from ganzoo.ablation.spec import (
 from ganzoo.build import check_recipe
 from ganzoo.data import resolve_root
 from ganzoo.errors import DataError, GanzooError, RecipeError
-from ganzoo.recipe import (
-    Recipe,
-    apply_overrides,
-    deep_merge,
-    from_dict,
-    load_tree,
-    read_yaml,
-    renamed_section,
-)
+from ganzoo.recipe import Recipe, from_dict
+from ganzoo.recipe_tree import apply_overrides, deep_merge, load_tree, read_yaml, renamed_section
 
 #: Joins the labels of several axes into a variant name: ``patchgan+0.0001``.
 LABEL_JOIN = "+"

@@ -28,7 +28,8 @@ from ganzoo.artifacts.checkpoint import latest_checkpoint
 from ganzoo.build import build_discriminator, build_generator
 from ganzoo.errors import GanzooError
 from ganzoo.evaluation.plots import read_metrics
-from ganzoo.recipe import from_dict, read_yaml
+from ganzoo.recipe import from_dict
+from ganzoo.recipe_tree import read_yaml
 from ganzoo.records import LOSS_PREFIX, MS_PER_STEP
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import read_json, write_text_atomic

@@ -28,7 +28,8 @@ from ganzoo.ablation.plan import Plan, Variant
 from ganzoo.ablation.run_job import RunJob
 from ganzoo.artifacts.checkpoint import latest_checkpoint
 from ganzoo.errors import GanzooError, RecipeError, StoppedError, TrainingError
-from ganzoo.recipe import from_dict, read_yaml
+from ganzoo.recipe import from_dict
+from ganzoo.recipe_tree import read_yaml
 from ganzoo.run_dir import RunDir
 from ganzoo.safe_io import read_json, write_text_atomic
 

@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from ganzoo import registry
 from ganzoo.errors import RecipeError, did_you_mean
-from ganzoo.recipe import Recipe, read_yaml
+from ganzoo.recipe import Recipe
+from ganzoo.recipe_tree import read_yaml
 
 #: Recipe keys every variant must share; the spec sets them (``seeds``, ``budget``) or the base.
 PROTECTED = (

@@ -128,7 +128,8 @@ def import_checkpoint(
     options = resolve_options(opt_path, flags, family)
     recipe = options.to_recipe()
     if overrides:
-        from ganzoo.recipe import apply_overrides, from_dict
+        from ganzoo.recipe import from_dict
+        from ganzoo.recipe_tree import apply_overrides
 
         tree = apply_overrides(recipe.to_dict(), [f"{k}={v}" for k, v in overrides.items()])
         recipe = from_dict(tree, source="import overrides")
