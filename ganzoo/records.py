@@ -11,7 +11,7 @@ Every record holds ``step`` and ``epoch``. Each built-in callback
   :data:`LOWER_IS_BETTER`).
 
 A plugin callback writes keys of its own; readers go through
-:func:`ganzoo.run_dir.read_records` (:meth:`ganzoo.run_dir.RunDir.metrics`).
+:func:`ganzoo.run_records.read_records` (:meth:`ganzoo.run_dir.RunDir.metrics`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ import os
 import re
 import socket
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,12 +36,18 @@ from typing import Any
 from ganzoo.errors import GanzooError, RecipeError, TrainingError
 from ganzoo.recipe import Recipe, from_dict
 from ganzoo.recipe_tree import apply_overrides, read_yaml
+from ganzoo.run_records import (
+    check_eval_record,
+    parse_record,
+    read_last_record,
+    read_records,
+    warn_left_out,
+)
 from ganzoo.safe_io import (
     NOFOLLOW,
     TEMP_MARK,
     UnsafePathError,
     is_inside,
-    parse_json,
     read_json,
     write_text_atomic,
 )
@@ -63,13 +68,8 @@ EXPORT = "export"
 LOCK = ".lock"
 ENVIRONMENT = "environment.json"
 LOGGERS = "loggers.json"
-#: A step a record or file name may carry (a checkpoint's step is an int64).
-MAX_STEP = 2**63 - 1
 #: ``samples/step_<int>.png``: a training sample sheet.
 SHEET = re.compile(r"step_(\d{1,18})\.png")
-#: The numbers every ``eval/<split>.json`` holds, and those it may hold.
-EVAL_NUMBERS = ("l1", "psnr", "ssim")
-EVAL_OPTIONAL = ("lpips_alex", "lpips_vgg", "dists", "fid", "kid", "kid_std")
 
 #: Recipe keys (dotted prefixes) a ``--resume`` may override, with what they leave untouched.
 RESUMABLE: dict[str, str] = {
@@ -172,18 +172,18 @@ class RunDir:
 
     def eval_records(self) -> list[dict[str, Any]]:
         """The ``ganzoo eval`` results in ``eval/``, by file name: each a dict whose ``split``
-        and ``mode`` are strings and whose metrics (:data:`EVAL_NUMBERS`, and
-        :data:`EVAL_OPTIONAL` when present) are numbers. A file that is not such a record, a
+        and ``mode`` are strings and whose metrics are numbers (see
+        :func:`~ganzoo.run_records.check_eval_record`). A file that is not such a record, a
         link, or a file outside the run is left out with a one-line warning."""
         records = []
         for path in sorted(self.eval_dir.glob("*.json")) if self.eval_dir.is_dir() else []:
             try:
                 record = check_eval_record(read_json(path, "eval record", root=self.path))
             except GanzooError as exc:
-                _skipped(f"{exc}; left out")
+                warn_left_out(f"{exc}; left out")
                 continue
             except ValueError as exc:
-                _skipped(f"{path}: not a ganzoo eval record ({exc}); left out")
+                warn_left_out(f"{path}: not a ganzoo eval record ({exc}); left out")
                 continue
             record.setdefault("split", path.stem)
             records.append(record)
@@ -208,7 +208,7 @@ class RunDir:
             else:
                 others.append(path.name)
         if others:
-            _skipped(
+            warn_left_out(
                 f"{self.samples}: left out {len(others)} file(s) not named step_<number>.png "
                 f"({', '.join(sorted(others)[:3])}{', ...' if len(others) > 3 else ''})"
             )
@@ -223,10 +223,10 @@ class RunDir:
         try:
             data = read_json(path, "environment record", root=self.path)
         except GanzooError as exc:
-            _skipped(f"{exc}; left out")
+            warn_left_out(f"{exc}; left out")
             return {}
         if not isinstance(data, dict):
-            _skipped(f"{path}: not a JSON object; left out")
+            warn_left_out(f"{path}: not a JSON object; left out")
             return {}
         return {str(k): v if isinstance(v, str) else json.dumps(v)[:200] for k, v in data.items()}
 
@@ -392,91 +392,6 @@ class RunDir:
             if record["step"] <= step:
                 kept.append(line.decode("utf-8") + "\n")
         write_text_atomic(path, "".join(kept))
-
-
-def _skipped(message: str) -> None:
-    warnings.warn(message, MalformedFileWarning, stacklevel=3)
-
-
-class MalformedFileWarning(UserWarning):
-    """A record or file of a run directory that could not be read and was left out."""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def parse_record(line: str | bytes) -> dict[str, Any]:
-    """One ``metrics.jsonl`` line as a record: a JSON object with an integer ``step`` in
-    ``[0, MAX_STEP]``, keeping only its number-valued fields (a string, list or null where a
-    number belongs is dropped; NaN and inf are kept: a loss may diverge). ``ValueError`` with a
-    one-line reason for a line that is not such a record."""
-    data = parse_json(line)
-    if not isinstance(data, dict):
-        raise ValueError(f"a JSON {type(data).__name__}, not an object")
-    step = data.get("step")
-    if not (isinstance(step, int) and not isinstance(step, bool) and 0 <= step <= MAX_STEP):
-        raise ValueError("no integer step" if "step" in data else "no step")
-    return {k: v for k, v in data.items() if _is_number(v)}
-
-
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``metrics.jsonl`` (see :func:`parse_record`), in file order. A torn
-    last line (a crash mid-write) is ignored; other unreadable lines are left out with one
-    warning giving their count and the first one's line number and reason."""
-    path = Path(path)
-    data = path.read_bytes()
-    lines = data.splitlines()
-    torn = bool(lines) and not data.endswith(b"\n")
-    records, bad = [], []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(parse_record(line))
-        except ValueError as exc:
-            if not (torn and i == len(lines)):
-                bad.append((i, str(exc)))
-    if bad:
-        _skipped(f"{path}: left out {len(bad)} unreadable line(s) (line {bad[0][0]}: {bad[0][1]})")
-    return records
-
-
-def read_last_record(path: str | Path, tail: int = 4096) -> dict[str, Any] | None:
-    """The last readable record (see :func:`parse_record`) in the last ``tail`` bytes of a
-    ``metrics.jsonl``, without reading the rest (a live run's progress); None without one."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - tail))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        try:
-            return parse_record(line)
-        except ValueError:
-            continue
-    return None
-
-
-def check_eval_record(record: Any) -> dict[str, Any]:
-    """``record`` when it is an ``eval/<split>.json`` result (see :meth:`RunDir.eval_records`);
-    ``ValueError`` naming the first field that is missing or of the wrong type."""
-    if not isinstance(record, dict):
-        raise ValueError(f"a JSON {type(record).__name__}, not an object")
-    for key in (*EVAL_NUMBERS, *(k for k in EVAL_OPTIONAL if k in record)):
-        if key not in record:
-            raise ValueError(f"no {key}")
-        if not _is_number(record[key]):
-            raise ValueError(f"{key} is {json.dumps(record[key])[:40]}, not a number")
-    for key in ("split", "mode", "sheet"):
-        if key in record and not isinstance(record[key], str):
-            raise ValueError(f"{key} is not a string")
-    for key in ("n", "step"):
-        if key in record and not (_is_number(record[key]) and 0 <= record[key] <= MAX_STEP):
-            raise ValueError(f"{key} is not a count")
-    return record
 
 
 def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -34,7 +34,8 @@ from ganzoo.inference_mode import (
     resolve_mode,
 )
 from ganzoo.recipe import Recipe, from_dict
-from ganzoo.run_dir import EVAL_NUMBERS, RunDir
+from ganzoo.run_dir import RunDir
+from ganzoo.run_records import EVAL_NUMBERS
 from ganzoo.safe_io import check_inside, write_text_atomic
 from ganzoo.samples import save_grid
 from ganzoo.scoring.metric_set import DISTANCES, MetricSet, build_metric_set

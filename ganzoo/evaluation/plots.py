@@ -12,7 +12,7 @@ from ganzoo.safe_io import write_bytes_atomic
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    """The records of ``RUN_DIR/metrics.jsonl`` (see :func:`ganzoo.run_dir.read_records`:
+    """The records of ``RUN_DIR/metrics.jsonl`` (see :func:`ganzoo.run_records.read_records`:
     unreadable lines are left out with one warning)."""
     run = RunDir(run_dir)
     if not run.metrics_path.is_file():
