@@ -130,3 +130,39 @@ def test_best_of_an_unscored_metric_is_refused_before_training(
         pytest.raises(RecipeError, match="metric ssim is not scored; add"),
     ):
         trainer.fit()
+
+
+def test_a_resume_keeps_a_best_written_after_its_checkpoint(tiny_data: Path, tmp_path: Path):
+    """best.pt written after the checkpoint a run resumes from (it stopped in between): the
+    best value it holds is kept, so a resumed run that does not replay the same steps cannot
+    replace it with a worse model."""
+    run = tmp_path / "run"
+    common = ("train.sample_every=1", "train.checkpoint_every=2", "train.keep_checkpoints=3")
+    periodic = CALLBACKS.replace("[losses,", "[losses, checkpoint,")
+    recipe = tiny_recipe(tiny_data, "train.max_steps=4", periodic, *common)
+    train(recipe, run_dir=run, progress=False)
+    best_pt = run / "checkpoints" / "best.pt"
+    kept = load_checkpoint(best_pt)  # as if written at step 3 with a score nothing beats
+    kept["step"] = 3
+    kept["callbacks"]["best_checkpoint"].update(best=1.0, step=3)
+    torch.save(kept, best_pt)
+    (run / "checkpoints" / "step_00000004.pt").unlink()  # the run stopped before step 4's
+    restored = load_checkpoint(run / "checkpoints" / "step_00000002.pt")["callbacks"]
+    assert restored["best_checkpoint"]["best"] < 1.0
+    resumed, _ = train(run_dir=run, resume=True, overrides=["train.max_steps=6"], progress=False)
+    (cb,) = [c for c in resumed.callbacks if isinstance(c, BestCheckpoint)]
+    assert (cb.best, cb.best_step) == (1.0, 3)
+    assert load_checkpoint(best_pt)["step"] == 3  # never replaced by the resumed validations
+    last = load_checkpoint(latest_checkpoint(run / "checkpoints"))
+    assert last["step"] == 6 and last["callbacks"]["best_checkpoint"]["best"] == 1.0
+
+
+def test_an_unreadable_best_is_noted_and_replaced(tiny_data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    common = ("train.sample_every=1", "train.checkpoint_every=2", CALLBACKS)
+    train(tiny_recipe(tiny_data, "train.max_steps=2", *common), run_dir=run, progress=False)
+    best_pt = run / "checkpoints" / "best.pt"
+    best_pt.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="best_checkpoint: .*best.pt.*the next validation"):
+        train(run_dir=run, resume=True, overrides=["train.max_steps=3"], progress=False)
+    assert load_checkpoint(best_pt)["step"] == 3  # whatever its score: a readable file again

@@ -25,9 +25,9 @@ import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 from ganzoo import records
-from ganzoo.errors import RecipeError
+from ganzoo.errors import RecipeError, TrainingError
 from ganzoo.registry import register
-from ganzoo.training.callbacks import Callback, Trainer
+from ganzoo.training.callbacks import CHECKPOINT_KEY, Callback, Trainer
 from ganzoo.training.diagnostics import TrainingMonitor
 from ganzoo.training.progress import ProgressReporter
 
@@ -248,6 +248,31 @@ class BestCheckpoint(Callback):
                 f"train.callbacks best_checkpoint: metric {self.metric} is not scored; add "
                 f"{{name: validation, metrics: [l1, psnr, {self.metric}]}} to train.callbacks"
             )
+        if trainer.dist.is_main and trainer.run.best_checkpoint.is_file():
+            self._keep_the_kept(trainer)
+
+    def _keep_the_kept(self, trainer: Trainer) -> None:
+        """On a resume, the best value ``best.pt`` holds when it beats the one the resumed
+        checkpoint restored: a run that stopped after writing ``best.pt`` and before its next
+        checkpoint resumes from an older best, and a resumed run that does not replay the
+        same steps (another device, precision or learning rate) would then replace
+        ``best.pt`` with a worse model. An unreadable ``best.pt`` is replaced at the next
+        validation."""
+        from ganzoo.artifacts.checkpoint import load_checkpoint
+
+        path = trainer.run.best_checkpoint
+        try:
+            states = load_checkpoint(path).get(CHECKPOINT_KEY) or {}
+        except TrainingError as exc:  # its model is lost: the next validation writes one
+            _note(trainer, f"best_checkpoint: {exc}; the next validation writes a new one")
+            self.best = self.best_step = None
+            return
+        for state in states.values() if isinstance(states, dict) else ():
+            if not (isinstance(state, dict) and state.get("metric") == self.key):
+                continue
+            best, step = state.get("best"), state.get("step")
+            if state.get("less") == self.less and isinstance(best, float) and self.better(best):
+                self.best, self.best_step = best, int(step) if isinstance(step, int) else None
 
     def better(self, value: float) -> bool:
         """True when ``value`` beats the best so far (strictly; NaN never does)."""
