@@ -3,6 +3,7 @@ training diagnostics."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
@@ -12,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import tiny_recipe
 
 from ganzoo import registry
@@ -298,6 +300,33 @@ def test_the_monitor_warns_when_d_wins_outright_and_when_a_loss_diverges() -> No
     for step, value in enumerate([1.0, 1.1, 0.9, 1.0, 2.0, 5.0, 20.0]):
         out += diverging.observe({"step": step, "loss_g_l1": value})
     assert len(out) == 1 and "loss_g_l1 is diverging" in out[0] and "lr_g" in out[0]
+
+
+def test_the_monitor_resumes_as_if_never_stopped() -> None:
+    """Its state (bounded: a key's first and last few values) goes into checkpoints: a
+    resumed run warns when the uninterrupted one would, and not again for a warning given."""
+    values = [1.0, 1.1, 0.9, 1.0, 2.0, 5.0, 20.0, 30.0] + [0.5] * 200
+    whole, warned_whole = TrainingMonitor(), []
+    for step, value in enumerate(values):
+        warned_whole += [(step, w) for w in whole.observe({"step": step, "loss_g_l1": value})]
+    for stop in (3, 5, 6, 7, 100):
+        before, warned = TrainingMonitor(), []
+        for step, value in enumerate(values[:stop]):
+            warned += [(step, w) for w in before.observe({"step": step, "loss_g_l1": value})]
+        saved = before.state_dict()
+        assert all(len(v) <= 4 for v in saved["recent"].values())  # bounded
+        after = TrainingMonitor()
+        after.load_state_dict(torch.load(_saved(saved), weights_only=True))
+        for step, value in enumerate(values[stop:], stop):
+            warned += [(step, w) for w in after.observe({"step": step, "loss_g_l1": value})]
+        assert warned == warned_whole == [(6, warned_whole[0][1])], stop
+
+
+def _saved(state: dict) -> io.BytesIO:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
 
 
 def test_the_trainer_raises_the_warning(

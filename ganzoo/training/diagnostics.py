@@ -40,14 +40,22 @@ DIVERGES = (
 
 
 class TrainingMonitor:
-    """Feed it every loss record (``observe``); it returns the warnings due, each once."""
+    """Feed it every loss record (``observe``); it returns the warnings due, each once.
+
+    It keeps per key only what the patterns read (a loss's first :data:`BASELINE` values and
+    everyone's last ``PATIENCE + 1``), so its memory is bounded and its state (``state_dict``)
+    goes into every checkpoint: a resumed run warns as the uninterrupted one would."""
 
     def __init__(self) -> None:
-        self.history: list[dict[str, Any]] = []
+        self.early: dict[str, list[float]] = {}  # a key's first BASELINE values
+        self.recent: dict[str, list[float]] = {}  # its last PATIENCE + 1
+        self.seen: dict[str, int] = {}  # how many values of it were observed
         self.warned: set[str] = set()
 
     def observe(self, record: dict[str, Any]) -> list[str]:
-        self.history.append(record)
+        for key, value in record.items():
+            if records.is_loss(key) or key == "d_acc":
+                self._keep(key, float(value))
         out = []
         win = self._discriminator_wins()
         if win and "d_wins" not in self.warned:
@@ -61,8 +69,17 @@ class TrainingMonitor:
                     out.append(message)
         return out
 
+    def _keep(self, key: str, value: float) -> None:
+        early = self.early.setdefault(key, [])
+        if len(early) < BASELINE:
+            early.append(value)
+        recent = self.recent.setdefault(key, [])
+        recent.append(value)
+        del recent[: -(PATIENCE + 1)]
+        self.seen[key] = self.seen.get(key, 0) + 1
+
     def _recent(self, key: str, n: int) -> list[float] | None:
-        values = [r[key] for r in self.history if key in r]
+        values = self.recent.get(key, [])
         return values[-n:] if len(values) >= n else None
 
     def _discriminator_wins(self) -> str | None:
@@ -76,14 +93,28 @@ class TrainingMonitor:
         return None
 
     def _diverges(self, name: str) -> str | None:
-        values = [r[name] for r in self.history if name in r]
-        if len(values) < BASELINE + PATIENCE + 1:
+        if self.seen.get(name, 0) < BASELINE + PATIENCE + 1:
             return None
-        early = sorted(abs(v) for v in values[:BASELINE])[BASELINE // 2]
-        recent = values[-(PATIENCE + 1) :]
+        early = sorted(abs(v) for v in self.early[name])[BASELINE // 2]
+        recent = self.recent[name]
         rising = all(b > a for a, b in zip(recent, recent[1:]))
         if early > 0 and rising and recent[-1] > DIVERGE_FACTOR * early:
             return DIVERGES.format(
                 name=name, value=recent[-1], factor=recent[-1] / early, n=PATIENCE
             )
         return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain lists, numbers and strings (a ``weights_only`` checkpoint holds them)."""
+        return {
+            "early": self.early,
+            "recent": self.recent,
+            "seen": self.seen,
+            "warned": sorted(self.warned),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.early = {k: [float(v) for v in vs] for k, vs in state.get("early", {}).items()}
+        self.recent = {k: [float(v) for v in vs] for k, vs in state.get("recent", {}).items()}
+        self.seen = {k: int(v) for k, v in state.get("seen", {}).items()}
+        self.warned = set(state.get("warned", []))

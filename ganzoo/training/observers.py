@@ -173,6 +173,12 @@ class Monitor(Callback):
             for message in self.monitor.observe(record):
                 warnings.warn(message, TrainingWarning, stacklevel=2)
 
+    def state_dict(self) -> dict[str, Any]:
+        return self.monitor.state_dict() if self.monitor.seen else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.monitor.load_state_dict(state)
+
 
 @register("callback", "validation")
 class Validation(Callback):
