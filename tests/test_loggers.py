@@ -320,6 +320,7 @@ def test_the_monitor_resumes_as_if_never_stopped() -> None:
         for step, value in enumerate(values[stop:], stop):
             warned += [(step, w) for w in after.observe({"step": step, "loss_g_l1": value})]
         assert warned == warned_whole == [(6, warned_whole[0][1])], stop
+    assert TrainingMonitor().observe({"step": 1, "loss_x": None, "d_acc": "?"}) == []  # a plugin's
 
 
 def _saved(state: dict) -> io.BytesIO:

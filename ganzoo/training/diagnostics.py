@@ -54,7 +54,8 @@ class TrainingMonitor:
 
     def observe(self, record: dict[str, Any]) -> list[str]:
         for key, value in record.items():
-            if records.is_loss(key) or key == "d_acc":
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if number and (records.is_loss(key) or key == "d_acc"):
                 self._keep(key, float(value))
         out = []
         win = self._discriminator_wins()

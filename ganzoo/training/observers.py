@@ -25,7 +25,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 from ganzoo import records
-from ganzoo.errors import RecipeError, TrainingError
+from ganzoo.errors import RecipeError
 from ganzoo.registry import register
 from ganzoo.training.callbacks import CHECKPOINT_KEY, Callback, Trainer
 from ganzoo.training.diagnostics import TrainingMonitor
@@ -264,21 +264,28 @@ class BestCheckpoint(Callback):
         same steps (another device, precision or learning rate) would then replace
         ``best.pt`` with a worse model. An unreadable ``best.pt`` is replaced at the next
         validation."""
-        from ganzoo.artifacts.checkpoint import load_checkpoint
+        from ganzoo.errors import GanzooError
+        from ganzoo.safe_io import load_weights
 
         path = trainer.run.best_checkpoint
         try:
-            states = load_checkpoint(path).get(CHECKPOINT_KEY) or {}
-        except TrainingError as exc:  # its model is lost: the next validation writes one
+            kept = load_weights(path, "best checkpoint")
+        except GanzooError as exc:  # its model is lost: the next validation writes one
             _note(trainer, f"best_checkpoint: {exc}; the next validation writes a new one")
             self.best = self.best_step = None
             return
+        states = kept.get(CHECKPOINT_KEY) if isinstance(kept, dict) else None
         for state in states.values() if isinstance(states, dict) else ():
             if not (isinstance(state, dict) and state.get("metric") == self.key):
                 continue
             best, step = state.get("best"), state.get("step")
-            if state.get("less") == self.less and isinstance(best, float) and self.better(best):
-                self.best, self.best_step = best, int(step) if isinstance(step, int) else None
+            if (
+                state.get("less") == self.less
+                and isinstance(best, float)
+                and isinstance(step, int)
+                and self.better(best)
+            ):
+                self.best, self.best_step = best, step
 
     def better(self, value: float) -> bool:
         """True when ``value`` beats the best so far (strictly; NaN never does)."""
