@@ -30,8 +30,9 @@ from ganzoo.nn.attention_slots import AttentionSlots, AttentionSpec
 from ganzoo.nn.init import InitName, init_weights
 from ganzoo.nn.sizes import check_image_size
 from ganzoo.nn.spectral import apply_spectral_norm
+from ganzoo.params import Param, signature_params
 from ganzoo.recipe import ComponentSection, Recipe
-from ganzoo.registry import Entry, Param
+from ganzoo.registry import Entry
 
 ImageSize = int | tuple[int, int]
 
@@ -85,7 +86,7 @@ class NetworkFinisher:
     ) -> Any:
         """Build ``entry`` from its architecture parameters, then finish it."""
         finish = entry.finishing
-        own = {p.name: p for p in registry.signature_params(builder)}
+        own = {p.name: p for p in signature_params(builder)}
         taken = {k: params.pop(k) for k in FINISHING if k in params and k not in own}
         spectral = taken.get(finish.spectral_key, finish.spectral_norm)
         if takes_slots(list(own.values())):

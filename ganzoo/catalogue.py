@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 from ganzoo import registry
+from ganzoo.params import type_name
 
 HEADER = """# Components
 
@@ -69,6 +70,6 @@ def components_markdown() -> str:
                 parts.append("\n| parameter | type | default |\n|---|---|---|\n")
                 for p in params:
                     default = "required" if p.required else f"`{p.default!r}`"
-                    type_text = registry.type_name(p.annotation).replace("|", "\\|")
+                    type_text = type_name(p.annotation).replace("|", "\\|")
                     parts.append(f"| `{p.name}` | {type_text} | {default} |\n")
     return "".join(parts).rstrip() + "\n"

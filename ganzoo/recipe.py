@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ganzoo import registry
 from ganzoo.errors import RecipeError, RegistryError
+from ganzoo.params import format_validation_error
 from ganzoo.recipe_tree import apply_overrides, load_tree
 
 #: Bounds on what a recipe may ask for, checked before anything is built (see
@@ -490,7 +491,7 @@ def from_dict(tree: dict[str, Any], source: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(tree)
     except pydantic.ValidationError as exc:
-        raise RecipeError(f"{source}: {registry.format_validation_error(exc, '')}") from None
+        raise RecipeError(f"{source}: {format_validation_error(exc, '')}") from None
     except RegistryError as exc:
         raise RecipeError(f"{source}: {exc}") from None
 

@@ -27,8 +27,8 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from ganzoo import registry
 from ganzoo.errors import RecipeError, did_you_mean
+from ganzoo.params import format_validation_error
 from ganzoo.recipe import Recipe
 from ganzoo.recipe_tree import read_yaml
 
@@ -130,7 +130,7 @@ def spec_from_dict(tree: dict[str, Any], source: Path | None = None) -> Ablation
             loc = ".".join(str(x) for x in err["loc"])
             msg = str(err["ctx"].get("error", err["msg"]))
             raise RecipeError(f"{where}: {loc}: {msg}") from None
-        raise RecipeError(f"{where}: {registry.format_validation_error(exc, '')}") from None
+        raise RecipeError(f"{where}: {format_validation_error(exc, '')}") from None
     spec._source = source
     check_axes(spec.axes, where)
     return spec
