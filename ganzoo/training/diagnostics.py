@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ganzoo import records
+from ganzoo.run_records import is_number
 
 #: Log intervals a pattern must hold for before it is reported.
 PATIENCE = 3
@@ -54,8 +55,7 @@ class TrainingMonitor:
 
     def observe(self, record: dict[str, Any]) -> list[str]:
         for key, value in record.items():
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if number and (records.is_loss(key) or key == "d_acc"):
+            if is_number(value) and (records.is_loss(key) or key == "d_acc"):
                 self._keep(key, float(value))
         out = []
         win = self._discriminator_wins()

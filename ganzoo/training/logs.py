@@ -23,6 +23,7 @@ from ganzoo.errors import GanzooError, first_line
 from ganzoo.loggers.base import Logger, RunInfo
 from ganzoo.recipe import Recipe
 from ganzoo.run_dir import RunDir
+from ganzoo.run_records import is_number
 from ganzoo.safe_io import open_append, read_json, write_text_atomic
 from ganzoo.training.logger_thread import LoggerFailure, ThreadedLogger
 from ganzoo.version import __version__
@@ -109,11 +110,7 @@ class RunLogs:
         """A record: into the JSONL log, and its numbers to every logger at its step."""
         self.metrics.write(record)
         values = {
-            k: float(v)
-            for k, v in record.items()
-            if k not in ("step", "epoch")
-            and isinstance(v, (int, float))
-            and not isinstance(v, bool)
+            k: float(v) for k, v in record.items() if k not in ("step", "epoch") and is_number(v)
         }
         for label in list(self.loggers):
             self._call(label, "log_scalars", int(record["step"]), values)
@@ -123,11 +120,7 @@ class RunLogs:
             self._call(label, "log_image", step, name, path)
 
     def finish(self, final: dict[str, Any]) -> None:
-        numbers = {
-            k: float(v)
-            for k, v in final.items()
-            if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)
-        }
+        numbers = {k: float(v) for k, v in final.items() if k != "step" and is_number(v)}
         for label in list(self.loggers):
             self._call(label, "finish", numbers)
         self._write_states()

@@ -25,7 +25,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 from ganzoo import records
-from ganzoo.errors import RecipeError
+from ganzoo.errors import GanzooError, RecipeError
 from ganzoo.registry import register
 from ganzoo.training.callbacks import CHECKPOINT_KEY, Callback, Trainer
 from ganzoo.training.diagnostics import TrainingMonitor
@@ -264,7 +264,6 @@ class BestCheckpoint(Callback):
         same steps (another device, precision or learning rate) would then replace
         ``best.pt`` with a worse model. An unreadable ``best.pt`` is replaced at the next
         validation."""
-        from ganzoo.errors import GanzooError
         from ganzoo.safe_io import load_weights
 
         path = trainer.run.best_checkpoint
