@@ -20,9 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
+
+from ganzoo.training.allocator import keep_freed_memory
 
 KERNEL = r"""
 #include <immintrin.h>
@@ -98,17 +102,21 @@ def compile_kernel(folder: Path) -> ctypes.CDLL:
     return ctypes.CDLL(str(library))
 
 
-def median_ms(fn, repeats: int, flush: torch.Tensor) -> float:  # noqa: ANN001
-    """Median ms of ``fn()`` with the last-level cache flushed before each call."""
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        flush.add_(1.0)
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+def interleaved_ms(
+    first: Callable[[], object], second: Callable[[], object], repeats: int, flush: torch.Tensor
+) -> tuple[float, float]:
+    """Median ms of ``first()`` and ``second()``, called in alternating order after 3 warm-up
+    rounds, the last-level cache flushed before each call."""
+    times: dict[int, list[float]] = {0: [], 1: []}
+    fns = (first, second)
+    for i in range(repeats + 3):
+        for which in (0, 1) if i % 2 == 0 else (1, 0):
+            flush.add_(1.0)
+            start = time.perf_counter()
+            fns[which]()
+            if i >= 3:
+                times[which].append(time.perf_counter() - start)
+    return statistics.median(times[0]) * 1e3, statistics.median(times[1]) * 1e3
 
 
 def row(label: str, onednn_ms: float, kernel_ms: float, error: float) -> None:
@@ -117,6 +125,7 @@ def row(label: str, onednn_ms: float, kernel_ms: float, error: float) -> None:
 
 
 def main() -> None:
+    keep_freed_memory()  # as the trainer does: freed buffers reused, not unmapped
     torch.manual_seed(0)
     bf16, ptr = torch.bfloat16, ctypes.c_void_p
     flush = torch.empty(64 * 2**20 // 4)
@@ -135,23 +144,22 @@ def main() -> None:
             lib.small_wgrad(*ptrs, x.shape[0], x.shape[1], g.shape[1])
             return out
 
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median ms of 30")
+        threads = torch.get_num_threads()
+        print(f"torch {torch.__version__}, {threads} threads; median ms of 30, interleaved")
         print("| product | oneDNN (torch.mm) | C kernel | oneDNN / kernel | max error / max |")
         print("|---|---:|---:|---:|---:|")
         for m, k, n in FORWARD:
             x, w = torch.randn(m, k).to(bf16), torch.randn(k, n).to(bf16)
             ref = x.float() @ w.float()
             err = ((kernel_mm(x, w).float() - ref).abs().max() / ref.abs().max()).item()
-            a = median_ms(lambda x=x, w=w: x @ w, 30, flush)
-            b = median_ms(lambda x=x, w=w: kernel_mm(x, w), 30, flush)
+            a, b = interleaved_ms(partial(torch.mm, x, w), partial(kernel_mm, x, w), 30, flush)
             row(f"forward ({m}, {k}) x ({k}, {n})", a, b, err)
         for m, k, n in WGRAD:
             x, g = torch.randn(m, k).to(bf16), torch.randn(m, n).to(bf16)
             ref = x.float().t() @ g.float()
             err = ((kernel_wgrad(x, g).float() - ref).abs().max() / ref.abs().max()).item()
             xt = x.t()  # as autograd hands it
-            a = median_ms(lambda xt=xt, g=g: xt @ g, 30, flush)
-            b = median_ms(lambda x=x, g=g: kernel_wgrad(x, g), 30, flush)
+            a, b = interleaved_ms(partial(torch.mm, xt, g), partial(kernel_wgrad, x, g), 30, flush)
             row(f"weight grad ({k}, {m}) x ({m}, {n})", a, b, err)
 
 
